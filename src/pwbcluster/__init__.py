@@ -1,0 +1,5 @@
+"""pwbcluster: Posit Workbench on AWS ParallelCluster, highly available, from YAML."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

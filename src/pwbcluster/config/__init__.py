@@ -1,0 +1,136 @@
+"""Load, merge and check the configuration of one deployment.
+
+``load_config("config/prod.yaml")`` reads the team's stage files (``pulumi/aux.yaml``,
+``image/image.yaml``, ``cluster/cluster.yaml``) and the deployment file, merges them
+(the deployment file wins), validates the result against the JSON Schemas in
+``config/schema/`` and runs the named semantic checks. Every problem is collected, each
+with its file, line and key path, and raised together as one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+from ..errors import ConfigError
+from . import checks as _checks
+from .problems import Level, Origin, Path, Problem, format_path
+from .schema import validate
+from .source import Origins, load_file, merge, origin_of
+
+__all__ = ["Config", "ConfigError", "Level", "Origin", "Problem", "find_root", "load_config"]
+
+STAGE_FILES = {
+    "aux": FsPath("pulumi/aux.yaml"),
+    "image": FsPath("image/image.yaml"),
+    "cluster": FsPath("cluster/cluster.yaml"),
+}
+
+
+@dataclass
+class Config:
+    """The merged configuration: plain data plus where each value came from."""
+
+    data: dict[str, Any]
+    origins: Origins
+    root: FsPath
+    deployment_file: FsPath
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.data["deployment"]["name"])
+
+    @property
+    def region(self) -> str:
+        return str(self.data["deployment"]["region"])
+
+    @property
+    def build_dir(self) -> FsPath:
+        return self.root / "build" / self.name
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.data[name])
+
+    def where(self, path: Path) -> Origin:
+        """File and line of a key path (its nearest ancestor when the key is defaulted)."""
+        return origin_of(self.origins, path)
+
+    def describe(self, path: Path) -> str:
+        return f"{self.where(path)} {format_path(path)}"
+
+    def tags(self) -> dict[str, str]:
+        """Tags for every taggable resource: the user's, plus owner and deployment."""
+        dep = self.data["deployment"]
+        tags = {str(k): str(v) for k, v in (dep.get("tags") or {}).items()}
+        tags["Owner"] = str(dep["owner_email"])
+        tags["Deployment"] = self.name
+        tags["ManagedBy"] = "pwbcluster"
+        return tags
+
+
+def find_root(start: FsPath) -> FsPath:
+    """The project root: the nearest ancestor of ``start`` holding the stage files."""
+    here = start.resolve()
+    for candidate in [here, *here.parents]:
+        if all((candidate / f).is_file() for f in STAGE_FILES.values()):
+            return candidate
+    cwd = FsPath.cwd()
+    if all((cwd / f).is_file() for f in STAGE_FILES.values()):
+        return cwd
+    raise ConfigError(
+        [],
+        summary=(
+            f"cannot find the stage files ({', '.join(map(str, STAGE_FILES.values()))}) "
+            f"above {start}; run from the project root or keep the deployment file inside it"
+        ),
+    )
+
+
+def load_config(
+    path: str | FsPath,
+    root: FsPath | None = None,
+    skip_checks: tuple[str, ...] = (),
+    strict: bool = False,
+) -> Config:
+    """Load and check a deployment; raise ``ConfigError`` listing every problem found."""
+    deployment_file = FsPath(path)
+    if not deployment_file.is_file():
+        raise ConfigError(
+            [], summary=f"{deployment_file}: no such deployment file (try config/example.yaml)"
+        )
+    root = root or find_root(deployment_file.parent)
+    problems: list[Problem] = []
+    merged: dict[str, Any] = {}
+    origins: Origins = {}
+    for section, rel in STAGE_FILES.items():
+        data, file_origins, file_problems = load_file(root / rel, prefix=(section,))
+        problems.extend(file_problems)
+        if data is None and not file_problems:
+            data = {}
+        merged[section] = data
+        origins.update(file_origins)
+    data, dep_origins, dep_problems = load_file(deployment_file)
+    problems.extend(dep_problems)
+    if problems:  # syntax errors: the rest would only add noise
+        raise ConfigError(sorted(problems, key=Problem.sort_key))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [Problem(Origin(str(deployment_file), 1), (), "the file must be a mapping")]
+        )
+    merged = merge(merged, origins, data, dep_origins)
+    schema_problems = validate(merged, origins, root / "config" / "schema")
+    if schema_problems:
+        unique = sorted(set(schema_problems), key=Problem.sort_key)
+        raise ConfigError(unique, summary=f"{len(unique)} error(s) in the configuration")
+    config = Config(data=merged, origins=origins, root=root, deployment_file=deployment_file)
+    findings = _checks.run_checks(config, skip=skip_checks)
+    errors = [p for p in findings if p.level is Level.ERROR or strict]
+    config.warnings = [p for p in findings if p.level is Level.WARNING]
+    if errors:
+        summary = f"{len(errors)} error(s) and {len(findings) - len(errors)} warning(s)"
+        raise ConfigError(sorted(findings, key=Problem.sort_key), summary=summary)
+    return config

@@ -1,0 +1,398 @@
+"""Semantic checks: what a schema cannot say, each with a name and a level.
+
+A check is a function registered with ``@check(name, level, summary)`` that yields
+``(path, message, expected)`` findings. Any check can be switched off by name in the
+deployment file (``deployment.disable_checks``) or with ``--skip-check NAME``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .problems import Level, Path, Problem
+
+if TYPE_CHECKING:
+    from . import Config
+
+Finding = tuple[Path, str, str | None]
+CheckFn = Callable[[dict[str, Any]], Iterator[Finding]]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: Level
+    summary: str
+    fn: CheckFn
+
+
+REGISTRY: dict[str, Check] = {}
+
+# Families whose instances carry NVIDIA (or other) accelerators ParallelCluster can schedule.
+GPU_FAMILIES = frozenset(
+    {
+        "p2",
+        "p3",
+        "p3dn",
+        "p4d",
+        "p4de",
+        "p5",
+        "p5e",
+        "p5en",
+        "p6",
+        "g3",
+        "g3s",
+        "g4dn",
+        "g4ad",
+        "g5",
+        "g5g",
+        "g6",
+        "g6e",
+        "g6f",
+        "gr6",
+        "gr6f",
+        "g7e",
+    }
+)
+# Ports the cluster already uses; Workbench must not collide with them.
+RESERVED_PORTS = {
+    22: "ssh",
+    443: "HTTPS on the load balancer",
+    988: "FSx for Lustre",
+    2049: "NFS/EFS",
+    5432: "PostgreSQL",
+    6817: "slurmctld",
+    6818: "slurmd",
+    6819: "slurmdbd",
+    **{p: "slurmctld (ParallelCluster)" for p in range(6820, 6830)},
+}
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+
+
+def check(name: str, level: Level, summary: str) -> Callable[[CheckFn], CheckFn]:
+    def register(fn: CheckFn) -> CheckFn:
+        REGISTRY[name] = Check(name, level, summary, fn)
+        return fn
+
+    return register
+
+
+def run_checks(config: Config, skip: tuple[str, ...] = ()) -> list[Problem]:
+    disabled = list(config.data["deployment"].get("disable_checks") or [])
+    problems: list[Problem] = []
+    for index, name in enumerate(disabled):
+        if name not in REGISTRY:
+            path: Path = ("deployment", "disable_checks", index)
+            close = difflib.get_close_matches(name, REGISTRY, n=1)
+            expected = f"'{close[0]}'" if close else "one of " + ", ".join(sorted(REGISTRY))
+            problems.append(Problem(config.where(path), path, f"no check named '{name}'", expected))
+    for name in skip:
+        if name not in REGISTRY:
+            raise ValueError(f"no check named '{name}'; known: {', '.join(sorted(REGISTRY))}")
+    off = set(disabled) | set(skip)
+    for item in REGISTRY.values():
+        if item.name in off:
+            continue
+        for path, message, expected in item.fn(config.data):
+            problems.append(
+                Problem(config.where(path), path, message, expected, item.level, item.name)
+            )
+    return problems
+
+
+def family(instance_type: str) -> str:
+    return instance_type.split(".", 1)[0]
+
+
+@check("queue_min_le_max", Level.ERROR, "a queue's min_count is not above its max_count")
+def _queue_min_le_max(data: dict[str, Any]) -> Iterator[Finding]:
+    for i, q in enumerate(data["cluster"]["queues"]):
+        if q["min_count"] > q["max_count"]:
+            yield (
+                ("cluster", "queues", i, "min_count"),
+                f"min_count {q['min_count']} is above max_count {q['max_count']}",
+                f"a value from 0 to {q['max_count']}",
+            )
+        if q["max_count"] == 0:
+            yield (
+                ("cluster", "queues", i, "max_count"),
+                "max_count 0 makes an empty queue",
+                "at least 1",
+            )
+
+
+@check("queue_names_unique", Level.ERROR, "queue names are unique and valid Slurm partitions")
+def _queue_names(data: dict[str, Any]) -> Iterator[Finding]:
+    seen: dict[str, int] = {}
+    for i, q in enumerate(data["cluster"]["queues"]):
+        name = q["name"]
+        if name in seen:
+            yield (
+                ("cluster", "queues", i, "name"),
+                f"queue '{name}' is already defined at queues[{seen[name]}]",
+                "a unique name",
+            )
+        seen.setdefault(name, i)
+        if name.lower() == "default":
+            yield (
+                ("cluster", "queues", i, "name"),
+                "'default' is a Slurm keyword (PartitionName=DEFAULT)",
+                "another name",
+            )
+
+
+@check("gpu_queue_instance", Level.ERROR, "a GPU queue uses a GPU instance family, and back")
+def _gpu_queue(data: dict[str, Any]) -> Iterator[Finding]:
+    for i, q in enumerate(data["cluster"]["queues"]):
+        fam = family(q["instance_type"])
+        if q.get("gpu") and fam not in GPU_FAMILIES:
+            yield (
+                ("cluster", "queues", i, "instance_type"),
+                f"queue '{q['name']}' is a GPU queue but {q['instance_type']} has no GPU",
+                "a GPU family such as " + ", ".join(sorted(GPU_FAMILIES)[:6]),
+            )
+        if not q.get("gpu") and fam in GPU_FAMILIES:
+            yield (
+                ("cluster", "queues", i, "instance_type"),
+                f"{q['instance_type']} has GPUs but queue '{q['name']}' is not marked gpu",
+                "gpu: true on this queue",
+            )
+
+
+@check("gpu_stack_in_image", Level.WARNING, "GPU queues run on an image with the GPU stack")
+def _gpu_stack(data: dict[str, Any]) -> Iterator[Finding]:
+    if data["image"]["gpu"]["enabled"]:
+        return
+    for i, q in enumerate(data["cluster"]["queues"]):
+        if q.get("gpu"):
+            yield (
+                ("cluster", "queues", i, "gpu"),
+                f"GPU queue '{q['name']}' but image.gpu.enabled is false: no CUDA/cuDNN baked in",
+                "image.gpu.enabled: true",
+            )
+
+
+@check("default_versions_listed", Level.ERROR, "the default R and Python are in their lists")
+def _defaults(data: dict[str, Any]) -> Iterator[Finding]:
+    for lang in ("r", "python"):
+        spec = data["image"][lang]
+        if spec["default"] not in spec["versions"]:
+            yield (
+                ("image", lang, "default"),
+                f"default {spec['default']} is not among versions {spec['versions']}",
+                "one of " + ", ".join(spec["versions"]),
+            )
+
+
+@check("login_nodes_ha", Level.WARNING, "two or more login nodes, so Workbench survives one")
+def _login_ha(data: dict[str, Any]) -> Iterator[Finding]:
+    count = data["cluster"]["login_nodes"]["count"]
+    if count < 2:
+        yield (
+            ("cluster", "login_nodes", "count"),
+            f"{count} login node: Workbench stops when it does",
+            "2 or more for high availability",
+        )
+
+
+@check("ha_controllers", Level.WARNING, "controller HA has backups and a sane timeout")
+def _ha(data: dict[str, Any]) -> Iterator[Finding]:
+    ha = data["cluster"]["ha"]
+    if ha["controllers"] and ha["slurmctld_timeout"] < 5:
+        yield (
+            ("cluster", "ha", "slurmctld_timeout"),
+            f"{ha['slurmctld_timeout']} s lets a short network pause trigger a takeover",
+            "5 s or more",
+        )
+
+
+@check("fsx_capacity", Level.ERROR, "FSx for Lustre capacity fits its deployment type")
+def _fsx(data: dict[str, Any]) -> Iterator[Finding]:
+    home = data["cluster"]["storage"]["home"]
+    base: Path = ("cluster", "storage", "home")
+    if home["type"] != "FsxLustre":
+        for key in ("capacity_gb", "deployment_type"):
+            if key in home:
+                yield (
+                    (*base, key),
+                    f"{key} applies to FsxLustre only, not {home['type']}",
+                    "the key removed",
+                )
+        return
+    missing = [k for k in ("capacity_gb", "deployment_type") if k not in home]
+    for key in missing:
+        yield (base, f"FsxLustre needs {key}", f"{key} under storage.home")
+    if missing:
+        return
+    size, kind = home["capacity_gb"], home["deployment_type"]
+    step = 3600 if kind == "SCRATCH_1" else 2400
+    valid = size in (1200, 2400) or size % step == 0
+    if not valid:
+        yield (
+            (*base, "capacity_gb"),
+            f"{size} GB is not a valid {kind} capacity",
+            f"1200, 2400 or a multiple of {step}",
+        )
+
+
+@check("cidr_valid", Level.ERROR, "CIDRs parse and the VPC range is private and large enough")
+def _cidrs(data: dict[str, Any]) -> Iterator[Finding]:
+    targets: list[tuple[Path, str, bool]] = [
+        (("aux", "network", "cidr"), data["aux"]["network"]["cidr"], True),
+        (
+            ("cluster", "login_nodes", "allowed_cidr"),
+            data["cluster"]["login_nodes"]["allowed_cidr"],
+            False,
+        ),
+    ]
+    for path, text, is_vpc in targets:
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            yield (path, f"'{text}' is not a valid CIDR ({exc})", "e.g. 10.20.0.0/16")
+            continue
+        if is_vpc and (net.version != 4 or not net.is_private or not 16 <= net.prefixlen <= 22):
+            yield (
+                path,
+                f"{text} cannot hold the VPC's subnets",
+                "a private IPv4 range from /16 to /22, e.g. 10.20.0.0/16",
+            )
+
+
+@check("email_valid", Level.ERROR, "the owner email is an email address")
+def _email(data: dict[str, Any]) -> Iterator[Finding]:
+    email = str(data["deployment"]["owner_email"])
+    if not EMAIL.match(email):
+        yield (
+            ("deployment", "owner_email"),
+            f"'{email}' is not an email address",
+            "name@example.com",
+        )
+
+
+@check("existing_vpc_complete", Level.ERROR, "an existing VPC comes with its subnets")
+def _existing_vpc(data: dict[str, Any]) -> Iterator[Finding]:
+    net = data["aux"]["network"]
+    base: Path = ("aux", "network")
+    if net["vpc_id"]:
+        if not net["public_subnet_ids"]:
+            yield (
+                (*base, "public_subnet_ids"),
+                "an existing VPC needs a public subnet",
+                "at least 1 subnet id (login load balancer)",
+            )
+        if len(net["private_subnet_ids"]) < 2:
+            yield (
+                (*base, "private_subnet_ids"),
+                "an existing VPC needs private subnets in 2 AZs",
+                "at least 2 subnet ids (databases and directory need two AZs)",
+            )
+    elif net["public_subnet_ids"] or net["private_subnet_ids"]:
+        yield (
+            (*base, "vpc_id"),
+            "subnet ids are given but no vpc_id",
+            "the vpc_id of those subnets, or no subnet ids",
+        )
+    overlap = set(net["public_subnet_ids"]) & set(net["private_subnet_ids"])
+    if overlap:
+        yield (
+            (*base, "private_subnet_ids"),
+            f"{sorted(overlap)} listed as public and private",
+            "each subnet in one list",
+        )
+
+
+@check("ports_distinct", Level.ERROR, "Workbench's port is free of the cluster's own ports")
+def _ports(data: dict[str, Any]) -> Iterator[Finding]:
+    port = data["cluster"]["workbench"]["port"]
+    if port in RESERVED_PORTS:
+        yield (
+            ("cluster", "workbench", "port"),
+            f"port {port} is used by {RESERVED_PORTS[port]}",
+            "another port, e.g. 8787",
+        )
+
+
+@check("databases_present", Level.ERROR, "features that need a database have one")
+def _databases(data: dict[str, Any]) -> Iterator[Finding]:
+    dbs = data["aux"]["databases"]
+    if data["cluster"]["slurm_accounting"] and not dbs["slurm_accounting"]["enabled"]:
+        yield (
+            ("cluster", "slurm_accounting"),
+            "Slurm accounting needs its database",
+            "aux.databases.slurm_accounting.enabled: true",
+        )
+    if data["cluster"]["workbench"]["audit_database"] and not dbs["audit"]["enabled"]:
+        yield (
+            ("cluster", "workbench", "audit_database"),
+            "the audit database is not created",
+            "aux.databases.audit.enabled: true",
+        )
+
+
+@check("directory_size", Level.ERROR, "the directory size exists for its type")
+def _directory(data: dict[str, Any]) -> Iterator[Finding]:
+    d = data["aux"]["directory"]
+    sizes = {"SimpleAD": ("Small", "Large"), "MicrosoftAD": ("Standard", "Enterprise")}[d["type"]]
+    if d["size"] not in sizes:
+        yield (
+            ("aux", "directory", "size"),
+            f"{d['type']} has no size '{d['size']}'",
+            " or ".join(sizes),
+        )
+
+
+@check("directory_tls", Level.WARNING, "directory traffic is encrypted")
+def _directory_tls(data: dict[str, Any]) -> Iterator[Finding]:
+    if not data["aux"]["directory"]["ldaps"]:
+        yield (
+            ("aux", "directory", "ldaps"),
+            "directory traffic (including the bind password) crosses the VPC in clear text",
+            "ldaps: true",
+        )
+
+
+@check("user_names_fit", Level.ERROR, "generated user names fit the directory's limits")
+def _user_names(data: dict[str, Any]) -> Iterator[Finding]:
+    u = data["aux"]["users"]
+    base: Path = ("aux", "users")
+    if len(u["prefix"]) + u["digits"] > 20:
+        yield (
+            (*base, "prefix"),
+            f"'{u['prefix']}' + {u['digits']} digits is over 20 characters",
+            "a name of at most 20 characters (sAMAccountName)",
+        )
+    last = u["start"] + u["count"] - 1
+    if u["count"] and len(str(last)) > u["digits"]:
+        yield (
+            (*base, "count"),
+            f"user number {last} does not fit in {u['digits']} digits",
+            f"digits: {len(str(last))} or a smaller count",
+        )
+
+
+@check("certificate_region", Level.ERROR, "the TLS certificate is in the deployment's region")
+def _certificate(data: dict[str, Any]) -> Iterator[Finding]:
+    arn = data["cluster"]["workbench"]["tls_certificate_arn"]
+    region = data["deployment"]["region"]
+    if arn and arn.split(":")[3] != region:
+        yield (
+            ("cluster", "workbench", "tls_certificate_arn"),
+            f"certificate is in {arn.split(':')[3]}, the load balancer in {region}",
+            f"an ACM certificate in {region}",
+        )
+
+
+@check("workbench_license", Level.WARNING, "a Workbench licence is configured")
+def _license(data: dict[str, Any]) -> Iterator[Finding]:
+    if not data["cluster"]["workbench"]["license_secret_arn"]:
+        yield (
+            ("cluster", "workbench", "license_secret_arn"),
+            "no licence: Workbench will run unlicensed (evaluation) on the login nodes",
+            "the ARN of a secret holding the licence key or file",
+        )

@@ -1,0 +1,1 @@
+"""The custom AMI: fingerprint of its inputs, script upload, build-image driver."""

@@ -1,0 +1,43 @@
+"""Render the ``pcluster build-image`` configuration for the custom AMI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..stages.contracts import NetworkOutputs
+
+ENTRY_SCRIPT = "image/install-image.sh"
+
+
+def render_image_config(
+    data: dict[str, Any],
+    network: NetworkOutputs,
+    scripts_prefix: str,
+    fingerprint: str,
+    parent_image: str,
+    tags: dict[str, str],
+) -> dict[str, Any]:
+    image = data["image"]
+    base = f"s3://{network.bucket_name}/{scripts_prefix.rstrip('/')}"
+    all_tags = dict(tags)
+    all_tags["pwbcluster:image-fingerprint"] = fingerprint
+    return {
+        "Region": data["deployment"]["region"],
+        "Image": {
+            "Name": f"{image['name']}-{fingerprint[:12]}",
+            "RootVolume": {"Size": image["root_volume_gb"], "Encrypted": True},
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted(all_tags.items())],
+        },
+        "Build": {
+            "InstanceType": image["build_instance_type"],
+            "ParentImage": parent_image,
+            "SubnetId": network.public_subnet_ids[0],
+            "Iam": {"AdditionalIamPolicies": [{"Policy": network.image_build_policy_arn}]},
+            "Components": [
+                {"Type": "script", "Value": f"{base}/{ENTRY_SCRIPT}"},
+            ],
+            "UpdateOsPackages": {"Enabled": True},
+            "Imds": {"ImdsSupport": "v2.0"},
+        },
+        "DevSettings": {"TerminateInstanceOnFailure": True},
+    }

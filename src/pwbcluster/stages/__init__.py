@@ -1,0 +1,1 @@
+"""Stages of a deployment, their typed contracts, and the runner that wires them."""

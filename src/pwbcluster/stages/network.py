@@ -1,0 +1,25 @@
+"""The network stage: see pipeline.STAGES for what it creates.
+
+Not built yet: issue #4 provides the real and sandbox adapters. Until then the stage
+says so instead of pretending.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import StageError
+from .pipeline import section_inputs
+from .runner import StageContext
+
+
+def inputs(ctx: StageContext) -> Any:
+    return section_inputs(ctx, "aux.network")
+
+
+def run(ctx: StageContext) -> Any:
+    raise StageError(f"the network stage ({ctx.mode}) is not built yet (issue #4)")
+
+
+def destroy(ctx: StageContext, outputs: Any) -> None:
+    raise StageError(f"the network stage ({ctx.mode}) cannot be destroyed yet (issue #4)")
