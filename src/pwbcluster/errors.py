@@ -7,6 +7,8 @@ mistake of their own. Messages say what was wrong, where, what was expected, wha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ToolkitError(Exception):
     """Base of every error the toolkit reports to a person."""
@@ -15,8 +17,8 @@ class ToolkitError(Exception):
 class ConfigError(ToolkitError):
     """The configuration has problems; ``problems`` lists every one of them."""
 
-    def __init__(self, problems: list[object], summary: str | None = None) -> None:
-        self.problems = problems
+    def __init__(self, problems: Sequence[object], summary: str | None = None) -> None:
+        self.problems = list(problems)
         lines = [str(p) for p in problems]
         head = summary or f"{len(problems)} problem(s) in the configuration"
         super().__init__("\n".join([head, *lines]))

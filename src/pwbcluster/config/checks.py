@@ -89,7 +89,9 @@ def run_checks(config: Config, skip: tuple[str, ...] = ()) -> list[Problem]:
         if name not in REGISTRY:
             path: Path = ("deployment", "disable_checks", index)
             close = difflib.get_close_matches(name, REGISTRY, n=1)
-            expected = f"'{close[0]}'" if close else "one of " + ", ".join(sorted(REGISTRY))
+            expected: str | None = (
+                f"'{close[0]}'" if close else "one of " + ", ".join(sorted(REGISTRY))
+            )
             problems.append(Problem(config.where(path), path, f"no check named '{name}'", expected))
     for name in skip:
         if name not in REGISTRY:
@@ -172,7 +174,7 @@ def _gpu_stack(data: dict[str, Any]) -> Iterator[Finding]:
         if q.get("gpu"):
             yield (
                 ("cluster", "queues", i, "gpu"),
-                f"GPU queue '{q['name']}' but image.gpu.enabled is false: no CUDA/cuDNN baked in",
+                f"GPU queue '{q['name']}' but image.gpu.enabled is false: no CUDA/cuDNN",
                 "image.gpu.enabled: true",
             )
 

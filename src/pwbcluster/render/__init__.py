@@ -14,6 +14,8 @@ def dump_yaml(data: Any, header: str = "") -> str:
     yaml.default_flow_style = False
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
+    # Shared sub-structures must be written out in full: anchors confuse readers.
+    yaml.representer.ignore_aliases = lambda *args: True
     buffer = io.StringIO()
     yaml.dump(data, buffer)
     lines = [f"# {line}".rstrip() for line in header.strip().splitlines()] if header else []

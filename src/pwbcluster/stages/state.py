@@ -49,7 +49,9 @@ class State:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise StageError(f"{path}: unreadable state file ({exc}); move it aside to start over")
+            raise StageError(
+                f"{path}: unreadable state file ({exc}); move it aside to start over"
+            ) from exc
         stored_mode = raw.get("mode", mode)
         if stored_mode != mode and raw.get("stages"):
             flag = " --sandbox" if stored_mode == "sandbox" else ""

@@ -6,14 +6,14 @@ from invoke import Context, task
 from rich.console import Console
 
 from .. import orchestrate
-from ..config import load_config
+from ..config import Config, load_config
 from ..plan import make_plan, print_plan
 from .common import CONFIG_HELP, require_config, wired
 
 DEFAULTS = {"pwbcluster": {"config": None}}
 
 
-def _config(c: Context, config: str | None, skip_check: list[str] | None = None):  # type: ignore[no-untyped-def]
+def _config(c: Context, config: str | None, skip_check: list[str] | None = None) -> Config:
     path = config or c.config.get("pwbcluster", {}).get("config")
     return load_config(require_config(path), skip_checks=tuple(skip_check or ()))
 
