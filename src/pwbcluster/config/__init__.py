@@ -114,7 +114,8 @@ def load_config(
     data, dep_origins, dep_problems = load_file(deployment_file)
     problems.extend(dep_problems)
     if problems:  # syntax errors: the rest would only add noise
-        raise ConfigError(sorted(problems, key=lambda p: p.sort_key()))
+        syntax = sorted(problems, key=Problem.sort_key)
+        raise ConfigError(syntax)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -124,7 +125,7 @@ def load_config(
     merged = merge(merged, origins, data, dep_origins)
     schema_problems = validate(merged, origins, root / "config" / "schema")
     if schema_problems:
-        unique = sorted(set(schema_problems), key=lambda p: p.sort_key())
+        unique = sorted(set(schema_problems), key=Problem.sort_key)
         raise ConfigError(unique, summary=f"{len(unique)} error(s) in the configuration")
     config = Config(data=merged, origins=origins, root=root, deployment_file=deployment_file)
     findings = _checks.run_checks(config, skip=skip_checks)
@@ -132,5 +133,6 @@ def load_config(
     config.warnings = [p for p in findings if p.level is Level.WARNING]
     if errors:
         summary = f"{len(errors)} error(s) and {len(findings) - len(errors)} warning(s)"
-        raise ConfigError(sorted(findings, key=lambda p: p.sort_key()), summary=summary)
+        ordered = sorted(findings, key=Problem.sort_key)
+        raise ConfigError(ordered, summary=summary)
     return config

@@ -25,9 +25,10 @@ Origins = dict[Path, Origin]
 def display_name(path: FsPath) -> str:
     """A path as a person would type it: relative to the working directory when inside it."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def load_file(path: FsPath, prefix: Path = ()) -> tuple[Any, Origins, list[Problem]]:

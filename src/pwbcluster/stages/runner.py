@@ -123,22 +123,24 @@ class Runner:
         failures: list[str] = []
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
             while pending or running:
-                for spec in [s for s in pending if all(n in outputs for n in s.needs)]:
-                    if failures:
-                        break
-                    pending.remove(spec)
-                    ctx = self.make_context({n: outputs[n] for n in spec.needs})
-                    fp = fingerprint(spec, ctx)
-                    rec = self.state.stages.get(spec.name)
-                    if rec and rec.status == "done" and rec.fingerprint == fp and rec.outputs:
-                        out_type = contracts.STAGE_OUTPUT_TYPES[spec.name]
-                        outputs[spec.name] = contracts.from_dict(out_type, rec.outputs)
-                        self.on_event(StageEvent(spec.name, "skipped", detail="inputs unchanged"))
-                        continue
-                    started = time.time()
-                    self.state.record(spec.name, StageRecord("running", fp, started=started))
-                    self.on_event(StageEvent(spec.name, "started"))
-                    running[pool.submit(self._call, spec, ctx)] = (spec, fp, started)
+                progressed = True
+                while progressed and not failures:
+                    progressed = False
+                    for spec in [s for s in pending if all(n in outputs for n in s.needs)]:
+                        pending.remove(spec)
+                        progressed = True
+                        ctx = self.make_context({n: outputs[n] for n in spec.needs})
+                        fp = fingerprint(spec, ctx)
+                        rec = self.state.stages.get(spec.name)
+                        if rec and rec.status == "done" and rec.fingerprint == fp and rec.outputs:
+                            out_type = contracts.STAGE_OUTPUT_TYPES[spec.name]
+                            outputs[spec.name] = contracts.from_dict(out_type, rec.outputs)
+                            self.on_event(StageEvent(spec.name, "skipped", detail="unchanged"))
+                            continue
+                        started = time.time()
+                        self.state.record(spec.name, StageRecord("running", fp, started=started))
+                        self.on_event(StageEvent(spec.name, "started"))
+                        running[pool.submit(self._call, spec, ctx)] = (spec, fp, started)
                 if not running:
                     if pending and not failures:
                         blocked = ", ".join(s.name for s in pending)

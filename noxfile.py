@@ -1,0 +1,78 @@
+"""nox sessions: `nox -l` lists them; `nox -s lint typecheck tests bats` is what CI runs.
+
+Dependencies come from pyproject.toml's dependency groups; extra arguments after `--`
+reach the tool (for example `nox -s tests -- -k config -x`).
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests", "bats"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PY_PATHS = ["src", "tests", "benchmarks", "pulumi", "tasks.py", "noxfile.py"]
+
+
+def shell_scripts() -> list[str]:
+    found = set(glob.glob("**/*.sh", recursive=True)) | set(glob.glob("bin/*"))
+    return sorted(p for p in found if not p.startswith((".venv", ".nox", "build/")))
+
+
+def require_tool(session: nox.Session, tool: str, package: str) -> None:
+    if shutil.which(tool) is None:
+        session.error(f"{tool} is not installed: run `bin/setup --test` (Debian package {package})")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, shellcheck, yamllint, the schemas against their metaschema, generated docs."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    paths = [p for p in PY_PATHS if glob.glob(p)]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+    require_tool(session, "shellcheck", "shellcheck")
+    session.run("shellcheck", "--external-sources", *shell_scripts(), external=True)
+    session.run("yamllint", "--strict", ".")
+    schemas = sorted(glob.glob("config/schema/*.schema.json"))
+    session.run("check-jsonschema", "--check-metaschema", *schemas)
+    session.install("-e", ".")
+    session.run("invoke", "config.docs", "--check")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy on the pwbcluster package."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """pytest: unit, Pulumi mocks, pcluster offline and the real daemons (needs root for those)."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
+    # pytest exits 5 when it collected nothing; nox fails on it, which is what we want:
+    # a suite that silently ran no test is not a green suite.
+    session.run("pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session
+def shellcheck(session: nox.Session) -> None:
+    """shellcheck on every shell script."""
+    require_tool(session, "shellcheck", "shellcheck")
+    session.run("shellcheck", "--external-sources", *shell_scripts(), external=True)
+
+
+@nox.session(venv_backend="none")
+def bats(session: nox.Session) -> None:
+    """bats tests for the node and image scripts, with commands stubbed on PATH."""
+    require_tool(session, "bats", "bats")
+    files = sorted(glob.glob("tests/bats/*.bats"))
+    if not files:
+        session.error("no bats tests found under tests/bats/")
+    session.run("bats", "--print-output-on-failure", *files, *session.posargs, external=True)

@@ -1,0 +1,24 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "config" / "example.yaml"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A private copy of the stage files and schemas, safe to break."""
+    for rel in ("pulumi/aux.yaml", "image/image.yaml", "cluster/cluster.yaml",
+                "config/example.yaml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    shutil.copytree(ROOT / "config" / "schema", tmp_path / "config" / "schema")
+    for script in (ROOT / "image").glob("*.sh"):
+        shutil.copy(script, tmp_path / "image" / script.name)
+    return tmp_path

@@ -1,0 +1,207 @@
+"""The loader: merged values with origins, every problem at once with file:line key.path."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pwbcluster.config import ConfigError, load_config
+from pwbcluster.config.checks import REGISTRY
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def deployment(project: Path, body: str = "", name: str = "dev") -> Path:
+    head = f"""
+    deployment:
+      name: {name}
+      region: eu-west-1
+      owner_email: team@example.com
+    """
+    if body.startswith("\n"):
+        body = textwrap.dedent(body)
+    path = project / "config" / f"{name}.yaml"
+    path.write_text(textwrap.dedent(head).lstrip() + body, encoding="utf-8")
+    return path
+
+
+def problems(path: Path, **kwargs: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, **kwargs)  # type: ignore[arg-type]
+    return [str(p) for p in info.value.problems]
+
+
+def test_example_is_valid_and_carries_the_seed_defaults(project: Path) -> None:
+    cfg = load_config(project / "config" / "example.yaml")
+    data = cfg.data
+    assert cfg.name == "example" and cfg.region == "eu-west-1"
+    assert data["aux"]["users"] | {} == data["aux"]["users"]
+    assert (data["aux"]["users"]["count"], data["aux"]["users"]["prefix"]) == (500, "posit")
+    assert data["aux"]["users"]["digits"] == 4
+    assert data["aux"]["jump_host"]["instance_type"] == "t3.medium"
+    assert data["cluster"]["head_node"] == {"instance_type": "t3.xlarge", "root_volume_gb": 100}
+    queues = {q["name"]: q for q in data["cluster"]["queues"]}
+    assert (queues["all"]["instance_type"], queues["all"]["min_count"],
+            queues["all"]["max_count"]) == ("t3.xlarge", 1, 10)
+    assert (queues["gpu"]["instance_type"], queues["gpu"]["max_count"]) == ("p3.2xlarge", 1)
+    assert data["cluster"]["login_nodes"]["count"] == 2
+    assert data["cluster"]["storage"]["home"] == {
+        "type": "FsxLustre", "capacity_gb": 1200, "deployment_type": "SCRATCH_2"}
+    assert data["image"]["r"]["default"] in data["image"]["r"]["versions"]
+    assert len(data["image"]["r"]["versions"]) >= 4
+    assert data["cluster"]["workbench"]["container_sessions"] is False
+
+
+def test_values_remember_their_file_and_line(project: Path) -> None:
+    dep = deployment(project, """
+    cluster:
+      login_nodes:
+        count: 3
+    """)
+    cfg = load_config(dep)
+    assert cfg.data["cluster"]["login_nodes"]["count"] == 3
+    origin = cfg.where(("cluster", "login_nodes", "count"))
+    assert origin.file.endswith("config/dev.yaml") and origin.line == 8, origin
+    # A key the deployment did not override still points into the stage file.
+    origin = cfg.where(("cluster", "login_nodes", "instance_type"))
+    assert origin.file.endswith("cluster/cluster.yaml")
+    lines = (project / "cluster" / "cluster.yaml").read_text().splitlines()
+    assert "instance_type" in lines[origin.line - 1]
+
+
+def test_every_problem_is_reported_at_once_with_file_line_and_path(project: Path) -> None:
+    dep = deployment(project, """
+    cluster:
+      queues:
+        - name: all
+          instance_type: t3.xlarge
+          min_count: 0
+          max_count: -3
+      login_nodes:
+        count: two
+      wrkbench: {}
+    """)
+    found = problems(dep)
+    assert any(":11 cluster.queues[0].max_count: -3 is less than the minimum of 0" in p
+               for p in found), found
+    assert any(":13 cluster.login_nodes.count: 'two' is not of type 'integer'" in p
+               for p in found), found
+    assert any(":14 cluster.wrkbench: unknown key 'wrkbench' (did you mean 'workbench'?)" in p
+               for p in found), found
+    assert len(found) == 3
+
+
+def test_unknown_keys_in_stage_files_name_the_stage_file(project: Path) -> None:
+    text = (project / "image" / "image.yaml").read_text().replace("quarto:", "quatro:")
+    (project / "image" / "image.yaml").write_text(text)
+    found = problems(project / "config" / "example.yaml")
+    assert any("image/image.yaml:" in p and "image.quatro: unknown key 'quatro' "
+               "(did you mean 'quarto'?)" in p for p in found), found
+    assert any("'quarto' is a required property" in p for p in found), found
+
+
+def test_yaml_syntax_error_names_the_line(project: Path) -> None:
+    dep = write(project / "config" / "broken.yaml", "deployment:\n  name: [unclosed\n")
+    found = problems(dep)
+    assert len(found) == 1 and "config/broken.yaml:" in found[0] and "YAML syntax" in found[0]
+
+
+def test_duplicate_keys_are_refused(project: Path) -> None:
+    dep = deployment(project, "cluster:\n  slurm_accounting: false\n  slurm_accounting: true\n")
+    found = problems(dep)
+    assert any("duplicate" in p.lower() for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("cluster:\n  queues:\n    - {name: a, instance_type: t3.large, min_count: 5, max_count: 2}\n",
+         "cluster.queues[0].min_count: min_count 5 is above max_count 2"),
+        ("image:\n  r: {versions: [4.4.3], default: 4.3.1}\n",
+         "image.r.default: default 4.3.1 is not among versions"),
+        ("image:\n  python: {versions: [3.12.11], default: 3.11.6}\n",
+         "image.python.default: default 3.11.6 is not among versions"),
+        ("cluster:\n  queues:\n    - {name: a, instance_type: t3.large, min_count: 0, max_count: 2}\n"
+         "    - {name: a, instance_type: t3.large, min_count: 0, max_count: 2}\n",
+         "cluster.queues[1].name: queue 'a' is already defined"),
+        ("cluster:\n  queues:\n    - {name: g, instance_type: c5.large, min_count: 0, max_count: 1,"
+         " gpu: true}\n", "cluster.queues[0].instance_type: queue 'g' is a GPU queue but c5.large"),
+        ("cluster:\n  storage:\n    home: {type: FsxLustre, capacity_gb: 1300,"
+         " deployment_type: SCRATCH_2}\n", "1300 GB is not a valid SCRATCH_2 capacity"),
+        ("aux:\n  network:\n    cidr: 10.20.0.0/33\n", "aux.network.cidr: '10.20.0.0/33' is not a valid"),
+        ("aux:\n  network:\n    cidr: 8.8.0.0/16\n", "cannot hold the VPC's subnets"),
+        ("cluster:\n  workbench:\n    port: 6817\n", "cluster.workbench.port: port 6817 is used by slurmctld"),
+        ("aux:\n  network:\n    vpc_id: vpc-0123456789abcdef0\n",
+         "aux.network.private_subnet_ids: an existing VPC needs private subnets"),
+        ("cluster:\n  slurm_accounting: true\n", "Slurm accounting needs its database"),
+        ("aux:\n  users:\n    prefix: abcdefghijklmno\n    digits: 6\n", "over 20 characters"),
+        ("aux:\n  users:\n    count: 20000\n", "does not fit in 4 digits"),
+        ("aux:\n  directory:\n    size: Enterprise\n", "SimpleAD has no size 'Enterprise'"),
+        ("cluster:\n  workbench:\n    tls_certificate_arn: arn:aws:acm:us-east-1:123456789012:"
+         "certificate/abc\n", "certificate is in us-east-1"),
+    ],
+)
+def test_semantic_checks(project: Path, body: str, expected: str) -> None:
+    found = problems(deployment(project, body))
+    assert any(expected in p for p in found), found
+    assert all(re.match(r"^(warning: )?\S+\.yaml:\d+ \S+: ", p) for p in found), found
+
+
+def test_owner_email_is_checked(project: Path) -> None:
+    dep = write(project / "config" / "mail.yaml", """
+    deployment:
+      name: mail
+      region: eu-west-1
+      owner_email: not-an-address
+    """)
+    found = problems(dep)
+    assert any(":4 deployment.owner_email: 'not-an-address' is not an email address" in p
+               for p in found), found
+
+
+def test_checks_can_be_switched_off_by_name(project: Path) -> None:
+    body = "cluster:\n  queues:\n    - {name: a, instance_type: t3.large, min_count: 5, max_count: 2}\n"
+    dep = deployment(project, body)
+    problems(dep)
+    cfg = load_config(dep, skip_checks=("queue_min_le_max",))
+    assert cfg.data["cluster"]["queues"][0]["min_count"] == 5
+    dep = deployment(project, "  disable_checks: [queue_min_le_max]\n" + body)
+    # disable_checks sits under deployment:, appended right after owner_email
+    assert load_config(dep).data["deployment"]["disable_checks"] == ["queue_min_le_max"]
+
+
+def test_unknown_check_name_is_an_error_with_a_suggestion(project: Path) -> None:
+    dep = deployment(project, "  disable_checks: [queue_min_le_mx]\n")
+    found = problems(dep)
+    assert any("no check named 'queue_min_le_mx'; expected 'queue_min_le_max'" in p
+               for p in found), found
+
+
+def test_warnings_pass_unless_strict(project: Path) -> None:
+    dep = deployment(project, "cluster:\n  login_nodes:\n    count: 1\n")
+    cfg = load_config(dep)
+    assert any(w.check == "login_nodes_ha" for w in cfg.warnings)
+    found = problems(dep, strict=True)
+    assert any("login_nodes_ha" in p for p in found)
+
+
+def test_every_check_has_a_name_level_and_summary() -> None:
+    assert len(REGISTRY) >= 15
+    for name, item in REGISTRY.items():
+        assert name == item.name and item.summary and item.level.value in ("error", "warning")
+
+
+def test_no_password_like_values_in_shipped_yaml() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for rel in ("pulumi/aux.yaml", "image/image.yaml", "cluster/cluster.yaml",
+                "config/example.yaml"):
+        text = (root / rel).read_text().lower()
+        for word in ("password:", "passwd", "secret:", "testme"):
+            assert word not in text, f"{rel} contains {word!r}"

@@ -1,0 +1,202 @@
+"""The stage runner: services and image concurrently, skip when unchanged, resume after failure.
+
+Stages are faked: concurrency is proven with a barrier both stages must reach while the
+other is still running (no sleeps, no timing assertions).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pwbcluster.errors import StageError
+from pwbcluster.stages import contracts
+from pwbcluster.stages.pipeline import stage_specs
+from pwbcluster.stages.runner import (
+    FAULT_ENV,
+    Runner,
+    StageContext,
+    StageSpec,
+    critical_path,
+    fingerprint,
+)
+from pwbcluster.stages.state import State
+
+
+@dataclass
+class FakeConfig:
+    build_dir: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def outputs_for(name: str) -> Any:
+    net = contracts.planned_network("eu-west-1", "t")
+    return {
+        "network": net,
+        "services": contracts.planned_services("eu-west-1", "t", "example.com"),
+        "image": contracts.planned_image("ubuntu2204", "f" * 64, "pwb"),
+        "cluster": contracts.ClusterOutputs("t", "eu-west-1", "https://x", "lb", "p"),
+        "users": contracts.UsersOutputs(1, 1, 0, 1, 0, "arn:x"),
+    }[name]
+
+
+class Fakes:
+    """Fake stages that count their calls and can be told to fail or to wait."""
+
+    def __init__(self, inputs: dict[str, Any] | None = None) -> None:
+        self.calls: dict[str, int] = {}
+        self.fail: set[str] = set()
+        self.inputs = inputs or {}
+        self.hooks: dict[str, Callable[[], None]] = {}
+        self.lock = threading.Lock()
+
+    def specs(self) -> list[StageSpec]:
+        return [
+            StageSpec(s.name, s.needs, self._run(s.name), self._inputs(s.name), None, s.minutes)
+            for s in stage_specs()
+        ]
+
+    def _run(self, name: str) -> Callable[[StageContext], Any]:
+        def run(ctx: StageContext) -> Any:
+            with self.lock:
+                self.calls[name] = self.calls.get(name, 0) + 1
+            for need in ctx.upstream:
+                assert ctx.upstream[need] == outputs_for(need)
+            if name in self.hooks:
+                self.hooks[name]()
+            if name in self.fail:
+                raise StageError(f"{name} broke")
+            return outputs_for(name)
+
+        return run
+
+    def _inputs(self, name: str) -> Callable[[StageContext], Any]:
+        return lambda ctx: self.inputs.get(name, name)
+
+
+def runner(tmp_path: Path, fakes: Fakes) -> Runner:
+    cfg = FakeConfig(tmp_path)
+    state = State.load(tmp_path / "state.json", "sandbox")
+
+    def make(upstream: Mapping[str, Any]) -> StageContext:
+        return StageContext(cfg, upstream, "sandbox")
+
+    return Runner(fakes.specs(), state, make)
+
+
+def test_services_and_image_run_at_the_same_time(tmp_path: Path) -> None:
+    fakes = Fakes()
+    barrier = threading.Barrier(2, timeout=20)
+    # Each stage waits for the other inside its body: only possible if both run at once.
+    fakes.hooks = {"services": barrier.wait, "image": barrier.wait}
+    runner(tmp_path, fakes).run()
+    assert not barrier.broken
+    assert fakes.calls == {n: 1 for n in ("network", "services", "image", "cluster", "users")}
+
+
+def test_cluster_waits_for_both_services_and_image(tmp_path: Path) -> None:
+    fakes = Fakes()
+    finished: list[str] = []
+    fakes.hooks = {n: (lambda n=n: finished.append(n)) for n in ("services", "image")}
+    fakes.hooks["cluster"] = lambda: finished.append(
+        "cluster" if {"services", "image"} <= set(finished) else "cluster-too-early"
+    )
+    runner(tmp_path, fakes).run()
+    assert "cluster" in finished and "cluster-too-early" not in finished
+
+
+def test_rerun_skips_finished_unchanged_stages(tmp_path: Path) -> None:
+    fakes = Fakes()
+    runner(tmp_path, fakes).run()
+    runner(tmp_path, fakes).run()
+    assert set(fakes.calls.values()) == {1}
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert {r["status"] for r in state["stages"].values()} == {"done"}
+
+
+def test_changed_inputs_rerun_the_stage_and_what_follows(tmp_path: Path) -> None:
+    fakes = Fakes()
+    runner(tmp_path, fakes).run()
+    fakes.inputs["image"] = "new R version"
+    runner(tmp_path, fakes).run()
+    assert fakes.calls["image"] == 2
+    assert fakes.calls["network"] == 1 and fakes.calls["services"] == 1
+    # outputs of image are unchanged in this fake, so cluster's fingerprint is unchanged too
+    assert fakes.calls["cluster"] == 1
+
+
+def test_failure_is_recorded_and_the_next_run_resumes_there(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.fail = {"cluster"}
+    with pytest.raises(StageError, match="cluster broke"):
+        runner(tmp_path, fakes).run()
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["stages"]["cluster"]["status"] == "failed"
+    assert "users" not in state["stages"]
+    fakes.fail = set()
+    runner(tmp_path, fakes).run()
+    assert fakes.calls == {"network": 1, "services": 1, "image": 1, "cluster": 2, "users": 1}
+
+
+def test_a_failing_branch_lets_the_running_sibling_finish(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.fail = {"services"}
+    with pytest.raises(StageError):
+        runner(tmp_path, fakes).run()
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["stages"]["image"]["status"] == "done"
+    assert "cluster" not in state["stages"]
+
+
+def test_fault_injection_fails_a_stage_exactly_once(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAULT_ENV, "image")
+    fakes = Fakes()
+    with pytest.raises(StageError, match="injected fault in stage 'image'"):
+        runner(tmp_path, fakes).run()
+    assert "image" not in fakes.calls
+    runner(tmp_path, fakes).run()
+    assert fakes.calls == {n: 1 for n in ("network", "services", "image", "cluster", "users")}
+
+
+def test_state_from_another_mode_is_refused(tmp_path: Path) -> None:
+    fakes = Fakes()
+    runner(tmp_path, fakes).run()
+    with pytest.raises(StageError, match="records a sandbox deployment"):
+        State.load(tmp_path / "state.json", "real")
+
+
+def test_only_runs_the_stage_and_what_it_needs(tmp_path: Path) -> None:
+    fakes = Fakes()
+    runner(tmp_path, fakes).run(only={"image"})
+    assert fakes.calls == {"network": 1, "image": 1}
+
+
+def test_contracts_round_trip_through_the_state_file() -> None:
+    for name, cls in contracts.STAGE_OUTPUT_TYPES.items():
+        value = outputs_for(name)
+        assert isinstance(value, cls)
+        again = contracts.from_dict(cls, json.loads(json.dumps(contracts.to_dict(value))))
+        assert again == value
+
+
+def test_fingerprint_depends_on_inputs_and_upstream(tmp_path: Path) -> None:
+    spec = Fakes().specs()[2]
+    cfg = FakeConfig(tmp_path)
+    a = fingerprint(spec, StageContext(cfg, {"network": outputs_for("network")}, "real"))
+    b = fingerprint(spec, StageContext(cfg, {"network": outputs_for("network")}, "real"))
+    other = contracts.planned_network("us-east-1", "t")
+    c = fingerprint(spec, StageContext(cfg, {"network": other}, "real"))
+    assert a == b != c
+
+
+def test_critical_path_is_network_image_cluster_users() -> None:
+    path, minutes = critical_path(stage_specs())
+    assert path == ["network", "image", "cluster", "users"]
+    assert minutes > 60

@@ -1,0 +1,121 @@
+"""The invoke tasks as a person runs them: help, exit codes, no tracebacks, files written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from pwbcluster.config.reference import write_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
+
+
+def invoke(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", "COLUMNS": "200"}
+    return subprocess.run([*INVOKE, *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=600, check=False)
+
+
+def test_list_shows_the_foundation_tasks_with_help() -> None:
+    result = invoke("--list")
+    assert result.returncode == 0, result.stderr
+    for name in ("plan", "up", "down", "status", "config.validate"):
+        line = next((l for l in result.stdout.splitlines() if l.strip().startswith(name + " ")),
+                    None)
+        assert line and len(line.split()) > 1, f"{name} has no help line:\n{result.stdout}"
+
+
+def test_every_flag_has_help_text() -> None:
+    for name in ("plan", "up", "down", "status", "config.validate"):
+        result = invoke("--help", name)
+        assert result.returncode == 0, result.stderr
+        options = [l for l in result.stdout.splitlines() if l.strip().startswith("-")]
+        assert options, result.stdout
+        for line in options:
+            assert len(line.split(None, 1)) == 2 and line.split(None, 1)[1].strip(), (
+                f"{name}: option without help: {line!r}")
+
+
+def test_validate_example_exits_zero() -> None:
+    result = invoke("config.validate", "--config", "config/example.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
+
+
+def test_bad_config_exits_one_with_every_problem_and_no_traceback(project: Path) -> None:
+    bad = project / "config" / "bad.yaml"
+    bad.write_text(
+        "deployment:\n  name: bad\n  region: eu-west-1\n  owner_email: x@example.com\n"
+        "cluster:\n  queues:\n    - {name: a, instance_type: t3.large, min_count: 0,"
+        " max_count: -3}\n  login_nodez: {}\n"
+    )
+    for task in ("config.validate", "plan", "up", "down", "status"):
+        result = invoke(task, "--config", str(bad), cwd=project)
+        out = result.stdout + result.stderr
+        assert result.returncode == 1, (task, out)
+        assert "Traceback" not in out, out
+        assert "bad.yaml:7 cluster.queues[0].max_count: -3 is less than the minimum of 0" in out
+        assert "bad.yaml:8 cluster.login_nodez: unknown key 'login_nodez'" in out
+    assert not (project / "build").exists(), "a bad config must create nothing"
+
+
+def test_missing_config_file_is_a_clear_error() -> None:
+    result = invoke("config.validate", "--config", "config/nope.yaml")
+    assert result.returncode == 1
+    assert "no such deployment file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_plan_writes_the_build_directory(project: Path) -> None:
+    shutil.copytree(ROOT / "image", project / "image", dirs_exist_ok=True)
+    from pwbcluster.config import load_config
+    from pwbcluster.plan import STEPS, make_plan
+
+    cfg = load_config(project / "config" / "example.yaml")
+    ctx = make_plan(cfg, steps=[s for s in STEPS if s[0] == "render"])
+    build = project / "build" / "example"
+    yaml = YAML(typ="safe")
+    cluster = yaml.load((build / "cluster-config.yaml").read_text())
+    image = yaml.load((build / "image-config.yaml").read_text())
+    assert cluster["Region"] == "eu-west-1" and cluster["HeadNode"]["SharedStorageType"] == "Efs"
+    assert [q["Name"] for q in cluster["Scheduling"]["SlurmQueues"]] == ["all", "gpu"]
+    assert cluster["LoginNodes"]["Pools"][0]["Count"] == 2
+    assert "OnNodeConfigured" in cluster["LoginNodes"]["Pools"][0]["CustomActions"]
+    assert image["Build"]["Components"][0]["Value"].startswith("s3://")
+    # Placeholders are marked and listed in the file's header.
+    text = (build / "cluster-config.yaml").read_text()
+    assert "Placeholders" in text and "subnet-planned" in text
+    assert ctx.cluster is not None and "subnet-planned0000000003" in ctx.cluster.placeholders
+    assert "&id" not in text, "no YAML anchors in rendered files"
+
+
+def test_generated_reference_and_overrides_schemas_are_current() -> None:
+    write_reference(ROOT, check=True)
+
+
+@pytest.mark.parametrize("schema", sorted((ROOT / "config" / "schema").glob("*.json")))
+def test_schemas_are_valid_draft_2020_12(schema: Path) -> None:
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator.check_schema(json.loads(schema.read_text()))
+
+
+def test_yaml_files_point_at_their_schema() -> None:
+    expected = {
+        "pulumi/aux.yaml": "../config/schema/aux.schema.json",
+        "image/image.yaml": "../config/schema/image.schema.json",
+        "cluster/cluster.yaml": "../config/schema/cluster.schema.json",
+        "config/example.yaml": "schema/deployment.schema.json",
+    }
+    for rel, schema in expected.items():
+        first = (ROOT / rel).read_text().splitlines()[0]
+        assert first == f"# yaml-language-server: $schema={schema}", rel
+        assert (ROOT / rel).parent.joinpath(schema).resolve().is_file()
