@@ -48,23 +48,32 @@ def test_example_is_valid_and_carries_the_seed_defaults(project: Path) -> None:
     assert data["aux"]["jump_host"]["instance_type"] == "t3.medium"
     assert data["cluster"]["head_node"] == {"instance_type": "t3.xlarge", "root_volume_gb": 100}
     queues = {q["name"]: q for q in data["cluster"]["queues"]}
-    assert (queues["all"]["instance_type"], queues["all"]["min_count"],
-            queues["all"]["max_count"]) == ("t3.xlarge", 1, 10)
+    assert (
+        queues["all"]["instance_type"],
+        queues["all"]["min_count"],
+        queues["all"]["max_count"],
+    ) == ("t3.xlarge", 1, 10)
     assert (queues["gpu"]["instance_type"], queues["gpu"]["max_count"]) == ("p3.2xlarge", 1)
     assert data["cluster"]["login_nodes"]["count"] == 2
     assert data["cluster"]["storage"]["home"] == {
-        "type": "FsxLustre", "capacity_gb": 1200, "deployment_type": "SCRATCH_2"}
+        "type": "FsxLustre",
+        "capacity_gb": 1200,
+        "deployment_type": "SCRATCH_2",
+    }
     assert data["image"]["r"]["default"] in data["image"]["r"]["versions"]
     assert len(data["image"]["r"]["versions"]) >= 4
     assert data["cluster"]["workbench"]["container_sessions"] is False
 
 
 def test_values_remember_their_file_and_line(project: Path) -> None:
-    dep = deployment(project, """
+    dep = deployment(
+        project,
+        """
     cluster:
       login_nodes:
         count: 3
-    """)
+    """,
+    )
     cfg = load_config(dep)
     assert cfg.data["cluster"]["login_nodes"]["count"] == 3
     origin = cfg.where(("cluster", "login_nodes", "count"))
@@ -77,7 +86,9 @@ def test_values_remember_their_file_and_line(project: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once_with_file_line_and_path(project: Path) -> None:
-    dep = deployment(project, """
+    dep = deployment(
+        project,
+        """
     cluster:
       queues:
         - name: all
@@ -87,14 +98,19 @@ def test_every_problem_is_reported_at_once_with_file_line_and_path(project: Path
       login_nodes:
         count: two
       wrkbench: {}
-    """)
+    """,
+    )
     found = problems(dep)
-    assert any(":11 cluster.queues[0].max_count: -3 is less than the minimum of 0" in p
-               for p in found), found
-    assert any(":13 cluster.login_nodes.count: 'two' is not of type 'integer'" in p
-               for p in found), found
-    assert any(":14 cluster.wrkbench: unknown key 'wrkbench' (did you mean 'workbench'?)" in p
-               for p in found), found
+    assert any(
+        ":11 cluster.queues[0].max_count: -3 is less than the minimum of 0" in p for p in found
+    ), found
+    assert any(
+        ":13 cluster.login_nodes.count: 'two' is not of type 'integer'" in p for p in found
+    ), found
+    assert any(
+        ":14 cluster.wrkbench: unknown key 'wrkbench' (did you mean 'workbench'?)" in p
+        for p in found
+    ), found
     assert len(found) == 3
 
 
@@ -102,8 +118,11 @@ def test_unknown_keys_in_stage_files_name_the_stage_file(project: Path) -> None:
     text = (project / "image" / "image.yaml").read_text().replace("quarto:", "quatro:")
     (project / "image" / "image.yaml").write_text(text)
     found = problems(project / "config" / "example.yaml")
-    assert any("image/image.yaml:" in p and "image.quatro: unknown key 'quatro' "
-               "(did you mean 'quarto'?)" in p for p in found), found
+    assert any(
+        "image/image.yaml:" in p
+        and "image.quatro: unknown key 'quatro' (did you mean 'quarto'?)" in p
+        for p in found
+    ), found
     assert any("'quarto' is a required property" in p for p in found), found
 
 
@@ -122,30 +141,55 @@ def test_duplicate_keys_are_refused(project: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("cluster:\n  queues:\n    - {name: a, instance_type: t3.large, min_count: 5, max_count: 2}\n",
-         "cluster.queues[0].min_count: min_count 5 is above max_count 2"),
-        ("image:\n  r: {versions: [4.4.3], default: 4.3.1}\n",
-         "image.r.default: default 4.3.1 is not among versions"),
-        ("image:\n  python: {versions: [3.12.11], default: 3.11.6}\n",
-         "image.python.default: default 3.11.6 is not among versions"),
-        ("cluster:\n  queues:\n    - {name: a, instance_type: t3.large, min_count: 0, max_count: 2}\n"
-         "    - {name: a, instance_type: t3.large, min_count: 0, max_count: 2}\n",
-         "cluster.queues[1].name: queue 'a' is already defined"),
-        ("cluster:\n  queues:\n    - {name: g, instance_type: c5.large, min_count: 0, max_count: 1,"
-         " gpu: true}\n", "cluster.queues[0].instance_type: queue 'g' is a GPU queue but c5.large"),
-        ("cluster:\n  storage:\n    home: {type: FsxLustre, capacity_gb: 1300,"
-         " deployment_type: SCRATCH_2}\n", "1300 GB is not a valid SCRATCH_2 capacity"),
-        ("aux:\n  network:\n    cidr: 10.20.0.0/33\n", "aux.network.cidr: '10.20.0.0/33' is not a valid"),
+        (
+            "cluster:\n  queues:\n    - {name: a, instance_type: t3.large, min_count: 5, max_count: 2}\n",
+            "cluster.queues[0].min_count: min_count 5 is above max_count 2",
+        ),
+        (
+            "image:\n  r: {versions: [4.4.3], default: 4.3.1}\n",
+            "image.r.default: default 4.3.1 is not among versions",
+        ),
+        (
+            "image:\n  python: {versions: [3.12.11], default: 3.11.6}\n",
+            "image.python.default: default 3.11.6 is not among versions",
+        ),
+        (
+            "cluster:\n  queues:\n    - {name: a, instance_type: t3.large, min_count: 0, max_count: 2}\n"
+            "    - {name: a, instance_type: t3.large, min_count: 0, max_count: 2}\n",
+            "cluster.queues[1].name: queue 'a' is already defined",
+        ),
+        (
+            "cluster:\n  queues:\n    - {name: g, instance_type: c5.large, min_count: 0, max_count: 1,"
+            " gpu: true}\n",
+            "cluster.queues[0].instance_type: queue 'g' is a GPU queue but c5.large",
+        ),
+        (
+            "cluster:\n  storage:\n    home: {type: FsxLustre, capacity_gb: 1300,"
+            " deployment_type: SCRATCH_2}\n",
+            "1300 GB is not a valid SCRATCH_2 capacity",
+        ),
+        (
+            "aux:\n  network:\n    cidr: 10.20.0.0/33\n",
+            "aux.network.cidr: '10.20.0.0/33' is not a valid",
+        ),
         ("aux:\n  network:\n    cidr: 8.8.0.0/16\n", "cannot hold the VPC's subnets"),
-        ("cluster:\n  workbench:\n    port: 6817\n", "cluster.workbench.port: port 6817 is used by slurmctld"),
-        ("aux:\n  network:\n    vpc_id: vpc-0123456789abcdef0\n",
-         "aux.network.private_subnet_ids: an existing VPC needs private subnets"),
+        (
+            "cluster:\n  workbench:\n    port: 6817\n",
+            "cluster.workbench.port: port 6817 is used by slurmctld",
+        ),
+        (
+            "aux:\n  network:\n    vpc_id: vpc-0123456789abcdef0\n",
+            "aux.network.private_subnet_ids: an existing VPC needs private subnets",
+        ),
         ("cluster:\n  slurm_accounting: true\n", "Slurm accounting needs its database"),
         ("aux:\n  users:\n    prefix: abcdefghijklmno\n    digits: 6\n", "over 20 characters"),
         ("aux:\n  users:\n    count: 20000\n", "does not fit in 4 digits"),
         ("aux:\n  directory:\n    size: Enterprise\n", "SimpleAD has no size 'Enterprise'"),
-        ("cluster:\n  workbench:\n    tls_certificate_arn: arn:aws:acm:us-east-1:123456789012:"
-         "certificate/abc\n", "certificate is in us-east-1"),
+        (
+            "cluster:\n  workbench:\n    tls_certificate_arn: arn:aws:acm:us-east-1:123456789012:"
+            "certificate/abc\n",
+            "certificate is in us-east-1",
+        ),
     ],
 )
 def test_semantic_checks(project: Path, body: str, expected: str) -> None:
@@ -155,15 +199,19 @@ def test_semantic_checks(project: Path, body: str, expected: str) -> None:
 
 
 def test_owner_email_is_checked(project: Path) -> None:
-    dep = write(project / "config" / "mail.yaml", """
+    dep = write(
+        project / "config" / "mail.yaml",
+        """
     deployment:
       name: mail
       region: eu-west-1
       owner_email: not-an-address
-    """)
+    """,
+    )
     found = problems(dep)
-    assert any(":4 deployment.owner_email: 'not-an-address' is not an email address" in p
-               for p in found), found
+    assert any(
+        ":4 deployment.owner_email: 'not-an-address' is not an email address" in p for p in found
+    ), found
 
 
 def test_checks_can_be_switched_off_by_name(project: Path) -> None:
@@ -180,8 +228,9 @@ def test_checks_can_be_switched_off_by_name(project: Path) -> None:
 def test_unknown_check_name_is_an_error_with_a_suggestion(project: Path) -> None:
     dep = deployment(project, "  disable_checks: [queue_min_le_mx]\n")
     found = problems(dep)
-    assert any("no check named 'queue_min_le_mx'; expected 'queue_min_le_max'" in p
-               for p in found), found
+    assert any(
+        "no check named 'queue_min_le_mx'; expected 'queue_min_le_max'" in p for p in found
+    ), found
 
 
 def test_warnings_pass_unless_strict(project: Path) -> None:
@@ -200,8 +249,12 @@ def test_every_check_has_a_name_level_and_summary() -> None:
 
 def test_no_password_like_values_in_shipped_yaml() -> None:
     root = Path(__file__).resolve().parents[2]
-    for rel in ("pulumi/aux.yaml", "image/image.yaml", "cluster/cluster.yaml",
-                "config/example.yaml"):
+    for rel in (
+        "pulumi/aux.yaml",
+        "image/image.yaml",
+        "cluster/cluster.yaml",
+        "config/example.yaml",
+    ):
         text = (root / rel).read_text().lower()
         for word in ("password:", "passwd", "secret:", "testme"):
             assert word not in text, f"{rel} contains {word!r}"

@@ -154,8 +154,9 @@ def test_a_failing_branch_lets_the_running_sibling_finish(tmp_path: Path) -> Non
     assert "cluster" not in state["stages"]
 
 
-def test_fault_injection_fails_a_stage_exactly_once(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fault_injection_fails_a_stage_exactly_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(FAULT_ENV, "image")
     fakes = Fakes()
     with pytest.raises(StageError, match="injected fault in stage 'image'"):

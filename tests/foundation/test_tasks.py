@@ -19,16 +19,18 @@ INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
 
 def invoke(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", "COLUMNS": "200"}
-    return subprocess.run([*INVOKE, *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=600, check=False)
+    return subprocess.run(
+        [*INVOKE, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600, check=False
+    )
 
 
 def test_list_shows_the_foundation_tasks_with_help() -> None:
     result = invoke("--list")
     assert result.returncode == 0, result.stderr
     for name in ("plan", "up", "down", "status", "config.validate"):
-        line = next((l for l in result.stdout.splitlines() if l.strip().startswith(name + " ")),
-                    None)
+        line = next(
+            (ln for ln in result.stdout.splitlines() if ln.strip().startswith(name + " ")), None
+        )
         assert line and len(line.split()) > 1, f"{name} has no help line:\n{result.stdout}"
 
 
@@ -36,11 +38,12 @@ def test_every_flag_has_help_text() -> None:
     for name in ("plan", "up", "down", "status", "config.validate"):
         result = invoke("--help", name)
         assert result.returncode == 0, result.stderr
-        options = [l for l in result.stdout.splitlines() if l.strip().startswith("-")]
+        options = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("-")]
         assert options, result.stdout
         for line in options:
             assert len(line.split(None, 1)) == 2 and line.split(None, 1)[1].strip(), (
-                f"{name}: option without help: {line!r}")
+                f"{name}: option without help: {line!r}"
+            )
 
 
 def test_validate_example_exits_zero() -> None:
