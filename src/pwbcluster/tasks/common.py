@@ -38,11 +38,11 @@ def setup_logging() -> None:
         return
     from rich.logging import RichHandler
 
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(show_time=False, show_path=False, markup=False)],
-    )
+    # The terminal shows warnings and worse (tasks print their own progress); the run log
+    # under build/<deployment>/logs/ gets everything from INFO up.
+    console = RichHandler(show_time=False, show_path=False, markup=False)
+    console.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[console])
 
 
 def require_config(config: str | None) -> Path:

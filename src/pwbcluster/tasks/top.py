@@ -7,6 +7,7 @@ from rich.console import Console
 
 from .. import orchestrate
 from ..config import Config, load_config
+from ..errors import ToolkitError
 from ..plan import make_plan, print_plan
 from .common import CONFIG_HELP, require_config, wired
 
@@ -50,7 +51,6 @@ def up(
     cfg = _config(c, config)
     console = Console()
     orchestrate.up(cfg, "sandbox" if sandbox else "real", console, set(stage or ()) or None)
-    console.print(orchestrate.status_table(cfg))
 
 
 @task(help={"config": CONFIG_HELP, "sandbox": "tear down the sandbox rehearsal"})
@@ -59,8 +59,12 @@ def down(c: Context, config: str | None = None, sandbox: bool = False) -> None:
     """Remove everything the deployment created, in reverse order."""
     cfg = _config(c, config)
     console = Console()
-    removed = orchestrate.down(cfg, "sandbox" if sandbox else "real", console)
+    removed, remaining = orchestrate.down(cfg, "sandbox" if sandbox else "real", console)
     console.print(f"removed: {', '.join(removed) or 'nothing'}")
+    if remaining:
+        left = ", ".join(f"{n} {kind}" for kind, n in sorted(remaining.items()))
+        raise ToolkitError(f"still present after down: {left}")
+    console.print("remaining: nothing")
 
 
 @task(help={"config": CONFIG_HELP})

@@ -1,0 +1,144 @@
+"""What exists in an account (the sandbox's moto, or a real one): counted per kind.
+
+Used for the summary after ``invoke up --sandbox`` and to prove ``invoke down`` leaves
+nothing: defaults every account has (the default VPC and its parts) are not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def _count(fn: Callable[[], int]) -> int:
+    try:
+        return fn()
+    except Exception:  # a service moto (or the account) does not serve counts as nothing
+        return 0
+
+
+def inventory(session: Any, tag_filter: dict[str, str] | None = None) -> dict[str, int]:
+    ec2 = session.client("ec2")
+    default_vpcs = {
+        v["VpcId"]
+        for v in ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    }
+
+    def vpcs() -> int:
+        return sum(1 for v in ec2.describe_vpcs()["Vpcs"] if v["VpcId"] not in default_vpcs)
+
+    def subnets() -> int:
+        return sum(1 for s in ec2.describe_subnets()["Subnets"] if s["VpcId"] not in default_vpcs)
+
+    def security_groups() -> int:
+        return sum(
+            1
+            for g in ec2.describe_security_groups()["SecurityGroups"]
+            if g["GroupName"] != "default"
+        )
+
+    def igws() -> int:
+        return sum(
+            1
+            for g in ec2.describe_internet_gateways()["InternetGateways"]
+            if not any(a.get("VpcId") in default_vpcs for a in g.get("Attachments", []))
+        )
+
+    def nat_gateways() -> int:
+        return sum(
+            1
+            for n in ec2.describe_nat_gateways()["NatGateways"]
+            if n.get("State") not in ("deleted", "deleting")
+        )
+
+    def instances() -> int:
+        return sum(
+            1
+            for r in ec2.describe_instances()["Reservations"]
+            for i in r["Instances"]
+            if i["State"]["Name"] not in ("terminated", "shutting-down")
+        )
+
+    def images() -> int:
+        return len(ec2.describe_images(Owners=["self"])["Images"])
+
+    def key_pairs() -> int:
+        return len(ec2.describe_key_pairs()["KeyPairs"])
+
+    def eips() -> int:
+        return len(ec2.describe_addresses()["Addresses"])
+
+    s3 = session.client("s3")
+
+    def buckets() -> int:
+        return len(s3.list_buckets().get("Buckets", []))
+
+    def objects() -> int:
+        total = 0
+        for bucket in s3.list_buckets().get("Buckets", []):
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket["Name"]):
+                total += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+        return total
+
+    def secrets() -> int:
+        sm = session.client("secretsmanager")
+        return sum(len(p["SecretList"]) for p in sm.get_paginator("list_secrets").paginate())
+
+    def db_instances() -> int:
+        return len(session.client("rds").describe_db_instances()["DBInstances"])
+
+    def directories() -> int:
+        return len(session.client("ds").describe_directories()["DirectoryDescriptions"])
+
+    def load_balancers() -> int:
+        return len(session.client("elbv2").describe_load_balancers()["LoadBalancers"])
+
+    def target_groups() -> int:
+        return len(session.client("elbv2").describe_target_groups()["TargetGroups"])
+
+    def iam_policies() -> int:
+        return len(session.client("iam").list_policies(Scope="Local")["Policies"])
+
+    def iam_roles() -> int:
+        return sum(
+            1
+            for r in session.client("iam").list_roles()["Roles"]
+            if not r["Path"].startswith("/aws-service-role/")
+        )
+
+    def certificates() -> int:
+        return len(session.client("acm").list_certificates()["CertificateSummaryList"])
+
+    def file_systems() -> int:
+        return len(session.client("efs").describe_file_systems()["FileSystems"])
+
+    def stacks() -> int:
+        cfn = session.client("cloudformation")
+        return sum(
+            1 for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"
+        )
+
+    counters: dict[str, Callable[[], int]] = {
+        "vpc": vpcs,
+        "subnet": subnets,
+        "security group": security_groups,
+        "internet gateway": igws,
+        "nat gateway": nat_gateways,
+        "elastic ip": eips,
+        "instance": instances,
+        "image": images,
+        "key pair": key_pairs,
+        "bucket": buckets,
+        "object": objects,
+        "secret": secrets,
+        "database": db_instances,
+        "directory": directories,
+        "load balancer": load_balancers,
+        "target group": target_groups,
+        "iam policy": iam_policies,
+        "iam role": iam_roles,
+        "certificate": certificates,
+        "file system": file_systems,
+        "cloudformation stack": stacks,
+    }
+    return {kind: n for kind, fn in counters.items() if (n := _count(fn))}

@@ -1,0 +1,41 @@
+"""audit.*: the secret canary."""
+
+from __future__ import annotations
+
+import boto3
+from invoke import Collection, Context, task
+from rich.console import Console
+
+from .. import sandbox
+from ..audit import audit
+from ..config import load_config
+from ..errors import ToolkitError
+from .common import CONFIG_HELP, require_config, wired
+
+
+@task(help={"config": CONFIG_HELP})
+@wired
+def secrets(c: Context, config: str | None = None) -> None:
+    """Search build/, S3, CloudFormation, user-data, Args and logs for every secret value."""
+    cfg = load_config(require_config(config))
+    console = Console()
+    server = sandbox.running(cfg.build_dir)
+    if server is not None:
+        with sandbox.aws_environment(server, cfg.region):
+            report = audit(boto3.Session(region_name=cfg.region), cfg.build_dir)
+        where = f"the sandbox at {server.endpoint}"
+    else:
+        report = audit(boto3.Session(region_name=cfg.region), cfg.build_dir)
+        where = "the AWS account of your credentials"
+    console.print(
+        f"Searched {report.places} places in {where} and build/ for "
+        f"{report.secrets} secrets ({report.needles} forms)."
+    )
+    if not report.clean:
+        for finding in report.findings:
+            console.print(f"[red]secret '{finding.secret_name}' found in {finding.where}[/red]")
+        raise ToolkitError(f"{len(report.findings)} secret leak(s) found")
+    console.print("[green]No secret value found outside Secrets Manager.[/green]")
+
+
+ns = Collection(secrets)
