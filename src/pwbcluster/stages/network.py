@@ -1,14 +1,14 @@
-"""The network stage: see pipeline.STAGES for what it creates.
+"""The network stage: VPC, subnets, NAT gateway, scripts bucket, image-build policy.
 
-Not built yet: issue #4 provides the real and sandbox adapters. Until then the stage
-says so instead of pretending.
+A Pulumi stack of its own (`<deployment>-network`); see ``pwbcluster.aux.stage`` for the
+real (Automation API) and sandbox (same program, mocks creating resources in moto)
+adapters. Returns the typed contract ``NetworkOutputs``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..errors import StageError
 from .pipeline import section_inputs
 from .runner import StageContext
 
@@ -18,8 +18,12 @@ def inputs(ctx: StageContext) -> Any:
 
 
 def run(ctx: StageContext) -> Any:
-    raise StageError(f"the network stage ({ctx.mode}) is not built yet (issue #4)")
+    from ..aux.stage import run_part
+
+    return run_part(ctx, "network")
 
 
 def destroy(ctx: StageContext, outputs: Any) -> None:
-    raise StageError(f"the network stage ({ctx.mode}) cannot be destroyed yet (issue #4)")
+    from ..aux.stage import destroy_part
+
+    destroy_part(ctx, "network", outputs)

@@ -1,25 +1,29 @@
-"""The services stage: see pipeline.STAGES for what it creates.
+"""The services stage: directory + TLS front, databases, secrets, IAM, key pair, jump host.
 
-Not built yet: issue #4 provides the real and sandbox adapters. Until then the stage
-says so instead of pretending.
+A Pulumi stack of its own (`<deployment>-services`); see ``pwbcluster.aux.stage`` for the
+real (Automation API) and sandbox (same program, mocks creating resources in moto)
+adapters. Returns the typed contract ``ServicesOutputs``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..errors import StageError
 from .pipeline import section_inputs
 from .runner import StageContext
 
 
 def inputs(ctx: StageContext) -> Any:
-    return section_inputs(ctx, "aux")
+    return section_inputs(ctx, "aux.directory", "aux.databases", "aux.jump_host")
 
 
 def run(ctx: StageContext) -> Any:
-    raise StageError(f"the services stage ({ctx.mode}) is not built yet (issue #4)")
+    from ..aux.stage import run_part
+
+    return run_part(ctx, "services")
 
 
 def destroy(ctx: StageContext, outputs: Any) -> None:
-    raise StageError(f"the services stage ({ctx.mode}) cannot be destroyed yet (issue #4)")
+    from ..aux.stage import destroy_part
+
+    destroy_part(ctx, "services", outputs)

@@ -1,0 +1,1 @@
+"""Auxiliary services (Pulumi): network, directory, databases, bucket, secrets, IAM, jump host."""

@@ -1,0 +1,132 @@
+"""The network and services stages above their adapters (real AWS or the sandbox).
+
+``run_part(ctx, "network")`` builds the part's Args from the config (and the network
+contract, for services), then either drives the real stack through the Automation API or
+runs the same program with ``MotoMocks`` against the sandbox's moto server. Either way
+the result is the typed contract. Sandbox runs write a ledger of what they created (ids
+only) under ``build/<deployment>/`` so ``destroy_part`` can remove it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import StageError
+from ..stages.contracts import NetworkOutputs, ServicesOutputs
+from .args import PROJECT, NetworkArgs, ServicesArgs, network_args, services_args, stack_name
+
+log = logging.getLogger(__name__)
+
+PARTS = ("network", "services")
+CONTRACTS: dict[str, type] = {"network": NetworkOutputs, "services": ServicesOutputs}
+
+
+def part_args(config: Any, part: str, upstream: Mapping[str, Any]) -> NetworkArgs | ServicesArgs:
+    if part == "network":
+        return network_args(config.data, config.tags())
+    network = upstream.get("network")
+    if network is None:
+        raise StageError("the services stage needs the network stage's outputs")
+    return services_args(config.data, config.tags(), network)
+
+
+def program_for(part: str, args: Any) -> Callable[[], dict[str, Any]]:
+    from .program import network_program, services_program
+
+    build = network_program if part == "network" else services_program
+    return lambda: build(args)
+
+
+def ledger_path(config: Any, part: str) -> Path:
+    return Path(config.build_dir) / f"sandbox-{part}-resources.json"
+
+
+def run_part(ctx: Any, part: str) -> Any:
+    args = part_args(ctx.config, part, ctx.upstream)
+    if ctx.mode == "sandbox":
+        return _run_sandbox(ctx, part, args)
+    from . import driver
+
+    if ctx.dry_run:
+        driver.up(ctx.config, part, args, preview=True)
+        return _planned(ctx.config, part)
+    return driver.up(ctx.config, part, args)
+
+
+def _planned(config: Any, part: str) -> Any:
+    from ..stages import contracts
+
+    if part == "network":
+        return contracts.planned_network(config.region, config.name)
+    directory = config.data["aux"]["directory"]
+    return contracts.planned_services(
+        config.region, config.name, directory["domain"], bool(directory["ldaps"])
+    )
+
+
+def _run_sandbox(ctx: Any, part: str, args: Any) -> Any:
+    from .fakes import OfflineMocks
+    from .mockrun import run_with_mocks
+    from .outputs import to_contract
+    from .sandbox import MotoMocks
+
+    cls = CONTRACTS[part]
+    stack = stack_name(ctx.config.name, part)
+    if ctx.dry_run:
+        run = run_with_mocks(
+            program_for(part, args), OfflineMocks(ctx.config.region), PROJECT, stack, preview=True
+        )
+        return to_contract(cls, run.outputs, simulated=True)
+    endpoint = (ctx.extra or {}).get("aws_endpoint_url")
+    if not endpoint:
+        raise StageError(
+            f"the sandbox {part} stage needs a moto server: run it through "
+            "`invoke up --sandbox`, which starts one (extra['aws_endpoint_url'])"
+        )
+    mocks = MotoMocks(endpoint, ctx.config.region)
+    try:
+        run = run_with_mocks(program_for(part, args), mocks, PROJECT, stack)
+    finally:
+        _write_ledger(ctx.config, part, mocks.ledger.to_json())
+    if mocks.ledger.simulated:
+        log.info(
+            "sandbox %s: simulated (moto cannot create them): %s",
+            part,
+            ", ".join(sorted(mocks.ledger.simulated)),
+        )
+    return to_contract(cls, run.outputs, simulated=True)
+
+
+def _write_ledger(config: Any, part: str, data: dict[str, Any]) -> None:
+    path = ledger_path(config, part)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def destroy_part(ctx: Any, part: str, outputs: Any) -> None:
+    if ctx.mode == "sandbox":
+        from .sandbox import Ledger, destroy_ledger
+
+        path = ledger_path(ctx.config, part)
+        if not path.exists():
+            log.info("sandbox %s: nothing recorded, nothing to remove", part)
+            return
+        endpoint = (ctx.extra or {}).get("aws_endpoint_url")
+        if not endpoint:
+            raise StageError(f"removing the sandbox {part} stage needs the moto server's URL")
+        ledger = Ledger.from_json(json.loads(path.read_text(encoding="utf-8")))
+        failures = destroy_ledger(ledger, endpoint, ctx.config.region)
+        if failures:
+            raise StageError(
+                f"sandbox {part}: {len(failures)} resource(s) could not be removed:\n"
+                + "\n".join(failures)
+            )
+        path.unlink()
+        return
+    from . import driver
+
+    driver.destroy(ctx.config, part)

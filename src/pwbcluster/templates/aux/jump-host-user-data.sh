@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# jump-host-user-data: join the jump host to the directory and create the read-only bind user.
+#
+# Runs once at first boot of the jump host (Ubuntu LTS, private subnet, managed through
+# SSM). Reads its parameters from /etc/pwbcluster/jump-host.env (domain, DNS addresses,
+# secret ARNs, region, bind user name: no secret values) and the passwords from Secrets
+# Manager through the instance role, which may read exactly those secrets.
+# Needs: network access to the directory, Secrets Manager and the Ubuntu archive (NAT).
+# Safe to re-run: each step checks before it acts.
+#
+# Usage: jump-host-user-data.sh [--help]
+set -o errexit -o nounset -o pipefail
+
+readonly ENV_FILE="/etc/pwbcluster/jump-host.env"
+readonly PACKAGES=(sssd sssd-tools realmd adcli krb5-user samba-common-bin ldap-utils packagekit)
+
+log() { printf '[jump-host] %s\n' "$*" >&2; }
+warn() { printf '[jump-host] warning: %s\n' "$*" >&2; }
+die() {
+  printf '[jump-host] error: %s\n' "$*" >&2
+  exit 1
+}
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+
+load_env() {
+  [[ -r "${ENV_FILE}" ]] || die "missing ${ENV_FILE}"
+  # shellcheck source=/dev/null
+  source "${ENV_FILE}"
+  local var
+  for var in DOMAIN REALM DNS_ADDRESSES REGION ADMIN_SECRET_ARN BIND_SECRET_ARN BIND_USER; do
+    [[ -n "${!var:-}" ]] || die "${ENV_FILE} does not set ${var}"
+  done
+}
+
+install_packages() {
+  local missing=() pkg
+  for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q 'install ok installed' \
+      || missing+=("${pkg}")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 600 apt-get update -qq
+    timeout 900 apt-get install -y -qq "${missing[@]}"
+  fi
+  if ! command -v aws >/dev/null 2>&1; then
+    log "installing the AWS CLI (snap)"
+    timeout 600 snap install aws-cli --classic
+  fi
+}
+
+use_directory_dns() {
+  local conf="/etc/systemd/resolved.conf.d/pwbcluster-directory.conf"
+  mkdir -p "$(dirname "${conf}")"
+  printf '[Resolve]\nDNS=%s\nDomains=~%s\n' "${DNS_ADDRESSES}" "${DOMAIN}" >"${conf}.new"
+  if ! cmp -s "${conf}.new" "${conf}" 2>/dev/null; then
+    mv "${conf}.new" "${conf}"
+    systemctl restart systemd-resolved
+  else
+    rm -f "${conf}.new"
+  fi
+}
+
+read_secret() {
+  local arn="$1"
+  timeout 60 aws secretsmanager get-secret-value --region "${REGION}" \
+    --secret-id "${arn}" --query SecretString --output text
+}
+
+join_domain() {
+  if realm list --name-only 2>/dev/null | grep -qix "${DOMAIN}"; then
+    log "already joined to ${DOMAIN}"
+    return 0
+  fi
+  log "joining ${DOMAIN}"
+  read_secret "${ADMIN_SECRET_ARN}" \
+    | timeout 300 realm join --user=Administrator "${DOMAIN}"
+  sed -i 's/^use_fully_qualified_names = True/use_fully_qualified_names = False/' \
+    /etc/sssd/sssd.conf
+  systemctl restart sssd
+}
+
+ensure_bind_user() {
+  # The bind user is a plain domain user: it can read the directory and change nothing.
+  if getent passwd "${BIND_USER}" >/dev/null 2>&1; then
+    log "bind user ${BIND_USER} exists"
+  else
+    log "creating read-only bind user ${BIND_USER}"
+    read_secret "${ADMIN_SECRET_ARN}" | timeout 120 adcli create-user "${BIND_USER}" \
+      --domain="${DOMAIN}" --login-user=Administrator --stdin-password \
+      --display-name="ParallelCluster read-only bind"
+  fi
+  log "setting the bind user's password from Secrets Manager"
+  set_bind_password
+}
+
+set_bind_password() {
+  local bind
+  bind="$(read_secret "${BIND_SECRET_ARN}")"
+  # Samba's net sets another user's password over Kerberos (kpasswd set-password); this
+  # works on SimpleAD and Managed AD and with every adcli version. The password is on
+  # net's command line for a moment, on a host only administrators reach through SSM.
+  read_secret "${ADMIN_SECRET_ARN}" | timeout 60 kinit "Administrator@${REALM}" >/dev/null
+  timeout 120 net ads password "${BIND_USER}@${REALM}" "${bind}" --use-kerberos=required
+  kdestroy
+}
+
+main() {
+  if [[ "${1:-}" == "--help" ]]; then
+    usage
+    return 0
+  fi
+  [[ "$(id -u)" -eq 0 ]] || die "run as root"
+  load_env
+  install_packages
+  use_directory_dns
+  join_domain
+  ensure_bind_user
+  log "done"
+}
+
+[[ "${BASH_SOURCE[0]}" == "$0" ]] && main "$@"
