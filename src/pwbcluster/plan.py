@@ -19,13 +19,16 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import Config
+from .estimate import cost_step, diagram_step
 from .image.fingerprint import image_fingerprint
+from .pcluster.plan_step import pcluster_step
 from .render import dump_yaml, write_text
 from .render.cluster_config import RenderedCluster, render_cluster_config
 from .render.image_config import render_image_config
 from .stages import contracts
 from .stages.pipeline import STAGES, stage_specs
 from .stages.runner import critical_path
+from .workbench.plan_step import workbench_step
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,13 @@ def render_step(ctx: PlanContext) -> None:
     ctx.write("image-config.yaml", dump_yaml(ctx.image_config, header))
 
 
-STEPS: list[PlanStep] = [("render", render_step)]
+STEPS: list[PlanStep] = [
+    ("render", render_step),
+    ("workbench", workbench_step),
+    ("pcluster", pcluster_step),
+    ("diagram", diagram_step),
+    ("cost", cost_step),
+]
 
 
 def make_plan(config: Config, steps: list[PlanStep] | None = None) -> PlanContext:

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# node-start.sh: OnNodeStart on every node (head, login, compute), before ParallelCluster
+# configures the directory service.
+#
+# Fetches the node scripts and the non-secret settings (node.env) from the scripts
+# bucket, then installs the directory's CA certificate (public) where sssd's
+# LdapTlsCaCert points, so ldaps:// works from the first sssd start.
+#
+# Usage: node-start.sh --env-uri s3://BUCKET/PREFIX/cluster/node.env
+# Needs: aws CLI (in the AMI) and the instance role's read access to the bucket prefix.
+# Installs nothing. Safe to re-run: files are replaced only when they differ.
+
+set -o errexit -o nounset -o pipefail
+
+readonly SCRIPT_NAME="node-start"
+PWB_HOME="${PWB_HOME:-/opt/pwbcluster}"
+
+usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
+log() { printf '[%s] %s\n' "${SCRIPT_NAME}" "$*" >&2; }
+die() {
+  printf '[%s] ERROR: %s\n' "${SCRIPT_NAME}" "$*" >&2
+  exit 1
+}
+
+# parse_args ARGS...: sets ENV_URI.
+parse_args() {
+  ENV_URI=""
+  while (($#)); do
+    case "$1" in
+      --env-uri) ENV_URI="${2:-}"; shift 2 ;;
+      -h | --help) usage; exit 0 ;;
+      *) usage >&2; die "unknown argument: $1" ;;
+    esac
+  done
+  [[ "${ENV_URI}" =~ ^s3://[a-z0-9.-]+/.+/node\.env$ ]] || die "--env-uri s3://BUCKET/PREFIX/node.env is required"
+}
+
+# bootstrap: fetch node scripts + node.env (bounded), source common.sh, load node.env.
+bootstrap() {
+  mkdir -p "${PWB_HOME}/cluster"
+  aws --cli-connect-timeout 10 --cli-read-timeout 60 s3 cp --recursive --only-show-errors \
+    "${ENV_URI%/node.env}/" "${PWB_HOME}/cluster/" || die "cannot fetch the node scripts from ${ENV_URI%/node.env}/"
+  # shellcheck source=lib/common.sh
+  source "${PWB_HOME}/cluster/lib/common.sh"
+  load_env "${PWB_HOME}/cluster/node.env"
+}
+
+# install_ldap_ca: the directory CA (fetched with the bundle as ldap-ca.pem) where
+# sssd's LdapTlsCaCert points (ldaps:// only).
+install_ldap_ca() {
+  local ca="${PWB_HOME}/cluster/ldap-ca.pem"
+  if [[ "${LDAP_TLS:-false}" != "true" ]]; then
+    warn "directory TLS is off (the deployment opted out): LDAP traffic is not encrypted"
+    return 0
+  fi
+  require_env LDAP_CA_PATH
+  [[ -s "${ca}" ]] || die "the directory CA certificate is missing from the scripts bucket"
+  grep -q -- '-----BEGIN CERTIFICATE-----' "${ca}" || die "${ca} is not a PEM certificate"
+  install_file "${ca}" "${LDAP_CA_PATH}" 644 "${ROOT_OWNER:-root:root}"
+}
+
+main() {
+  parse_args "$@"
+  bootstrap
+  install_ldap_ca
+  log "node start done"
+}
+
+[[ "${BASH_SOURCE[0]}" == "$0" ]] && main "$@"

@@ -1,0 +1,26 @@
+"""``invoke plan`` step: render the Workbench files and node.env into build/<deployment>/workbench/."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .bundle import format_env, license_secret_arn, node_env
+from .generate import render_workbench
+from .settings import settings_from
+
+if TYPE_CHECKING:
+    from ..plan import PlanContext
+
+
+def workbench_step(ctx: PlanContext) -> None:
+    data = ctx.config.data
+    files = render_workbench(settings_from(data, ctx.services), ctx.config.name)
+    for rendered in files.values():
+        ctx.write(f"workbench/{rendered.path}", rendered.text, rendered.mode)
+    env = node_env(data, ctx.network, ctx.services, ctx.config.name, ctx.scripts_prefix)
+    ctx.write("workbench/node.env", format_env(env))
+    if not license_secret_arn(data, ctx.services):
+        ctx.notes.append(
+            "Workbench licence: none configured (cluster.workbench.license_secret_arn), "
+            "so Workbench will run UNLICENSED (evaluation) on the login nodes."
+        )
