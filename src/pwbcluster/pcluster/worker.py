@@ -1,0 +1,385 @@
+"""Validate and synthesise with ParallelCluster's own code; runs INSIDE the pcluster venv.
+
+Usage: <pcluster venv>/bin/python worker.py REQUEST.json RESPONSE.json
+
+The toolkit (pwbcluster.pcluster.offline) writes the request and reads the response;
+pcluster, CDK and jsii may print what they like on stdout/stderr. Standalone: imports
+pcluster, moto and boto3, never pwbcluster.
+
+Request keys: kind ("cluster" | "image"), config (dict), name, region, account_id,
+suppress (validator class names), validate, synthesise, out_dir, endpoint_url (a moto
+server; otherwise moto's in-process mock), standins, public_subnets, instance_types.
+Response keys: failures [{level, validator, message, path}], files, timings, mapping,
+error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("pwbcluster.worker")
+
+
+def flatten_schema_errors(
+    messages: Any, path: tuple[Any, ...] = ()
+) -> list[tuple[tuple[Any, ...], str]]:
+    """marshmallow's nested error dict as (key path, message) pairs."""
+    if isinstance(messages, dict):
+        out = []
+        for key, value in messages.items():
+            sub = path if key == "_schema" else (*path, key)
+            out.extend(flatten_schema_errors(value, sub))
+        return out
+    if isinstance(messages, list | tuple):
+        if all(isinstance(m, str) for m in messages):
+            return [(path, m) for m in messages]
+        return [pair for m in messages for pair in flatten_schema_errors(m, path)]
+    return [(path, str(messages))]
+
+
+def _match_key(attribute: str, data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    wanted = attribute.lstrip("_").replace("_", "").lower()
+    for key in data:
+        if isinstance(key, str) and key.replace("_", "").lower() == wanted:
+            return key
+    return None
+
+
+def resource_paths(
+    resource: Any, data: Any, path: tuple[Any, ...], out: dict[int, tuple[Any, ...]]
+) -> None:
+    """Map id(resource) -> the config key path it was loaded from (nearest known path)."""
+    from pcluster.config.common import Resource
+
+    if id(resource) in out:
+        return
+    out[id(resource)] = path
+    for attribute, value in vars(resource).items():
+        if attribute.startswith("_Resource__"):
+            continue
+        key = _match_key(attribute, data)
+        sub = data.get(key) if key is not None else None
+        sub_path = (*path, key) if key is not None else path
+        if isinstance(value, Resource):
+            resource_paths(value, sub, sub_path, out)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, Resource):
+                    item_data = sub[i] if isinstance(sub, list) and i < len(sub) else None
+                    item_path = (*sub_path, i) if key is not None else sub_path
+                    resource_paths(item, item_data, item_path, out)
+
+
+def traced_validate(
+    config: Any, data: dict[str, Any], suppressors: list[Any]
+) -> list[dict[str, Any]]:
+    """Run config.validate() and attach to each failure the path of the resource that raised it."""
+    from pcluster.config.common import Resource
+
+    origin: dict[int, Any] = {}
+    original = Resource._validate_self
+
+    async def tag(coroutine: Any, resource: Any) -> Any:
+        results = await coroutine
+        for result in results or []:
+            origin[id(result)] = resource
+        return results
+
+    def validate_self(self: Any, context: Any, suppress: Any) -> None:
+        failures, futures = len(self._validation_failures), len(self._validation_futures)
+        original(self, context, suppress)
+        for result in self._validation_failures[failures:]:
+            origin[id(result)] = self
+        for i in range(futures, len(self._validation_futures)):
+            self._validation_futures[i] = tag(self._validation_futures[i], self)
+
+    paths: dict[int, tuple[Any, ...]] = {}
+    resource_paths(config, data, (), paths)
+    Resource._validate_self = validate_self
+    try:
+        results = config.validate(suppressors)
+    finally:
+        Resource._validate_self = original
+    out = []
+    for result in results:
+        resource = origin.get(id(result))
+        out.append(
+            {
+                "level": result.level.name,
+                "validator": result.validator_type,
+                "message": result.message,
+                "path": list(paths.get(id(resource), ())) if resource is not None else None,
+            }
+        )
+    return out
+
+
+class Suppressor:
+    """Suppress validators by class name (pcluster's async-timed wrappers by the same name)."""
+
+    def __init__(self, names: list[str]):
+        self.names = set(names)
+
+    def suppress_validator(self, validator: Any) -> bool:
+        name = validator.type
+        return name in self.names or name.removeprefix("AsyncTimed") in self.names
+
+
+WELL_FORMED_ID = re.compile(r"^(subnet|sg|ami|vpc)-([0-9a-f]{8}|[0-9a-f]{17})$")
+ID_PREFIX = re.compile(r"^(subnet|sg|ami|vpc)-")
+
+
+def display_id(value: str) -> str:
+    """How a config value appears in the written templates.
+
+    Planned placeholders such as ``sg-planned0000000001`` are not well-formed ids, and
+    cfn-lint rightly rejects them; the templates carry a fixed well-formed id derived
+    from the placeholder instead (the same on every run), and placeholders.json says
+    which placeholder each stands for. ARNs and well-formed ids stay as they are.
+    """
+    match = ID_PREFIX.match(value)
+    if match is None or WELL_FORMED_ID.match(value):
+        return value
+    return f"{match.group(1)}-{hashlib.sha256(value.encode()).hexdigest()[:17]}"
+
+
+def display_ids(mapping: dict[str, str]) -> dict[str, str]:
+    """moto's id -> the id written to the templates, for every stand-in."""
+    return {moto: display_id(original) for original, moto in mapping.items()}
+
+
+def write_json(path: Path, body: Any, mapping: dict[str, str]) -> Path:
+    from worker_standins import substitute_text
+
+    text = body if isinstance(body, str) else json.dumps(body, indent=1, sort_keys=True)
+    path.write_text(substitute_text(text, mapping))
+    return path
+
+
+def synthesise_cluster(request: dict[str, Any], config: Any, mapping: dict[str, str]) -> list[str]:
+    from pcluster.config.cluster_config import Tag
+    from pcluster.constants import PCLUSTER_CLUSTER_NAME_TAG, PCLUSTER_VERSION_TAG
+    from pcluster.templates.cdk_builder import CDKTemplateBuilder
+    from pcluster.utils import get_installed_version
+
+    name = request["name"]
+    bucket = _bucket(request, name)
+    # As pcluster create-cluster does (Cluster._add_tags) before it builds the template.
+    added = {PCLUSTER_CLUSTER_NAME_TAG: name, PCLUSTER_VERSION_TAG: get_installed_version()}
+    config.tags = [t for t in (config.tags or []) if t.key not in added]
+    config.tags += [Tag(key=k, value=v) for k, v in added.items()]
+    template, assets = CDKTemplateBuilder().build_cluster_template(
+        cluster_config=config, bucket=bucket, stack_name=name
+    )
+    out = Path(request["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    reverse = display_ids(mapping)
+    root = json.loads(template) if isinstance(template, str) else template
+    files = [write_json(out / f"{name}.json", root, reverse)]
+    for asset in assets or []:
+        nested = nested_stack_name(root, asset["s3_bucket_parameter"]["key"])
+        files.append(write_json(out / f"{name}-{nested}.json", asset["content"], reverse))
+    return [str(f) for f in files]
+
+
+def nested_stack_name(root: dict[str, Any], bucket_parameter: str) -> str:
+    """The nested stack's logical id up to "NestedStack" (e.g. LoginNodes), for a file name."""
+    for logical_id, resource in root.get("Resources", {}).items():
+        if resource.get("Type") == "AWS::CloudFormation::Stack" and bucket_parameter in json.dumps(
+            resource.get("Properties", {}).get("TemplateURL")
+        ):
+            return logical_id.split("NestedStack", 1)[0] or logical_id
+    return bucket_parameter
+
+
+def _bucket(request: dict[str, Any], name: str) -> Any:
+    import boto3
+    from pcluster.models.s3_bucket import S3Bucket
+
+    bucket_name = f"parallelcluster-{request['account_id']}-offline-{request['region']}"
+    s3: Any = boto3.client("s3", region_name=request["region"])
+    try:
+        s3.head_bucket(Bucket=bucket_name)
+    except Exception:
+        s3.create_bucket(
+            Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": request["region"]}
+        )
+    return S3Bucket(
+        service_name=name,
+        stack_name=name,
+        artifact_directory=f"parallelcluster/offline/{name}",
+        name=bucket_name,
+    )
+
+
+def synthesise_image(request: dict[str, Any], config: Any, mapping: dict[str, str]) -> list[str]:
+    from pcluster.templates.cdk_builder import CDKTemplateBuilder
+
+    name = request["name"]
+    template = CDKTemplateBuilder().build_imagebuilder_template(
+        image_config=config, image_id=name, bucket=_bucket(request, name)
+    )
+    out = Path(request["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    reverse = display_ids(mapping)
+    body = json.loads(template) if isinstance(template, str) else template
+    return [str(write_json(out / "build-image.json", body, reverse))]
+
+
+def offline_supported_regions() -> None:
+    """Seed RegionValidator's list from pcluster's bundled copy instead of its URL.
+
+    pcluster fetches the list with urllib (not boto3) and falls back to the bundled file
+    when that fails; offline we go straight to the fallback, so the validator still runs.
+    """
+    from importlib.resources import files
+
+    import pcluster.utils
+
+    bundled = files("pcluster") / "resources" / "supported-regions"
+    pcluster.utils.retrieve_supported_regions.cache = bundled.read_text().split("\n")
+
+
+def missing_instance_types(request: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The stand-in descriptions for the config's instance types that EC2 (moto) lacks."""
+    import boto3
+    from worker_instance_types import STANDIN_INSTANCE_TYPES
+    from worker_standins import strings
+
+    offered = {**STANDIN_INSTANCE_TYPES, **(request.get("instance_types") or {})}
+    wanted = sorted(set(strings(data)) & set(offered))
+    if not wanted:
+        return {}
+    ec2 = boto3.client("ec2", region_name=request["region"])
+    known = {
+        t["InstanceType"]
+        for t in ec2.describe_instance_types(Filters=[{"Name": "instance-type", "Values": wanted}])[
+            "InstanceTypes"
+        ]
+    }
+    return {t: offered[t] for t in wanted if t not in known}
+
+
+def run(request: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+    import marshmallow
+    from pcluster.aws.aws_api import AWSApi
+    from pcluster.constants import PCLUSTER_IMAGE_BUILD_STATUS_TAG, PCLUSTER_VERSION_TAG
+    from pcluster.utils import get_installed_version
+    from worker_standins import StandIns, substitute, substitute_text
+
+    offline_supported_regions()
+
+    response: dict[str, Any] = {"failures": [], "files": [], "mapping": {}}
+    AWSApi.reset()
+    data = request["config"]
+    if request.get("standins"):
+        started = time.perf_counter()
+        # The AMI stands for one `pcluster build-image` made, so it carries pcluster's tags.
+        image_tags = {
+            PCLUSTER_VERSION_TAG: get_installed_version(),
+            PCLUSTER_IMAGE_BUILD_STATUS_TAG: "available",
+        }
+        standins = StandIns(request["region"], request.get("public_subnets") or [], image_tags)
+        mapping = standins.create_for(data)
+        if standins.created_vpc:
+            mapping["vpc-planned"] = standins.created_vpc
+        response["mapping"] = mapping
+        data = substitute(data, mapping)
+        response["placeholders"] = {display_id(k): k for k in mapping if display_id(k) != k}
+        timings["standins"] = time.perf_counter() - started
+    mapping = response["mapping"]
+    instance_types = missing_instance_types(request, data)
+
+    started = time.perf_counter()
+    if request["kind"] == "cluster":
+        from pcluster.schemas.cluster_schema import ClusterSchema
+
+        schema: Any = ClusterSchema(cluster_name=request["name"])
+    else:
+        from pcluster.schemas.imagebuilder_schema import ImageBuilderSchema
+
+        schema = ImageBuilderSchema()
+    try:
+        config = schema.load(data)
+    except marshmallow.ValidationError as exc:
+        reverse = {v: k for k, v in mapping.items()}
+        for path, message in flatten_schema_errors(exc.messages):
+            message = substitute_text(message, reverse)
+            response["failures"].append(
+                {"level": "ERROR", "validator": "schema", "message": message, "path": list(path)}
+            )
+        timings["schema"] = time.perf_counter() - started
+        return response
+    timings["schema"] = time.perf_counter() - started
+
+    if request.get("validate", True):
+        started = time.perf_counter()
+        if instance_types:
+            # pcluster's own hook for instance types its EC2 cannot describe (as DevSettings'
+            # InstanceTypesData would set it): only for types moto lacks.
+            AWSApi.instance().ec2.additional_instance_types_data = instance_types
+        response["failures"] = traced_validate(
+            config, data, [Suppressor(request.get("suppress", []))]
+        )
+        reverse = {v: k for k, v in mapping.items()}
+        for failure in response["failures"]:
+            failure["message"] = substitute_text(failure["message"], reverse)
+        timings["validators"] = time.perf_counter() - started
+    if any(f["level"] == "ERROR" for f in response["failures"]) or not request.get("synthesise"):
+        return response
+
+    started = time.perf_counter()
+    synth = synthesise_cluster if request["kind"] == "cluster" else synthesise_image
+    response["files"] = synth(request, config, mapping)
+    timings["synthesis"] = time.perf_counter() - started
+    return response
+
+
+def main(argv: list[str]) -> int:
+    request_path, response_path = Path(argv[1]), Path(argv[2])
+    request = json.loads(request_path.read_text())
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    os.environ["AWS_DEFAULT_REGION"] = request["region"]
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ["MOTO_ACCOUNT_ID"] = request["account_id"]
+    results: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        started = time.perf_counter()
+        if request.get("endpoint_url"):
+            os.environ["AWS_ENDPOINT_URL"] = request["endpoint_url"]
+        else:
+            from moto import mock_aws
+
+            stack.enter_context(mock_aws())
+        startup = time.perf_counter() - started
+        for job in request["jobs"]:
+            timings: dict[str, float] = {"moto": startup} if not results else {}
+            try:
+                response = run({**request, **job}, timings)
+            except Exception as exc:
+                response = {
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(),
+                }
+            response["timings"] = timings
+            results.append(response)
+    response_path.write_text(json.dumps({"results": results}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
