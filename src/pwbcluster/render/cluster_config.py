@@ -147,7 +147,8 @@ def render_cluster_config(
             "SubnetIds": [network.public_subnet_ids[0]],
             "AdditionalSecurityGroups": sgs,
         },
-        "Ssh": {"KeyName": services.key_pair_name, "AllowedIps": login["allowed_cidr"]},
+        # No KeyName: pcluster 3.15+ rejects it for login pools (they use the head node's).
+        "Ssh": {"AllowedIps": login["allowed_cidr"]},
         "Iam": {"AdditionalIamPolicies": [{"Policy": services.login_node_policy_arn}]},
         "CustomActions": {**custom_actions, "OnNodeConfigured": action("login")},
         "GracetimePeriod": 10,
@@ -185,14 +186,14 @@ def render_cluster_config(
             "MountDir": "/home",
             "Name": "home",
             "StorageType": "Efs",
-            "EfsSettings": {"Encrypted": True, "ThroughputMode": "elastic"},
+            "EfsSettings": {"Encrypted": True, "ThroughputMode": "bursting"},
         }
     smap[("SharedStorage", 0)] = ("cluster", "storage", "home")
     shared = {
         "MountDir": WORKBENCH_SHARED_DIR,
         "Name": "workbench",
         "StorageType": "Efs",
-        "EfsSettings": {"Encrypted": True, "ThroughputMode": "elastic"},
+        "EfsSettings": {"Encrypted": True, "ThroughputMode": "bursting"},
     }
 
     directory: dict[str, Any] = {

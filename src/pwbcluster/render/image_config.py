@@ -21,6 +21,14 @@ def render_image_config(
     base = f"s3://{network.bucket_name}/{scripts_prefix.rstrip('/')}"
     all_tags = dict(tags)
     all_tags["pwbcluster:image-fingerprint"] = fingerprint
+    build: dict[str, Any] = {
+        "InstanceType": image["build_instance_type"],
+        "ParentImage": parent_image,
+        "SubnetId": network.public_subnet_ids[0],
+    }
+    if network.image_build_security_group_id:
+        # pcluster requires SecurityGroupIds whenever SubnetId is set
+        build["SecurityGroupIds"] = [network.image_build_security_group_id]
     return {
         "Region": data["deployment"]["region"],
         "Image": {
@@ -29,9 +37,7 @@ def render_image_config(
             "Tags": [{"Key": k, "Value": v} for k, v in sorted(all_tags.items())],
         },
         "Build": {
-            "InstanceType": image["build_instance_type"],
-            "ParentImage": parent_image,
-            "SubnetId": network.public_subnet_ids[0],
+            **build,
             "Iam": {"AdditionalIamPolicies": [{"Policy": network.image_build_policy_arn}]},
             "Components": [
                 {"Type": "script", "Value": f"{base}/{ENTRY_SCRIPT}"},

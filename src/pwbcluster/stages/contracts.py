@@ -38,6 +38,9 @@ class NetworkOutputs:
     # Managed policy that lets build-image instances read the image scripts prefix only.
     image_build_policy_arn: str
     simulated: bool = False
+    # Security group for build-image instances (egress only): pcluster requires
+    # Build.SecurityGroupIds whenever Build.SubnetId is set.
+    image_build_security_group_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,7 @@ def planned_network(region: str, deployment: str) -> NetworkOutputs:
         bucket_arn=f"arn:aws:s3:::{deployment}-scripts-planned",
         image_build_policy_arn=f"arn:aws:iam::{PLANNED_ACCOUNT}:policy/{deployment}-image-build-PLANNED",
         simulated=True,
+        image_build_security_group_id="sg-planned0000000002",
     )
 
 
