@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""pwb-ha reconciler: keep Slurm's SlurmctldHost list equal to the live controllers.
+
+Runs on the head node and on every login node (a systemd timer, plus a path unit on the
+head that fires when ParallelCluster rewrites slurm_parallelcluster.conf). One run:
+
+  1. takes the lock on shared storage (POSIX lock: works on EFS/NFSv4, so two nodes
+     running at once are serialised; a second run changes nothing: idempotent);
+  2. writes this node's heartbeat to <shared>/controllers/<host>.json;
+  3. computes the backup list: login nodes whose heartbeat is fresher than stale_after,
+     in registration order (a newcomer goes last, so the others keep their index);
+     the head stays first because ParallelCluster's slurm_parallelcluster.conf names it;
+  4. rewrites pwb_ha.conf (StateSaveLocation on shared storage, SlurmctldTimeout) and
+     pwb_ha_controllers.conf (backup SlurmctldHost lines) when they differ, and makes the
+     include of pwb_ha.conf the last line of slurm.conf (re-added if slurm.conf was
+     re-rendered), so these values win over ParallelCluster's ("latest value used");
+  5. releases the lock and applies the result on this node only: starts slurmctld when it
+     is not running; when the configuration changed since it started, restarts it
+     (standby controllers do not re-index on `scontrol reconfigure`), or, if this node is
+     the controller in charge and keeps its index, runs `scontrol reconfigure` instead.
+
+Python (standard library only) rather than bash: it parses slurm.conf includes and
+`scontrol ping`, writes files atomically, takes a POSIX lock with a timeout and bounds
+every subprocess, which in bash would need flock, sed and more error-prone quoting.
+Configuration: a JSON file written by controller-ha.sh (--config). Exit 0 when done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("pwb-ha-reconcile")
+
+MARKER = "# pwb-ha: controller HA (cluster/ha); keep this include last"
+MANAGED = "# Managed by pwb-ha (cluster/ha/reconcile.py): rewritten on every run, do not edit."
+PING_LINE = re.compile(r"Slurmctld\((?P<kind>[^)]*)\) at (?P<host>\S+) is (?P<state>UP|DOWN)")
+HOST_LINE = re.compile(r"^\s*SlurmctldHost\s*=\s*(?P<value>\S+)", re.IGNORECASE)
+INCLUDE_LINE = re.compile(r"^\s*include\s+(?P<path>\S+)", re.IGNORECASE)
+KEY_LINE = re.compile(r"^\s*(?P<key>[A-Za-z]+)\s*=\s*(?P<value>\S+)")
+
+
+class ReconcileError(Exception):
+    """A failure with a message for the operator (no traceback)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    role: str
+    hostname: str
+    address: str
+    shared_dir: Path
+    slurm_etc: Path
+    slurm_prefix: Path
+    timeout: int
+    stale_after: float
+    init: str
+    slurmctld_unit: str
+    local_dir: Path
+
+    @classmethod
+    def load(cls, path: Path, stale_after: float | None) -> Settings:
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ReconcileError(f"cannot read config {path}: {exc}") from exc
+        try:
+            return cls(
+                role=raw["role"],
+                hostname=raw["hostname"],
+                address=raw["address"],
+                shared_dir=Path(raw["shared_dir"]),
+                slurm_etc=Path(raw["slurm_etc"]),
+                slurm_prefix=Path(raw["slurm_prefix"]),
+                timeout=int(raw["timeout"]),
+                stale_after=float(stale_after if stale_after is not None else raw["stale_after"]),
+                init=raw["init"],
+                slurmctld_unit=raw["slurmctld_unit"],
+                local_dir=Path(raw["local_dir"]),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ReconcileError(f"config {path} is incomplete or invalid: {exc}") from exc
+
+    @property
+    def slurm_conf(self) -> Path:
+        return self.slurm_etc / "slurm.conf"
+
+    @property
+    def ha_conf(self) -> Path:
+        return self.slurm_etc / "pwb_ha.conf"
+
+    @property
+    def controllers_conf(self) -> Path:
+        return self.slurm_etc / "pwb_ha_controllers.conf"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.shared_dir / "state"
+
+    @property
+    def heartbeats(self) -> Path:
+        return self.shared_dir / "controllers"
+
+    def tool(self, name: str) -> str:
+        sub = "sbin" if name == "slurmctld" else "bin"
+        return str(self.slurm_prefix / sub / name)
+
+
+# -- shared-storage lock and atomic files ------------------------------------------------
+
+
+@contextlib.contextmanager
+def shared_lock(path: Path, wait: float = 60.0) -> Iterator[None]:
+    """A POSIX record lock: NFSv4 (EFS) honours it across hosts, unlike flock on old NFS."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                if time.monotonic() > deadline:
+                    raise ReconcileError(
+                        f"lock {path} held by another run for {wait:.0f} s"
+                    ) from exc
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def write_if_changed(path: Path, content: str, mode: int = 0o644) -> bool:
+    """Atomic replace (temp file, fsync, rename) only when the content differs."""
+    with contextlib.suppress(OSError):
+        if path.read_text() == content:
+            return False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.chmod(mode)
+    tmp.replace(path)
+    log.info("wrote %s", path)
+    return True
+
+
+# -- slurm.conf -------------------------------------------------------------------------
+
+
+def conf_lines(path: Path, skip: set[Path], seen: set[Path] | None = None) -> Iterator[str]:
+    """Lines of a slurm.conf with includes expanded (relative to the file's directory)."""
+    seen = set() if seen is None else seen
+    if path in seen or path in skip:
+        return
+    seen.add(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ReconcileError(f"cannot read {path}: {exc}") from exc
+    for line in text.splitlines():
+        match = INCLUDE_LINE.match(line)
+        if match:
+            target = Path(match["path"])
+            target = target if target.is_absolute() else path.parent / target
+            yield from conf_lines(target, skip, seen)
+        else:
+            yield line.split("#", 1)[0]
+
+
+def pcluster_controllers(settings: Settings) -> list[str]:
+    """SlurmctldHost values not written by us: ParallelCluster's head (and anything else)."""
+    skip = {settings.ha_conf, settings.controllers_conf}
+    return [
+        m["value"] for line in conf_lines(settings.slurm_conf, skip) if (m := HOST_LINE.match(line))
+    ]
+
+
+def host_name(value: str) -> str:
+    return value.split("(", 1)[0]
+
+
+def ensure_include_last(settings: Settings) -> bool:
+    """Our include must be the last directive so our values override pcluster's."""
+    include = f"include {settings.ha_conf}"
+    lines = settings.slurm_conf.read_text().splitlines()
+    kept = [ln for ln in lines if ln.strip() not in (include, MARKER)]
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return write_if_changed(settings.slurm_conf, "\n".join([*kept, "", MARKER, include]) + "\n")
+
+
+def render_ha_conf(settings: Settings) -> str:
+    return (
+        f"{MANAGED}\n"
+        "# Shared state, so a backup controller recovers what the primary saved.\n"
+        f"StateSaveLocation={settings.state_dir}\n"
+        "# Measured with benchmarks/controller_failover.py (cluster.ha.slurmctld_timeout).\n"
+        f"SlurmctldTimeout={settings.timeout}\n"
+        f"include {settings.controllers_conf}\n"
+    )
+
+
+def render_controllers(backups: list[dict[str, str]]) -> str:
+    lines = [f"SlurmctldHost={b['name']}({b['address']})" for b in backups]
+    return "\n".join([MANAGED, "# Backup controllers, in order of takeover.", *lines]) + "\n"
+
+
+# -- heartbeats --------------------------------------------------------------------------
+
+
+def write_heartbeat(settings: Settings, now: float) -> None:
+    settings.heartbeats.mkdir(parents=True, exist_ok=True)
+    path = settings.heartbeats / f"{settings.hostname}.json"
+    registered = now
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        old = json.loads(path.read_text())
+        if old["address"] == settings.address:
+            registered = float(old["registered"])
+    beat = {
+        "name": settings.hostname,
+        "address": settings.address,
+        "role": settings.role,
+        "registered": registered,
+        "updated": now,
+    }
+    write_if_changed(path, json.dumps(beat, sort_keys=True) + "\n")
+
+
+def live_backups(settings: Settings, head_names: set[str], now: float) -> list[dict[str, str]]:
+    """Fresh login-node heartbeats in registration order; stale ones are deleted."""
+    beats = []
+    for path in sorted(settings.heartbeats.glob("*.json")):
+        try:
+            beat = json.loads(path.read_text())
+            updated = float(beat["updated"])
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable heartbeat %s: %s", path, exc)
+            continue
+        if beat.get("role") != "login" or beat["name"] in head_names:
+            continue
+        if now - updated > settings.stale_after:
+            log.info("controller %s silent for %.0f s: removing it", beat["name"], now - updated)
+            path.unlink(missing_ok=True)
+            continue
+        beats.append(beat)
+    beats.sort(key=lambda b: (float(b["registered"]), b["name"]))
+    return [{"name": b["name"], "address": b["address"]} for b in beats]
+
+
+def update_shared_config(settings: Settings) -> bool:
+    """Steps 2 to 4 under the shared lock. Returns True when the controller list changed."""
+    now = time.time()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    write_heartbeat(settings, now)
+    heads = pcluster_controllers(settings)
+    if not heads:
+        raise ReconcileError(f"no SlurmctldHost in {settings.slurm_conf} or its includes")
+    backups = live_backups(settings, {host_name(h) for h in heads}, now)
+    changed = write_if_changed(settings.controllers_conf, render_controllers(backups))
+    changed |= write_if_changed(settings.ha_conf, render_ha_conf(settings))
+    changed |= ensure_include_last(settings)
+    names = [host_name(h) for h in heads] + [b["name"] for b in backups]
+    log.info("controllers: %s%s", ", ".join(names), " (changed)" if changed else "")
+    return changed
+
+
+# -- local slurmctld ---------------------------------------------------------------------
+
+
+def run(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    log.debug("running %s", " ".join(argv))
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise ReconcileError(f"{' '.join(argv)} did not finish in {timeout:.0f} s") from exc
+
+
+def generation(settings: Settings) -> str:
+    """Fingerprint of everything that defines the controllers, as slurmctld reads it."""
+    digest = hashlib.sha256()
+    for line in conf_lines(settings.slurm_conf, skip=set()):
+        digest.update(line.encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def configured_index(settings: Settings) -> int:
+    names = [host_name(h) for h in pcluster_controllers(settings)]
+    names += [
+        host_name(m["value"])
+        for line in conf_lines(settings.controllers_conf, skip=set())
+        if (m := HOST_LINE.match(line))
+    ]
+    return names.index(settings.hostname) if settings.hostname in names else -1
+
+
+def slurmctld_pid(settings: Settings) -> int | None:
+    pidfile = None
+    for line in conf_lines(settings.slurm_conf, skip=set()):
+        match = KEY_LINE.match(line)
+        if match and match["key"].lower() == "slurmctldpidfile":
+            pidfile = Path(match["value"])
+    pidfile = pidfile or Path("/var/run/slurmctld.pid")
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if comm == "slurmctld" else None
+
+
+def in_control(settings: Settings) -> bool:
+    """The first controller that answers, in list order, is the one in charge."""
+    result = run([settings.tool("scontrol"), "ping"], timeout=30)
+    for match in PING_LINE.finditer(result.stdout):
+        if match["state"] == "UP":
+            return match["host"] == settings.hostname
+    return False
+
+
+def stop_local(settings: Settings, pid: int, grace: float = 20.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)
+    if Path(f"/proc/{pid}").exists():
+        log.warning("slurmctld %d ignored SIGTERM for %.0f s: killing it", pid, grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def start_local(settings: Settings, restart: bool) -> None:
+    if settings.init == "systemd":
+        verb = "restart" if restart else "start"
+        result = run(["systemctl", verb, settings.slurmctld_unit], timeout=120)
+    else:
+        pid = slurmctld_pid(settings)
+        if restart and pid is not None:
+            stop_local(settings, pid)
+        result = run([settings.tool("slurmctld")], timeout=60)
+    if result.returncode != 0:
+        raise ReconcileError(f"slurmctld did not start on {settings.hostname}: {result.stderr}")
+    for _ in range(50):
+        if slurmctld_pid(settings) is not None:
+            return
+        time.sleep(0.1)
+    raise ReconcileError(f"slurmctld on {settings.hostname} exited at once: see its log")
+
+
+def apply_locally(settings: Settings, list_changed: bool) -> str:
+    """Step 5. Returns what was done (for the log and the tests)."""
+    gen = generation(settings)
+    index = configured_index(settings)
+    applied_file = settings.local_dir / "applied"
+    applied = applied_file.read_text().split() if applied_file.exists() else []
+    pid = slurmctld_pid(settings)
+    if index < 0:
+        action = "not-listed"
+    elif pid is None:
+        start_local(settings, restart=False)
+        action = "started"
+    elif applied[:1] == [gen] or (not applied and not list_changed):
+        action = "unchanged"
+    elif applied[2:3] == [str(index)] and in_control(settings):
+        result = run([settings.tool("scontrol"), "reconfigure"], timeout=60)
+        if result.returncode != 0:
+            raise ReconcileError(f"scontrol reconfigure failed: {result.stderr.strip()}")
+        action = "reconfigured"
+    else:
+        start_local(settings, restart=True)
+        action = "restarted"
+    if list_changed and action != "reconfigured":
+        # Tell the controller in charge (and through it every slurmd) at once rather than
+        # on its own next run; failure is not fatal, its own reconciler will do it.
+        result = run([settings.tool("scontrol"), "reconfigure"], timeout=60)
+        if result.returncode != 0:
+            log.warning("scontrol reconfigure: %s", result.stderr.strip())
+    new_pid = slurmctld_pid(settings)
+    settings.local_dir.mkdir(parents=True, exist_ok=True)
+    write_if_changed(applied_file, f"{gen} {new_pid} {index}\n")
+    log.info("slurmctld on %s: %s", settings.hostname, action)
+    return action
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path("/etc/pwb-ha/reconcile.json"),
+        help="settings written by controller-ha.sh",
+    )
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        default=None,
+        help="override: seconds after which a silent controller is removed",
+    )
+    parser.add_argument(
+        "--no-apply",
+        action="store_true",
+        help="update the shared configuration only; leave slurmctld alone",
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format=f"[pwb-ha-reconcile] {socket.gethostname()}: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = Settings.load(args.config, args.stale_after)
+        with shared_lock(settings.shared_dir / "reconcile.lock"):
+            changed = update_shared_config(settings)
+        if not args.no_apply:
+            print(apply_locally(settings, changed))
+    except ReconcileError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

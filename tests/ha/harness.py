@@ -1,0 +1,397 @@
+"""Test hosts in network namespaces running real Slurm, for the controller-HA tests.
+
+Used by tests/ha and benchmarks/controller_failover.py. Only subnet 10.77.7.0/24, the
+bridge `pwbha0` and namespaces named `pwbha-*` are touched. Every process is started with
+a known PID and stopped by PID; `Cluster.close()` removes namespaces, veths and the bridge
+and is safe to call after any partial start.
+
+A host is a network namespace plus a holder process that owns the host's UTS (hostname)
+and mount namespace; a per-host directory is bind-mounted on /run/pwbha (pid files, logs,
+local state: the host's "local disk"). One munged serves every host through its socket
+(filesystem sockets are not isolated by network namespaces).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+CONTROLLER_HA = REPO / "cluster" / "ha" / "controller-ha.sh"
+BRIDGE = "pwbha0"
+SUBNET = "10.77.7"
+LOCAL_MOUNT = Path("/run/pwbha")
+ADDRESSES = {"head": 10, "login1": 11, "login2": 12, "login3": 13, "compute1": 20}
+
+
+def _run(argv: Sequence[str], check: bool = True, timeout: float = 30) -> str:
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} -> {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def unavailable_reason() -> str | None:
+    """Why these tests cannot run here, or None when they can."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, bind mounts, daemons as other users)"
+    if (
+        shutil.which("ip") is None
+        or subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0
+    ):
+        return "needs `ip netns` (iproute2) with network-namespace support"
+    for tool in ("slurmctld", "slurmd", "sbatch", "scontrol", "munged", "nsenter", "unshare"):
+        if shutil.which(tool) is None:
+            return f"needs {tool} (requirements/apt-test.txt: slurmctld slurmd slurm-client munge)"
+    return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
+            return False
+    return True
+
+
+def stop_pid(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL (a primary can hang on SIGTERM)."""
+    if not pid_alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def remove_leftovers() -> None:
+    """Namespaces and the bridge left by a run that was killed before its clean-up."""
+    for line in _run(["ip", "netns", "list"], check=False).splitlines():
+        netns = line.split()[0] if line.split() else ""
+        if not netns.startswith("pwbha-"):
+            continue
+        for pid in _run(["ip", "netns", "pids", netns], check=False).split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        _run(["ip", "netns", "del", netns], check=False)
+    for line in _run(["ip", "-br", "link"], check=False).splitlines():
+        link = line.split()[0].split("@")[0] if line.split() else ""
+        if link.startswith("vpwbha-") or link == BRIDGE:
+            _run(["ip", "link", "del", link], check=False)
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+    local_dir: Path
+    env: dict[str, str]
+    holder: subprocess.Popen[str] | None = None
+
+    @property
+    def netns(self) -> str:
+        return f"pwbha-{self.name}"
+
+    @property
+    def veth(self) -> str:
+        return f"vpwbha-{self.name}"
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        assert self.holder is not None, f"{self.name} is not up"
+        pid = str(self.holder.pid)
+        env = [f"{k}={v}" for k, v in self.env.items()]
+        return ["nsenter", "-t", pid, "-n", "-u", "-m", "--", "env", *env, *argv]
+
+    def run(self, argv: Sequence[str], check: bool = True, timeout: float = 60) -> str:
+        return _run(self.argv(argv), check=check, timeout=timeout)
+
+    def pidfile(self, daemon: str) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.local_dir / f"{daemon}.pid").read_text().split()[0])
+        return None
+
+    def daemon_pid(self, daemon: str) -> int | None:
+        pid = self.pidfile(daemon)
+        return pid if pid is not None and pid_alive(pid) else None
+
+    def namespace_pids(self) -> list[int]:
+        out = _run(["ip", "netns", "pids", self.netns], check=False)
+        return [int(p) for p in out.split()]
+
+
+@dataclass
+class Cluster:
+    """head, login nodes and compute1 on a bridge, with the pcluster-shaped slurm.conf."""
+
+    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pwbha-")))
+    hosts: dict[str, Host] = field(default_factory=dict)
+    munged: subprocess.Popen[str] | None = None
+    notes: dict[str, str] = field(default_factory=dict)  # test scratch: job ids and such
+
+    @property
+    def etc(self) -> Path:
+        """Stands in for /opt/slurm/etc on the cluster's internal EFS."""
+        return self.base / "etc"
+
+    @property
+    def shared(self) -> Path:
+        """Stands in for the HA directory on EFS (StateSaveLocation lives under it)."""
+        return self.base / "efs" / "pwb-ha"
+
+    @property
+    def munge_socket(self) -> Path:
+        return self.base / "munge" / "munge.socket"
+
+    def start(self, names: Sequence[str] = ("head", "login1", "login2", "compute1")) -> None:
+        remove_leftovers()
+        self.base.chmod(0o755)
+        for sub in ("etc", "efs", "munge", "hosts"):
+            (self.base / sub).mkdir(parents=True, exist_ok=True)
+        LOCAL_MOUNT.mkdir(parents=True, exist_ok=True)
+        self._start_munge()
+        self._write_slurm_conf()
+        _run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=False)
+        _run(["ip", "link", "set", BRIDGE, "up"])
+        for name in names:
+            self.add_host(name)
+
+    def _start_munge(self) -> None:
+        mdir = self.base / "munge"
+        shutil.copy("/etc/munge/munge.key", mdir / "munge.key")
+        shutil.chown(mdir, "munge", "munge")
+        shutil.chown(mdir / "munge.key", "munge", "munge")
+        (mdir / "munge.key").chmod(0o600)
+        mdir.chmod(0o755)
+        self.munged = subprocess.Popen(
+            [
+                "setpriv",
+                "--reuid=munge",
+                "--regid=munge",
+                "--init-groups",
+                "munged",
+                "--foreground",
+                "--force",
+                f"--socket={self.munge_socket}",
+                f"--key-file={mdir / 'munge.key'}",
+                f"--pid-file={mdir / 'munged.pid'}",
+                f"--log-file={mdir / 'munged.log'}",
+                f"--seed-file={mdir / 'munged.seed'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        deadline = time.monotonic() + 10
+        while not self.munge_socket.exists():
+            if time.monotonic() > deadline or self.munged.poll() is not None:
+                raise RuntimeError(f"munged did not start; see {mdir / 'munged.log'}")
+            time.sleep(0.05)
+
+    def _write_slurm_conf(self) -> None:
+        """What ParallelCluster writes, reduced to what runs here (plugins per
+        REAL-COMPONENTS.md); no HA setting: those come from the project's scripts."""
+        local = LOCAL_MOUNT
+        (self.etc / "slurm.conf").write_text(
+            "# Shaped like ParallelCluster's /opt/slurm/etc/slurm.conf\n"
+            "ClusterName=pwbha\nSlurmUser=slurm\n"
+            "SlurmctldPort=6820-6829\nSlurmdPort=6818\n"
+            f"AuthType=auth/munge\nCredType=cred/munge\nAuthInfo=socket={self.munge_socket}\n"
+            f"StateSaveLocation={local}/slurm.state\n"
+            f"SlurmctldPidFile={local}/slurmctld.pid\nSlurmdPidFile={local}/slurmd.pid\n"
+            f"SlurmdSpoolDir={local}/slurmd\n"
+            f"SlurmctldLogFile={local}/slurmctld.log\nSlurmdLogFile={local}/slurmd.log\n"
+            "SlurmctldTimeout=300\nSlurmdTimeout=300\nReturnToService=2\nMpiDefault=none\n"
+            "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
+            "JobAcctGatherType=jobacct_gather/none\nSelectType=select/cons_tres\n"
+            "include slurm_parallelcluster.conf\n"
+        )
+        (self.etc / "slurm_parallelcluster.conf").write_text(self.pcluster_include())
+
+    def pcluster_include(self) -> str:
+        """slurm_parallelcluster.conf as pcluster (re)writes it: the one head controller."""
+        return (
+            f"SlurmctldHost=head({SUBNET}.{ADDRESSES['head']})\n"
+            f"NodeName=compute1 NodeAddr={SUBNET}.{ADDRESSES['compute1']} CPUs=1 "
+            "State=UNKNOWN\n"
+            "PartitionName=q Nodes=compute1 Default=YES MaxTime=INFINITE State=UP "
+            "OverSubscribe=FORCE:8\n"
+        )
+
+    def add_host(self, name: str) -> Host:
+        address = f"{SUBNET}.{ADDRESSES[name]}"
+        local = self.base / "hosts" / name
+        local.mkdir(parents=True, exist_ok=True)
+        (local / "slurmd").mkdir(exist_ok=True)
+        shutil.chown(local, "slurm", "slurm")
+        hosts_file = local / "hosts"
+        hosts_file.write_text(
+            "127.0.0.1 localhost\n" + "".join(f"{SUBNET}.{n} {h}\n" for h, n in ADDRESSES.items())
+        )
+        env = {"SLURM_CONF": str(self.etc / "slurm.conf"), "PATH": os.environ["PATH"]}
+        host = Host(name, address, local, env)
+        self.hosts[name] = host
+        _run(["ip", "netns", "add", host.netns])
+        _run(
+            [
+                "ip",
+                "link",
+                "add",
+                host.veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                host.netns,
+            ]
+        )
+        _run(["ip", "link", "set", host.veth, "master", BRIDGE, "up"])
+        ns = ["ip", "-n", host.netns]
+        _run([*ns, "addr", "add", f"{address}/24", "dev", "eth0"])
+        _run([*ns, "link", "set", "eth0", "up"])
+        _run([*ns, "link", "set", "lo", "up"])
+        script = (
+            f"hostname {name} && mount --bind {local} {LOCAL_MOUNT} && "
+            f"mount --bind {hosts_file} /etc/hosts && echo ready && exec sleep infinity"
+        )
+        host.holder = subprocess.Popen(
+            [
+                "nsenter",
+                f"--net=/run/netns/{host.netns}",
+                "unshare",
+                "--uts",
+                "--mount",
+                "--propagation",
+                "slave",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert host.holder.stdout is not None
+        if host.holder.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"host {name} did not come up: {host.holder.stderr}")
+        return host
+
+    def remove_host(self, name: str) -> None:
+        """The host disappears: every process in it killed by PID, its namespace deleted."""
+        host = self.hosts.pop(name)
+        for pid in host.namespace_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if host.holder is not None:
+            host.holder.kill()
+            host.holder.wait(timeout=10)
+        _run(["ip", "link", "del", host.veth], check=False)
+        _run(["ip", "netns", "del", host.netns], check=False)
+
+    def controller_ha(self, name: str, role: str, *extra: str, timeout: int = 5) -> str:
+        """Run the project's entry script on a host, as the node scripts will."""
+        host = self.hosts[name]
+        return host.run(
+            [
+                "bash",
+                str(CONTROLLER_HA),
+                "--role",
+                role,
+                "--shared-dir",
+                str(self.shared),
+                "--timeout",
+                str(timeout),
+                "--slurm-etc",
+                str(self.etc),
+                "--slurm-prefix",
+                "/usr",
+                "--hostname",
+                name,
+                "--address",
+                host.address,
+                "--init",
+                "none",
+                "--munge-key-src",
+                "none",
+                "--local-dir",
+                str(LOCAL_MOUNT / "ha"),
+                "--install-dir",
+                str(LOCAL_MOUNT / "ha" / "bin"),
+                "--systemd-dir",
+                str(LOCAL_MOUNT / "ha" / "systemd"),
+                "--wait",
+                "10",
+                *extra,
+            ],
+            timeout=120,
+        )
+
+    def reconcile(self, name: str, *extra: str) -> str:
+        host = self.hosts[name]
+        return host.run(
+            [
+                "python3",
+                str(LOCAL_MOUNT / "ha" / "bin" / "reconcile.py"),
+                "--config",
+                str(LOCAL_MOUNT / "ha" / "reconcile.json"),
+                *extra,
+            ],
+            timeout=120,
+        )
+
+    def start_slurmctld(self, name: str) -> None:
+        self.hosts[name].run(["slurmctld"])
+
+    def start_slurmd(self, name: str) -> None:
+        self.hosts[name].run(["slurmd"])
+
+    def kill9(self, name: str, daemon: str = "slurmctld") -> None:
+        pid = self.hosts[name].daemon_pid(daemon)
+        if pid is None:
+            raise RuntimeError(f"no {daemon} running on {name}")
+        os.kill(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        """Stop everything by PID and remove namespaces, veths and the bridge."""
+        for host in list(self.hosts.values()):
+            for daemon in ("slurmctld", "slurmd"):
+                pid = host.daemon_pid(daemon)
+                if pid is not None:
+                    stop_pid(pid, grace=5)
+        for name in list(self.hosts):
+            with contextlib.suppress(Exception):
+                self.remove_host(name)
+        if self.munged is not None:
+            self.munged.terminate()
+            try:
+                self.munged.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.munged.kill()
+                self.munged.wait(timeout=5)
+        _run(["ip", "link", "del", BRIDGE], check=False)
+        shutil.rmtree(self.base, ignore_errors=True)
