@@ -40,6 +40,7 @@ class Network(pulumi.ComponentResource):
     public_subnet_ids: pulumi.Output[list[str]]
     private_subnet_ids: pulumi.Output[list[str]]
     availability_zones: pulumi.Output[list[str]]
+    image_build_security_group_id: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -49,6 +50,24 @@ class Network(pulumi.ComponentResource):
             self._use_existing(args)
         else:
             self._create(name, args)
+        # pcluster build-image needs Build.SecurityGroupIds with Build.SubnetId: egress only.
+        build_sg = aws.ec2.SecurityGroup(
+            f"{name}-image-build-sg",
+            vpc_id=self.vpc_id,
+            description="build-image instances: no inbound, outbound for packages and S3",
+            egress=[
+                {
+                    "protocol": "-1",
+                    "from_port": 0,
+                    "to_port": 0,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                    "description": "package archives, S3, SSM",
+                }
+            ],
+            tags=_tags(args.tags, f"{args.deployment}-image-build"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.image_build_security_group_id = build_sg.id
         self.register_outputs(
             {
                 "vpc_id": self.vpc_id,
@@ -56,6 +75,7 @@ class Network(pulumi.ComponentResource):
                 "public_subnet_ids": self.public_subnet_ids,
                 "private_subnet_ids": self.private_subnet_ids,
                 "availability_zones": self.availability_zones,
+                "image_build_security_group_id": self.image_build_security_group_id,
             }
         )
 

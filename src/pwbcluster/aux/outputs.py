@@ -21,11 +21,18 @@ def contract_fields(cls: type) -> set[str]:
 def to_contract(cls: type[T], values: Mapping[str, Any], simulated: bool = False) -> T:
     """Build ``cls`` from exported values; optional fields a stack did not export are None."""
     hints = typing.get_type_hints(cls)
+    defaults = {
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    }
     data: dict[str, Any] = {}
     missing = []
     for name in contract_fields(cls):
         if name in values:
             data[name] = values[name]
+        elif name in defaults:
+            continue
         elif type(None) in typing.get_args(hints[name]):
             data[name] = None
         else:

@@ -46,6 +46,7 @@ def network_program(args: NetworkArgs) -> dict[str, Any]:
         "bucket_name": bucket.bucket_name,
         "bucket_arn": bucket.bucket_arn,
         "image_build_policy_arn": bucket.image_build_policy_arn,
+        "image_build_security_group_id": network.image_build_security_group_id,
     }
 
 

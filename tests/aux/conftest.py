@@ -1,0 +1,131 @@
+"""Fixtures for the aux programs: each variant of the deployment runs once under mocks."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pwbcluster.aux import args as aux_args
+from pwbcluster.aux.fakes import OfflineMocks
+from pwbcluster.aux.mockrun import MockRun, Registered, run_with_mocks
+from pwbcluster.aux.outputs import to_contract
+from pwbcluster.aux.program import network_program, services_program
+from pwbcluster.config import Config, load_config
+from pwbcluster.stages.contracts import NetworkOutputs, ServicesOutputs
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+
+
+@dataclass
+class Deployed:
+    """One deployment variant run under mocks: both programs and their contracts."""
+
+    config: Config
+    network_run: MockRun
+    services_run: MockRun
+    network: NetworkOutputs
+    services: ServicesOutputs
+
+    @property
+    def registered(self) -> list[Registered]:
+        return [*self.network_run.registered.values(), *self.services_run.registered.values()]
+
+    def of_type(self, suffix: str) -> list[Registered]:
+        return [r for r in self.registered if r.type.endswith(suffix)]
+
+    def one(self, suffix: str) -> Registered:
+        found = self.of_type(suffix)
+        assert len(found) == 1, f"expected one {suffix}, found {[r.urn for r in found]}"
+        return found[0]
+
+    def secret_values(self) -> dict[str, str]:
+        """Every generated secret value (passwords, private keys), by URN."""
+        values: dict[str, str] = {}
+        for r in self.registered:
+            if r.type == "random:index/randomPassword:RandomPassword":
+                values[r.urn] = r.outputs["result"]
+            if r.type == "tls:index/privateKey:PrivateKey":
+                for key in ("privateKeyPem", "privateKeyOpenssh"):
+                    values[f"{r.urn}#{key}"] = r.outputs[key]
+        return values
+
+
+def _variant(base: Config, change: Callable[[dict[str, Any]], None] | None) -> Config:
+    data = copy.deepcopy(base.data)
+    if change is not None:
+        change(data)
+    return dataclasses.replace(base, data=data)
+
+
+def deploy(config: Config) -> Deployed:
+    tags = config.tags()
+    net_args = aux_args.network_args(config.data, tags)
+    net_run = run_with_mocks(
+        lambda: network_program(net_args), OfflineMocks(config.region), "test", "network"
+    )
+    network = to_contract(NetworkOutputs, net_run.outputs)
+    svc_args = aux_args.services_args(config.data, tags, network)
+    svc_run = run_with_mocks(
+        lambda: services_program(svc_args), OfflineMocks(config.region), "test", "services"
+    )
+    services = to_contract(ServicesOutputs, svc_run.outputs)
+    return Deployed(config, net_run, svc_run, network, services)
+
+
+@pytest.fixture(scope="session")
+def base_config() -> Config:
+    return load_config(EXAMPLE)
+
+
+def _all_databases(data: dict[str, Any]) -> None:
+    data["aux"]["databases"]["audit"]["enabled"] = True
+    data["aux"]["databases"]["slurm_accounting"]["enabled"] = True
+    data["aux"]["databases"]["workbench"]["multi_az"] = True
+
+
+def _managed_ad(data: dict[str, Any]) -> None:
+    data["aux"]["directory"]["type"] = "MicrosoftAD"
+    data["aux"]["directory"]["size"] = "Standard"
+
+
+def _no_ldaps(data: dict[str, Any]) -> None:
+    data["aux"]["directory"]["ldaps"] = False
+
+
+def _existing_vpc(data: dict[str, Any]) -> None:
+    net = data["aux"]["network"]
+    net["vpc_id"] = "vpc-0123456789abcdef0"
+    net["public_subnet_ids"] = ["subnet-0123456789abcdef2"]
+    net["private_subnet_ids"] = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+
+
+VARIANTS: dict[str, Callable[[dict[str, Any]], None] | None] = {
+    "default": None,
+    "all-databases": _all_databases,
+    "managed-ad": _managed_ad,
+    "no-ldaps": _no_ldaps,
+    "existing-vpc": _existing_vpc,
+}
+
+
+@pytest.fixture(scope="session")
+def deployments(base_config: Config) -> Iterator[dict[str, Deployed]]:
+    """Every variant, run once per session (about 0.5 s each)."""
+    yield {name: deploy(_variant(base_config, change)) for name, change in VARIANTS.items()}
+
+
+@pytest.fixture(scope="session")
+def default(deployments: dict[str, Deployed]) -> Deployed:
+    return deployments["default"]
+
+
+def policy_of(r: Registered) -> dict[str, Any]:
+    doc = r.inputs["policy"]
+    return json.loads(doc) if isinstance(doc, str) else doc

@@ -1,0 +1,260 @@
+"""Policy-style checks on the aux programs, run under Pulumi mocks (no CLI, no cloud).
+
+Each assertion names the resource URN it fails on. The variants (default SimpleAD,
+every database on, Managed AD, LDAPS opted out, an existing VPC) run once per session.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from typing import Any
+
+import pytest
+
+from pwbcluster.aux.args import CLUSTER_SCRIPTS_PREFIX, IMAGE_SCRIPTS_PREFIX
+from pwbcluster.aux.mockrun import Registered
+from pwbcluster.aux.outputs import contract_fields
+from pwbcluster.aux.program import SECRET_OUTPUTS
+from pwbcluster.stages.contracts import NetworkOutputs, ServicesOutputs
+
+from .conftest import Deployed, policy_of
+
+OPEN = {"0.0.0.0/0", "::/0"}
+# Ingress from anywhere that the design needs: none (the LDAPS front is internal, the jump
+# host is reached through SSM, databases admit security groups only).
+OPEN_INGRESS_ALLOWED: set[str] = set()
+
+
+def _resource_class(token: str) -> Any:
+    """``aws:ec2/vpc:Vpc`` -> pulumi_aws.ec2.Vpc (None for components)."""
+    package, module_path, name = token.split(":")
+    if package not in ("aws", "random", "tls"):
+        return None
+    module = module_path.split("/")[0]
+    mod = importlib.import_module(
+        f"pulumi_{package}" if module == "index" else f"pulumi_{package}.{module}"
+    )
+    return getattr(mod, name)
+
+
+def _taggable(token: str) -> bool:
+    cls = _resource_class(token)
+    return cls is not None and "tags" in inspect.signature(cls._internal_init).parameters
+
+
+def test_no_database_is_public_and_all_are_encrypted(deployments: dict[str, Deployed]) -> None:
+    dbs = deployments["all-databases"].of_type(":Instance")
+    dbs = [d for d in dbs if d.type == "aws:rds/instance:Instance"]
+    assert len(dbs) == 3, [d.urn for d in dbs]
+    for db in dbs:
+        i = db.inputs
+        assert i.get("publiclyAccessible") is False, f"{db.urn}: publicly accessible"
+        assert i.get("storageEncrypted") is True, f"{db.urn}: storage not encrypted"
+        assert i.get("backupRetentionPeriod", 0) >= 1, f"{db.urn}: backups off"
+        assert i.get("multiAz") is True, f"{db.urn}: multi_az option ignored"
+        assert "password" in db.secret_inputs, f"{db.urn}: password input not secret"
+    engines = sorted(d.inputs["engine"] for d in dbs)
+    assert engines == ["mariadb", "postgres", "postgres"], engines
+    for group in deployments["all-databases"].of_type("rds/parameterGroup:ParameterGroup"):
+        params = {p["name"]: p["value"] for p in group.inputs["parameters"]}
+        assert params.get("rds.force_ssl") == "1" or params.get("require_secure_transport") in (
+            "1",
+            "ON",
+        ), f"{group.urn}: TLS not required ({params})"
+
+
+def test_no_ingress_from_anywhere(deployments: dict[str, Deployed]) -> None:
+    checked = 0
+    for d in deployments.values():
+        for sg in d.of_type("ec2/securityGroup:SecurityGroup"):
+            for rule in sg.inputs.get("ingress") or []:
+                checked += 1
+                cidrs = set(rule.get("cidrBlocks") or []) | set(rule.get("ipv6CidrBlocks") or [])
+                if cidrs & OPEN:
+                    assert sg.urn in OPEN_INGRESS_ALLOWED, f"{sg.urn}: ingress from {cidrs}"
+        for rule in d.of_type("SecurityGroupIngressRule") + d.of_type("SecurityGroupRule"):
+            cidr = rule.inputs.get("cidrIpv4") or rule.inputs.get("cidrBlocks")
+            assert cidr not in OPEN, f"{rule.urn}: ingress from {cidr}"
+    assert checked >= 3, "no ingress rule was checked at all"
+
+
+def test_databases_admit_only_the_cluster_and_jump_host(default: Deployed) -> None:
+    groups = {sg.name: sg for sg in default.of_type("ec2/securityGroup:SecurityGroup")}
+    cluster, jump = groups["example-cluster-sg"], groups["example-jump-sg"]
+    db_sg = groups["example-workbench-sg"]
+    (rule,) = db_sg.inputs["ingress"]
+    assert (rule["fromPort"], rule["toPort"]) == (5432, 5432), f"{db_sg.urn}: {rule}"
+    assert set(rule["securityGroups"]) == {cluster.id, jump.id}, f"{db_sg.urn}: {rule}"
+    assert not rule.get("cidrBlocks"), f"{db_sg.urn}: admits CIDRs {rule['cidrBlocks']}"
+    assert not jump.inputs.get("ingress"), f"{jump.urn}: jump host accepts inbound traffic"
+
+
+def test_bucket_is_private_encrypted_versioned_and_tls_only(default: Deployed) -> None:
+    bucket = default.one("s3/bucket:Bucket")
+    name = bucket.id
+    block = default.one("BucketPublicAccessBlock")
+    for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls"):
+        assert block.inputs[flag] is True, f"{block.urn}: {flag} is not set"
+    assert block.inputs["restrictPublicBuckets"] is True, f"{block.urn}: restrictPublicBuckets"
+    assert block.inputs["bucket"] == name, f"{block.urn}: blocks another bucket"
+    versioning = default.one("s3/bucketVersioning:BucketVersioning")
+    status = versioning.inputs["versioningConfiguration"]["status"]
+    assert status == "Enabled", f"{versioning.urn}: versioning {status}"
+    sse = default.one("BucketServerSideEncryptionConfiguration")
+    algo = sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
+    assert algo in ("aws:kms", "AES256"), f"{sse.urn}: {algo}"
+    policy = default.one("s3/bucketPolicy:BucketPolicy")
+    doc = policy_of(policy)
+    arn = bucket.outputs["arn"]
+    denies = [
+        s
+        for s in doc["Statement"]
+        if s["Effect"] == "Deny"
+        and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+    ]
+    assert denies, f"{policy.urn}: no deny of non-TLS requests"
+    assert {arn, f"{arn}/*"} <= set(denies[0]["Resource"]), f"{policy.urn}: {denies[0]}"
+    assert policy.inputs["bucket"] == name, f"{policy.urn}: applies to another bucket"
+
+
+@pytest.mark.parametrize("variant", ["default", "all-databases", "managed-ad"])
+def test_every_taggable_resource_is_tagged(deployments: dict[str, Deployed], variant: str) -> None:
+    d = deployments[variant]
+    expected = d.config.tags()
+    assert {"Owner", "Deployment", "Project"} <= set(expected)
+    tagged = 0
+    for r in d.registered:
+        if not _taggable(r.type):
+            continue
+        tags = r.inputs.get("tags") or {}
+        missing = {k: v for k, v in expected.items() if tags.get(k) != v}
+        assert not missing, f"{r.urn}: missing or wrong tags {sorted(missing)}"
+        tagged += 1
+    assert tagged >= 30, f"only {tagged} taggable resources seen"
+
+
+def _contains(value: Any, needle: str) -> bool:
+    return needle in json.dumps(value, default=str)
+
+
+@pytest.mark.parametrize("variant", ["default", "all-databases"])
+def test_every_password_and_private_key_is_secret(
+    deployments: dict[str, Deployed], variant: str
+) -> None:
+    d = deployments[variant]
+    values = d.secret_values()
+    passwords = [u for u in values if "RandomPassword" in u]
+    assert len(passwords) >= 4, f"too few generated passwords: {passwords}"
+    uses = 0
+    for r in d.registered:
+        for key, value in r.inputs.items():
+            for origin, secret in values.items():
+                if _contains(value, secret):
+                    uses += 1
+                    assert key in r.secret_inputs, (
+                        f"{r.urn}: input {key} carries the value of {origin} in the clear"
+                    )
+    assert uses >= len(passwords), "generated values are not used"
+    run = d.services_run
+    for name, value in run.outputs.items():
+        for origin, secret in values.items():
+            if _contains(value, secret):
+                assert name in run.secret_outputs, f"output {name} leaks {origin}"
+    assert set(SECRET_OUTPUTS) <= run.secret_outputs
+
+
+def test_user_data_holds_no_secret(default: Deployed) -> None:
+    (instance,) = [r for r in default.registered if r.type == "aws:ec2/instance:Instance"]
+    user_data = instance.inputs["userData"]
+    for origin, secret in default.secret_values().items():
+        assert secret not in user_data, f"{instance.urn}: user-data contains {origin}"
+    assert default.services.admin_password_secret_arn in user_data, (
+        f"{instance.urn}: user-data does not name the admin secret ARN"
+    )
+    assert instance.inputs["metadataOptions"]["httpTokens"] == "required", instance.urn
+    assert instance.inputs["rootBlockDevice"]["encrypted"] is True, instance.urn
+    assert instance.inputs.get("associatePublicIpAddress") is False, instance.urn
+
+
+def _statements(r: Registered) -> list[dict[str, Any]]:
+    return list(policy_of(r)["Statement"])
+
+
+@pytest.mark.parametrize("variant", ["default", "all-databases"])
+def test_iam_policies_name_exact_arns(deployments: dict[str, Deployed], variant: str) -> None:
+    d = deployments[variant]
+    bucket_arn = d.network.bucket_arn
+    secret_arns = {r.outputs["arn"] for r in d.of_type("secretsmanager/secret:Secret")}
+    allowed_objects = {
+        f"{bucket_arn}/{IMAGE_SCRIPTS_PREFIX}*",
+        f"{bucket_arn}/{CLUSTER_SCRIPTS_PREFIX}*",
+    }
+    policies = d.of_type("iam/policy:Policy") + d.of_type("iam/rolePolicy:RolePolicy")
+    assert len(policies) == 5, [p.urn for p in policies]
+    for policy in policies:
+        for statement in _statements(policy):
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            resources = statement["Resource"]
+            resources = [resources] if isinstance(resources, str) else resources
+            assert "*" not in resources, f"{policy.urn}: '*' resource for {actions}"
+            for action in actions:
+                assert not action.endswith(":*"), f"{policy.urn}: wildcard action {action}"
+                if action.startswith("s3:"):
+                    assert set(resources) <= allowed_objects | {bucket_arn}, (
+                        f"{policy.urn}: {action} on {resources}"
+                    )
+                if action.startswith("secretsmanager:"):
+                    assert set(resources) <= secret_arns, f"{policy.urn}: {action} {resources}"
+
+
+def _secrets_read_by(d: Deployed, policy_name: str) -> set[str]:
+    (policy,) = [p for p in d.of_type("iam/policy:Policy") if p.name == policy_name]
+    return {
+        arn
+        for s in _statements(policy)
+        if any(a.startswith("secretsmanager:") for a in s["Action"])
+        for arn in s["Resource"]
+    }
+
+
+def test_each_node_reads_exactly_its_secrets(deployments: dict[str, Deployed]) -> None:
+    d = deployments["all-databases"]
+    s = d.services
+    assert s.audit_db is not None and s.slurm_accounting_db is not None
+    workbench = {
+        s.cookie_key_secret_arn,
+        s.workbench_db.password_secret_arn,
+        s.audit_db.password_secret_arn,
+    }
+    assert _secrets_read_by(d, "example-nodes-head-node") == workbench
+    assert _secrets_read_by(d, "example-nodes-login-node") == workbench
+    assert _secrets_read_by(d, "example-nodes-compute-node") == set()
+    (jump,) = d.of_type("iam/rolePolicy:RolePolicy")
+    jump_reads = {arn for st in _statements(jump) for arn in st["Resource"]}
+    assert jump_reads == {
+        s.admin_password_secret_arn,
+        s.bind_password_secret_arn,
+        s.users_password_secret_arn,
+    }, f"{jump.urn}: {jump_reads}"
+
+
+@pytest.mark.parametrize("variant", ["default", "all-databases", "no-ldaps", "existing-vpc"])
+def test_outputs_are_exactly_the_contract(deployments: dict[str, Deployed], variant: str) -> None:
+    d = deployments[variant]
+    assert set(d.network_run.outputs) == contract_fields(NetworkOutputs)
+    assert set(d.services_run.outputs) - set(SECRET_OUTPUTS) == contract_fields(ServicesOutputs)
+    n, s = d.network, d.services
+    assert len(n.private_subnet_ids) >= 2 and len(set(n.availability_zones)) >= 2
+    assert all(isinstance(x, str) and x.startswith("subnet-") for x in n.private_subnet_ids)
+    assert n.bucket_arn == f"arn:aws:s3:::{n.bucket_name}"
+    assert s.workbench_db.port == 5432 and s.workbench_db.engine == "postgres"
+    assert s.directory_id.startswith("d-") and len(s.directory_dns_addresses) == 2
+    ids = {r.id for r in d.registered}
+    for value in (s.cluster_security_group_id, s.jump_host_instance_id, s.key_pair_name):
+        assert value in ids, f"{value} is not the id of a created resource"
+    policy_arns = {r.outputs.get("arn") for r in d.of_type("iam/policy:Policy")}
+    for arn in (s.head_node_policy_arn, s.login_node_policy_arn, n.image_build_policy_arn):
+        assert arn in policy_arns, f"{arn} is not a created policy"
