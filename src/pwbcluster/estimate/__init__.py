@@ -1,0 +1,15 @@
+"""See before you spend: the deployment's architecture diagram and its cost estimate.
+
+- ``resources``: the bill of materials (what is billable, how many while idle and at max);
+- ``catalogue``: which Price List API product prices each kind of resource;
+- ``prices``: the API client, the dated on-disk cache, offline credential detection;
+- ``cost``: the arithmetic and the ``cost.json`` document;
+- ``diagram``: the architecture drawn with ``diagrams`` (Graphviz);
+- ``steps``: the ``invoke plan`` steps "diagram" and "cost".
+"""
+
+from __future__ import annotations
+
+from .steps import cost_step, diagram_step
+
+__all__ = ["cost_step", "diagram_step"]
