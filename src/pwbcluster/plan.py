@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import Config
+from .estimate import cost_step, diagram_step
 from .image.fingerprint import image_fingerprint
 from .pcluster.plan_step import pcluster_step
 from .render import dump_yaml, write_text
@@ -114,6 +115,8 @@ STEPS: list[PlanStep] = [
     ("render", render_step),
     ("workbench", workbench_step),
     ("pcluster", pcluster_step),
+    ("diagram", diagram_step),
+    ("cost", cost_step),
 ]
 
 
