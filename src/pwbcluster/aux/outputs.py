@@ -23,7 +23,7 @@ def to_contract(cls: type[T], values: Mapping[str, Any], simulated: bool = False
     hints = typing.get_type_hints(cls)
     defaults = {
         f.name
-        for f in dataclasses.fields(cls)
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
         if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
     }
     data: dict[str, Any] = {}

@@ -1,0 +1,129 @@
+"""The sandbox adapter: the real programs create their resources in a local moto server.
+
+The network and services stages run from a worker thread (as the stage runner runs
+them), their contracts' ids are looked up in moto, and destroy leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from pwbcluster.config import Config
+from pwbcluster.inventory import inventory
+from pwbcluster.stages import network, services
+from pwbcluster.stages.contracts import NetworkOutputs, ServicesOutputs
+from pwbcluster.stages.runner import StageContext
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _session(region: str) -> boto3.session.Session:
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+    )
+
+
+def _client(endpoint: str, region: str, service: str) -> Any:
+    return _session(region).client(service, endpoint_url=endpoint)  # type: ignore[call-overload]
+
+
+def test_stages_create_what_their_contracts_name_in_moto(
+    base_config: Config, moto_endpoint: str, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(base_config, root=tmp_path)  # ledgers go to tmp_path/build
+    region = config.region
+    extra = {"aws_endpoint_url": moto_endpoint}
+
+    def ctx(upstream: dict[str, Any]) -> StageContext:
+        return StageContext(config, upstream, "sandbox", extra=extra)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the runner calls stages from threads
+        net = pool.submit(network.run, ctx({})).result()
+        svc = pool.submit(services.run, ctx({"network": net})).result()
+    assert isinstance(net, NetworkOutputs) and isinstance(svc, ServicesOutputs)
+    assert net.simulated and svc.simulated
+
+    def c(service: str) -> Any:
+        return _client(moto_endpoint, region, service)
+
+    ec2 = c("ec2")
+    (vpc,) = ec2.describe_vpcs(VpcIds=[net.vpc_id])["Vpcs"]
+    assert vpc["CidrBlock"] == net.vpc_cidr
+    subnets = ec2.describe_subnets(SubnetIds=[*net.public_subnet_ids, *net.private_subnet_ids])
+    assert {s["AvailabilityZone"] for s in subnets["Subnets"]} == set(net.availability_zones)
+    c("s3").head_bucket(Bucket=net.bucket_name)
+    block = c("s3").get_public_access_block(Bucket=net.bucket_name)
+    assert all(block["PublicAccessBlockConfiguration"].values())
+    assert c("s3").get_bucket_versioning(Bucket=net.bucket_name)["Status"] == "Enabled"
+    iam = c("iam")
+    for arn in (
+        net.image_build_policy_arn,
+        svc.head_node_policy_arn,
+        svc.login_node_policy_arn,
+        svc.compute_node_policy_arn,
+    ):
+        iam.get_policy(PolicyArn=arn)
+    (directory,) = c("ds").describe_directories(DirectoryIds=[svc.directory_id])[
+        "DirectoryDescriptions"
+    ]
+    assert sorted(directory["DnsIpAddrs"]) == list(svc.directory_dns_addresses)
+    (db,) = c("rds").describe_db_instances()["DBInstances"]
+    assert db["Endpoint"]["Address"] == svc.workbench_db.host
+    assert db["StorageEncrypted"] and not db["PubliclyAccessible"]
+    sm = c("secretsmanager")
+    for arn in (
+        svc.bind_password_secret_arn,
+        svc.admin_password_secret_arn,
+        svc.workbench_db.password_secret_arn,
+        svc.cookie_key_secret_arn,
+        svc.ssh_private_key_secret_arn,
+        svc.users_password_secret_arn,
+    ):
+        assert sm.describe_secret(SecretId=arn)["ARN"] == arn
+    bind = sm.get_secret_value(SecretId=svc.bind_password_secret_arn)["SecretString"]
+    assert len(bind) >= 32
+    reservations = ec2.describe_instances(InstanceIds=[svc.jump_host_instance_id])
+    assert reservations["Reservations"], "jump host not in moto"
+    ec2.describe_key_pairs(KeyNames=[svc.key_pair_name])
+    ec2.describe_security_groups(GroupIds=[svc.cluster_security_group_id])
+    (nlb,) = c("elbv2").describe_load_balancers()["LoadBalancers"]
+    assert svc.ldap_uri == f"ldaps://{nlb['DNSName']}" and nlb["Scheme"] == "internal"
+    (listener,) = c("elbv2").describe_listeners(LoadBalancerArn=nlb["LoadBalancerArn"])["Listeners"]
+    assert (listener["Port"], listener["Protocol"]) == (636, "TLS")
+    cert_arn = listener["Certificates"][0]["CertificateArn"]
+    chain = c("acm").get_certificate(CertificateArn=cert_arn)["CertificateChain"]
+    assert svc.ldap_ca_cert_pem.strip() in chain
+
+    # Tear down in reverse order: nothing of the deployment is left in moto.
+    services.destroy(ctx({}), svc)
+    network.destroy(ctx({}), net)
+    session = _session(region)
+    session_with_endpoint = _EndpointSession(session, moto_endpoint)
+    left = {k: v for k, v in inventory(session_with_endpoint).items() if v}
+    assert left == {}, f"left behind after destroy: {left}"
+
+
+class _EndpointSession:
+    """A boto3 session whose clients all talk to the moto server."""
+
+    def __init__(self, session: boto3.session.Session, endpoint: str) -> None:
+        self._session = session
+        self._endpoint = endpoint
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return self._session.client(service, endpoint_url=self._endpoint, **kwargs)  # type: ignore[call-overload]
