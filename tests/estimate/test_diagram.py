@@ -93,6 +93,7 @@ def test_the_example_diagram_shows_queues_counts_ports_and_ha(example: PlanConte
     # Controller HA: the login nodes run backup controllers sharing StateSaveLocation.
     assert "backup SlurmctldHost" in edges["login_pool->head"]
     assert "StateSaveLocation" in edges["login_pool->efs_internal"]
+    assert "StateSaveLocation" in nodes["efs_internal"]
     # Icons travel inside the SVG: no path into this machine's site-packages.
     text = svg.read_text()
     assert "data:image/png;base64," in text
@@ -117,6 +118,7 @@ def test_three_cpu_queues_tls_and_no_ha(full_project: Path) -> None:
     assert "/home\nFSx for Lustre PERSISTENT_2\n2400 GB" in nodes.values()
     assert "login_pool->head" not in edges, "no backup controllers when ha.controllers is off"
     assert "backup slurmctld" not in nodes["login_pool"]
+    assert "StateSaveLocation" not in nodes["efs_internal"] and "head->efs_internal" in edges
     title = " ".join(
         t.text or "" for t in ET.parse(ctx.build_dir / "architecture.svg").iter(f"{SVG}text")
     )

@@ -97,7 +97,15 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
     head = cluster_config["HeadNode"]
     ha = bool(cluster["ha"]["controllers"])
     out_base.parent.mkdir(parents=True, exist_ok=True)
-    graph = {"fontsize": "20", "pad": "0.4", "nodesep": "0.5", "ranksep": "1.1", "labelloc": "t"}
+    graph = {
+        "fontsize": "20",
+        "pad": "0.4",
+        "nodesep": "0.5",
+        "ranksep": "1.1",
+        "labelloc": "t",
+        # Edge labels sit next to their edge with true splines; "curved" scatters them.
+        "splines": "spline",
+    }
     title = f"pwbcluster '{dep['name']}' in {dep['region']}"
 
     with Diagram(
@@ -145,7 +153,8 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
                     ]
                 with Cluster("shared storage"):
                     internal = ElasticFileSystemEFS(
-                        "ParallelCluster EFS\n/opt/slurm, StateSaveLocation", nodeid="efs_internal"
+                        "ParallelCluster EFS\n/opt/slurm" + (", StateSaveLocation" if ha else ""),
+                        nodeid="efs_internal",
                     )
                     stores = []
                     for i, s in enumerate(cluster_config.get("SharedStorage", [])):
@@ -212,6 +221,8 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
             )
             head_node >> Edge(label="StateSaveLocation", **ha_edge) >> internal
             pool >> Edge(label="StateSaveLocation", **ha_edge) >> internal
+        else:
+            head_node >> Edge(label="/opt/slurm") >> internal
         for mount, store in stores:
             attrs = {"color": DATA_COLOR, "fontcolor": DATA_COLOR}
             pool >> Edge(label=mount, **attrs) >> store
