@@ -12,11 +12,14 @@ error from ParallelCluster can be traced back to the line a person edits.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..stages.contracts import ImageOutputs, NetworkOutputs, ServicesOutputs
 from . import deep_merge
+
+log = logging.getLogger(__name__)
 
 LB_PORTS_TAG = "pwbcluster:login-lb-ports"
 LB_CERTIFICATE_TAG = "pwbcluster:login-lb-certificate"
@@ -37,6 +40,8 @@ class RenderedCluster:
     config: dict[str, Any]
     source_map: dict[RenderedPath, tuple[str | int, ...]] = field(default_factory=dict)
     placeholders: list[str] = field(default_factory=list)
+    # Things a person must hear about (printed by plan and the cluster stage).
+    warnings: list[str] = field(default_factory=list)
 
 
 def lb_listeners(cluster: dict[str, Any]) -> tuple[str, str | None]:
@@ -67,6 +72,7 @@ def render_cluster_config(
     cluster = data["cluster"]
     region = data["deployment"]["region"]
     smap: dict[RenderedPath, tuple[str | int, ...]] = {}
+    warnings: list[str] = []
     env_uri = node_env_uri(network, scripts_prefix)
 
     def action(key: str) -> dict[str, Any]:
@@ -207,7 +213,12 @@ def render_cluster_config(
         directory["LdapTlsCaCert"] = LDAP_CA_PATH
         directory["LdapTlsReqCert"] = "hard"
     else:
+        # Only where the deployment opted out of TLS (aux.directory.ldaps: false).
         directory["AdditionalSssdConfigs"] = {"ldap_auth_disable_tls_never_use_in_production": True}
+        warnings.append(
+            f"directory: plain LDAP ({services.ldap_uri}) because the deployment opted out of "
+            "TLS; bind and user passwords cross the VPC unencrypted"
+        )
     smap[("DirectoryService",)] = ("aux", "directory")
 
     config: dict[str, Any] = {
@@ -231,7 +242,14 @@ def render_cluster_config(
         for key in overrides:
             smap[(key,)] = ("cluster", "pcluster_overrides", key)
     placeholders = [value for value in _strings(config) if "planned" in value or "PLANNED" in value]
-    return RenderedCluster(config=config, source_map=smap, placeholders=sorted(set(placeholders)))
+    for warning in warnings:
+        log.warning("%s", warning)
+    return RenderedCluster(
+        config=config,
+        source_map=smap,
+        placeholders=sorted(set(placeholders)),
+        warnings=warnings,
+    )
 
 
 def _strings(node: Any) -> list[str]:
