@@ -28,7 +28,11 @@ from .outputs import to_contract
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BACKEND_DIR = Path.home() / ".pwbcluster" / "pulumi"
+
+def default_backend_dir() -> Path:
+    return Path.home() / ".pwbcluster" / "pulumi"
+
+
 INSTALL_HINT = (
     "the `pulumi` CLI is not installed (the Automation API drives it). Install it: "
     "`curl -fsSL https://get.pulumi.com | sh` on Linux or macOS, "
@@ -47,8 +51,9 @@ def backend_url(config: Any) -> str:
     url = config.data["deployment"].get("pulumi_backend")
     if url:
         return str(url)
-    DEFAULT_BACKEND_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return f"file://{DEFAULT_BACKEND_DIR}"
+    directory = default_backend_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return f"file://{directory}"
 
 
 def passphrase_env(backend: str) -> dict[str, str]:
