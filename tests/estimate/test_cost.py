@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -209,6 +210,21 @@ def test_missing_prices_are_unknown_counted_in_no_total_and_say_how_to_fetch(
     assert doc["how_to_fetch_prices"] == "invoke prices.refresh --config config/example.yaml"
     text = "\n".join(example.notes)
     assert "Unknown prices (1" in text and "invoke prices.refresh --config" in text
+
+
+def test_old_cached_prices_are_used_and_flagged(
+    online: dict[str, Any], example: PlanContext
+) -> None:
+    cache = PriceCache(steps.default_cache_dir())
+    region = example.config.region
+    old = {k: replace(v, fetched_on="2020-01-01") for k, v in cache.load(region).items()}
+    cache.save(region, old)
+    steps.cost_step(example)
+    doc = json.loads((example.build_dir / "cost.json").read_text())
+    assert doc["complete"] and doc["totals"] == online["totals"]
+    assert doc["price_dates"] == ["2020-01-01"]
+    assert all("not refreshed" in ln["price_note"] for ln in doc["lines"])
+    assert "cached price(s) are old (oldest 2020-01-01)" in "\n".join(example.notes)
 
 
 def test_with_no_cache_and_no_credentials_every_price_is_unknown(example: PlanContext) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import botocore.utils
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from pwbcluster.errors import ToolkitError
 from pwbcluster.estimate import catalogue as cat
@@ -186,6 +187,24 @@ def test_an_api_failure_leaves_the_price_unknown_with_the_reason(
     assert result.price is None and result.reason is not None
     assert "AccessDeniedException" in result.reason
     assert not cache.path(REGION).exists(), "nothing fetched, nothing cached"
+
+
+def test_an_unreachable_api_is_asked_once_not_once_per_price(tmp_path: Path) -> None:
+    class Unreachable:
+        calls = 0
+
+        def get_products(self, **kwargs: Any) -> None:
+            Unreachable.calls += 1
+            raise EndpointConnectionError(
+                endpoint_url="https://api.pricing.us-east-1.amazonaws.com/"
+            )
+
+    queries = [cat.ebs_gp3(), cat.nat_gateway(), cat.ec2_instance("t3.large")]
+    cache = prices.PriceCache(tmp_path)
+    results = prices.resolve_prices(queries, REGION, cache, Unreachable, today=TODAY)
+    assert Unreachable.calls == 1
+    assert all("unreachable: EndpointConnectionError" in (r.reason or "") for r in results.values())
+    assert all(r.price is None for r in results.values())
 
 
 def test_without_cache_or_credentials_the_price_is_unknown(tmp_path: Path) -> None:

@@ -71,6 +71,7 @@ class Line:
             "monthly_max_usd": _round(self.monthly(item.busy), CENT),
             "assumption": item.assumption,
             "unknown_reason": None if price else self.result.reason,
+            "price_note": self.result.reason if price else None,
         }
 
 
@@ -168,6 +169,13 @@ class Estimate:
             for reason, keys in by_reason.items():
                 out.append(f"    {', '.join(keys)}: {reason}")
             out.append(f"  To fetch them, with AWS credentials: {self.refresh_command}")
+        stale = [ln for ln in self.lines if ln.result.price and ln.result.reason]
+        if stale:
+            oldest = min(ln.result.price.fetched_on for ln in stale if ln.result.price)
+            out.append(
+                f"  {len({ln.item.query.key for ln in stale})} cached price(s) are old "
+                f"(oldest {oldest}); to refresh them: {self.refresh_command}"
+            )
         return out
 
 

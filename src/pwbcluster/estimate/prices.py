@@ -22,6 +22,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from ..errors import ToolkitError
 from .catalogue import GB_MONTH, HOUR, PriceQuery
 
@@ -249,16 +251,22 @@ def resolve_prices(
             client = client_factory()
         except Exception as exc:  # no client means "offline", with the reason kept
             log.warning("price list client unavailable: %s", exc)
+    unreachable: str | None = None
     for query in to_fetch:
         entry = cached.get(query.key)
-        reason = "not in the price cache and no AWS credentials to ask the Price List API"
-        if client is not None:
+        reason = unreachable or (
+            "not in the price cache and no AWS credentials to ask the Price List API"
+        )
+        if client is not None and unreachable is None:
             try:
                 price = fetch_price(client, query, region, today)
             except PriceNotFound as exc:
                 reason = f"Price List API: {exc}"
-            except Exception as exc:  # network, throttling, permissions: keep going
-                reason = f"Price List API call failed: {type(exc).__name__}: {exc}"
+            except ClientError as exc:  # this query refused (permissions, throttling)
+                reason = f"Price List API refused: {exc}"
+            except Exception as exc:  # the API cannot be reached: stop asking it
+                reason = f"Price List API unreachable: {type(exc).__name__}: {exc}"
+                unreachable = reason
             else:
                 fetched[query.key] = price
                 results[query.key] = PriceResult(query, price, "api")
