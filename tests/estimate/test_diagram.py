@@ -137,6 +137,20 @@ def test_without_graphviz_the_step_is_skipped_in_one_line(
     assert not (example.build_dir / "architecture.png").exists()
 
 
+def test_a_graphviz_failure_is_one_line_not_a_traceback(
+    example: PlanContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graphviz import CalledProcessError
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise CalledProcessError(-6, ["dot", "-Tpng"], stderr=b"maze.c:313: chkSgraph")
+
+    monkeypatch.setattr(diagram, "draw", crash)
+    steps.diagram_step(example)
+    assert len(example.notes) == 1
+    assert example.notes[0].startswith("Diagram skipped: Graphviz failed: Command")
+
+
 def test_without_the_render_step_both_steps_say_so(full_project: Path) -> None:
     from pwbcluster.plan import planned_context
 

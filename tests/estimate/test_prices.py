@@ -167,6 +167,21 @@ def test_resolve_caches_with_the_date_and_then_works_offline(pricing: Any, tmp_p
     assert offline[query.key].price == online[query.key].price
 
 
+def test_an_unwritable_cache_does_not_lose_the_fetched_price(pricing: Any, tmp_path: Path) -> None:
+    client, stubber = pricing
+    query = cat.ec2_instance("t3.xlarge")
+    stubber.add_response(
+        "get_products",
+        answer(price_item("AmazonEC2", "Compute Instance", EC2_ATTRS, "0.1824", "Hrs", "S")),
+        expected(query, REGION),
+    )
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    cache = prices.PriceCache(blocker / "cache")
+    result = prices.resolve_prices([query], REGION, cache, lambda: client, today=TODAY)
+    assert result[query.key].price is not None and result[query.key].source == "api"
+
+
 def test_a_stale_price_is_used_offline_and_says_how_old_it_is(tmp_path: Path) -> None:
     cache = prices.PriceCache(tmp_path)
     query = cat.ebs_gp3()

@@ -118,7 +118,8 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
         graph_attr=graph,
     ):
         users = Users(
-            f"users\nallowed {login['Ssh'].get('AllowedIps', '0.0.0.0/0')}", nodeid="users"
+            f"users\nallowed {(login.get('Ssh') or {}).get('AllowedIps') or cluster['login_nodes']['allowed_cidr']}",
+            nodeid="users",
         )
         bucket = SimpleStorageServiceS3("scripts bucket\nS3, encrypted", nodeid="bucket")
         n_secrets = (

@@ -277,8 +277,12 @@ def resolve_prices(
         else:
             results[query.key] = PriceResult(query, None, None, reason=reason)
     if fetched:
-        path = cache.save(region, fetched)
-        log.info("cached %d price(s) in %s", len(fetched), path)
+        try:
+            path = cache.save(region, fetched)
+        except OSError as exc:  # the estimate stands; only the next run pays again
+            log.warning("could not write the price cache %s: %s", cache.directory, exc)
+        else:
+            log.info("cached %d price(s) in %s", len(fetched), path)
     return results
 
 

@@ -53,7 +53,15 @@ def diagram_step(ctx: PlanContext) -> None:
     if ctx.cluster is None:
         ctx.notes.append("Diagram skipped: the render step did not run.")
         return
-    png, svg = draw(ctx.config.data, ctx.cluster.config, ctx.build_dir / "architecture")
+    from graphviz import CalledProcessError, ExecutableNotFound
+
+    try:
+        png, svg = draw(ctx.config.data, ctx.cluster.config, ctx.build_dir / "architecture")
+    except (ExecutableNotFound, CalledProcessError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        ctx.notes.append(f"Diagram skipped: Graphviz failed: {first}")
+        log.debug("graphviz failure", exc_info=True)
+        return
     ctx.files.extend([png, svg])
 
 
