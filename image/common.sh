@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# common.sh: helpers shared by the image component scripts (sourced, never run).
+#
+# Provides log/warn/die with a [script] prefix, bounded downloads with retries,
+# SHA-256 checks, idempotent symlinks and apt installs. PWB_ROOT (default empty)
+# prefixes every path the scripts write, so tests can run them in a scratch tree.
+# Safe to source more than once.
+
+# Bounds for every download: connect within 15 s, finish within 30 min, 5 retries.
+PWB_CURL_CONNECT_TIMEOUT="${PWB_CURL_CONNECT_TIMEOUT:-15}"
+PWB_CURL_MAX_TIME="${PWB_CURL_MAX_TIME:-1800}"
+PWB_CURL_RETRIES="${PWB_CURL_RETRIES:-5}"
+PWB_ROOT="${PWB_ROOT:-}"
+
+log() { printf '[%s] %s\n' "${SCRIPT_NAME:-image}" "$*" >&2; }
+warn() { printf '[%s] WARNING: %s\n' "${SCRIPT_NAME:-image}" "$*" >&2; }
+die() {
+  printf '[%s] ERROR: %s\n' "${SCRIPT_NAME:-image}" "$*" >&2
+  exit 1
+}
+
+# Print the comment block at the top of a script (its header) as usage text.
+print_header() {
+  local file="$1"
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${file}"
+}
+
+# fetch URL DEST: bounded download with retries; fails on HTTP errors.
+fetch() {
+  local url="$1" dest="$2"
+  log "downloading ${url}"
+  curl --fail --silent --show-error --location \
+    --connect-timeout "${PWB_CURL_CONNECT_TIMEOUT}" --max-time "${PWB_CURL_MAX_TIME}" \
+    --retry "${PWB_CURL_RETRIES}" --retry-delay 5 --retry-connrefused \
+    --output "${dest}" "${url}" || die "download failed: ${url}"
+}
+
+# verify_sha256 FILE EXPECTED: die unless the file has that SHA-256.
+verify_sha256() {
+  local file="$1" expected="$2" actual
+  actual="$(sha256sum "${file}" | awk '{ print $1 }')"
+  [[ "${actual}" == "${expected}" ]] ||
+    die "checksum mismatch for ${file##*/}: expected ${expected}, got ${actual}"
+  log "checksum ok: ${file##*/}"
+}
+
+# link_if_needed TARGET LINK: (re)point LINK at TARGET only when it differs.
+link_if_needed() {
+  local target="$1" link="$2"
+  if [[ -L "${link}" && "$(readlink "${link}")" == "${target}" ]]; then
+    return 0
+  fi
+  mkdir -p "$(dirname "${link}")"
+  ln -sfn "${target}" "${link}"
+  log "linked ${link} -> ${target}"
+}
+
+# deb_version PACKAGE: the installed version of a Debian package, or nothing.
+deb_version() {
+  dpkg-query --show --showformat='${Status} ${Version}\n' "$1" 2>/dev/null |
+    awk '$1 == "install" && $3 == "installed" { print $4 }'
+}
+
+apt_updated=""
+apt_install() {
+  if [[ -z "${apt_updated}" ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+    --no-install-recommends "$@"
+}
+
+# make_workdir: a temporary directory removed when the script exits.
+make_workdir() {
+  PWB_WORKDIR="$(mktemp -d)"
+  # shellcheck disable=SC2064  # expand now: the path is fixed
+  trap "rm -rf '${PWB_WORKDIR}'" EXIT
+}
+
+# in_list WORD LIST...: true when WORD is one of the words in LIST.
+in_list() {
+  local word="$1" item
+  shift
+  for item in "$@"; do
+    [[ "${item}" == "${word}" ]] && return 0
+  done
+  return 1
+}
+
+# shellcheck disable=SC2034  # used by the scripts that source this file
+SEMVER_RE='^[0-9]+\.[0-9]+\.[0-9]+$'
