@@ -156,11 +156,16 @@ def expected(query: PriceQuery, region: str, token: str | None = None) -> dict[s
     return params
 
 
+@pytest.fixture(scope="session")
+def botocore_session() -> botocore.session.Session:
+    """One session for all stubbed clients: it loads the service model once."""
+    return botocore.session.get_session()
+
+
 @pytest.fixture
-def pricing() -> Iterator[tuple[Any, Stubber]]:
+def pricing(botocore_session: botocore.session.Session) -> Iterator[tuple[Any, Stubber]]:
     """A pricing client (us-east-1) whose answers come from botocore's Stubber."""
-    session = botocore.session.get_session()
-    client = session.create_client(
+    client = botocore_session.create_client(
         "pricing",
         region_name="us-east-1",
         aws_access_key_id="testing",

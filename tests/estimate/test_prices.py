@@ -278,3 +278,35 @@ def test_the_default_cache_dir_follows_the_environment(
     monkeypatch.delenv("PWBCLUSTER_PRICE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert prices.default_cache_dir() == tmp_path / "xdg" / "pwbcluster" / "prices"
+
+
+@pytest.mark.parametrize(
+    ("query", "usagetype", "matches"),
+    [
+        (cat.efs_standard(), "EU-TimedStorage-ByteHrs", True),
+        (cat.efs_standard(), "TimedStorage-ByteHrs", True),  # us-east-1 has no prefix
+        (cat.efs_standard(), "EU-IATimedStorage-ByteHrs", False),
+        (cat.efs_standard(), "EU-TimedStorage-Z-ByteHrs", False),
+        (cat.public_ipv4(), "USE1-PublicIPv4:InUseAddress", True),
+        (cat.public_ipv4(), "EUW2-PublicIPv4:IdleAddress", False),
+        (cat.rds_storage_gp3(False), "EU-RDS:GP3-Storage", True),
+        (cat.rds_storage_gp3(False), "EU-RDS:Multi-AZ-GP3-Storage", False),
+        (cat.rds_storage_gp3(True), "EU-RDS:Multi-AZ-GP3-Storage", True),
+        (cat.network_load_balancer(), "EU-LoadBalancerUsage", True),
+        (cat.network_load_balancer(), "EU-TS-LoadBalancerUsage", False),
+        (cat.secret(), "APN1-AWSSecretsManager-Secrets", True),
+        (cat.secret(), "APN1-AWSSecretsManagerAPIRequest", False),
+    ],
+)
+def test_usage_types_match_after_an_optional_regional_prefix_only(
+    query: cat.PriceQuery, usagetype: str, matches: bool
+) -> None:
+    assert prices._product_matches(query, {"usagetype": usagetype}) is matches
+
+
+def test_directory_types_are_told_apart() -> None:
+    simple = cat.directory("SimpleAD", "Small")
+    assert prices._product_matches(simple, {"directoryType": "Simple AD or AD Connector"})
+    assert not prices._product_matches(simple, {"directoryType": "Microsoft AD"})
+    managed = cat.directory("MicrosoftAD", "Standard")
+    assert ("directoryType", "Microsoft AD") in managed.filters

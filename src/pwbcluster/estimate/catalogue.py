@@ -2,9 +2,10 @@
 
 A ``PriceQuery`` names one unit price: the service code, the exact-match (``TERM_MATCH``)
 filters sent to ``GetProducts``, and a client-side check applied to the products that come
-back (a usage type suffix, or attribute values that must appear), because several
-attributes carry a regional prefix (``EU-NatGateway-Hours``) that an exact filter cannot
-express. The region is added when the query is sent (``regionCode``).
+back (a usage type, or attribute values that must appear), because usage types carry a
+regional prefix (``EU-NatGateway-Hours``, ``USE1-PublicIPv4:InUseAddress``, or none) that
+an exact filter cannot express. The region is added when the query is sent
+(``regionCode``).
 
 Filter values follow the public Price List attribute names (the same ones infracost and
 the AWS CLI examples use). Where a value could not be checked against the live API from
@@ -31,10 +32,11 @@ class PriceQuery:
     service: str
     basis: str
     filters: tuple[tuple[str, str], ...]
-    usagetype_suffix: str | None = None
-    # Client-side: each needle (compared without case, spaces, '-' or '_') must occur in
-    # some attribute value of the product.
-    needles: tuple[str, ...] = field(default_factory=tuple)
+    # Client-side: the usage type, after an optional regional prefix such as "EU-".
+    usagetype: str | None = None
+    # Client-side: (attribute, text) pairs; the text (compared without case, spaces, '-'
+    # or '_') must occur in that attribute's value, or in any value for attribute "*".
+    needles: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     def api_filters(self, region: str) -> list[dict[str, str]]:
         pairs = [("regionCode", region), *self.filters]
@@ -77,7 +79,7 @@ def nat_gateway() -> PriceQuery:
         service="AmazonEC2",
         basis=HOUR,
         filters=(("productFamily", "NAT Gateway"),),
-        usagetype_suffix="NatGateway-Hours",
+        usagetype="NatGateway-Hours",
     )
 
 
@@ -87,8 +89,9 @@ def public_ipv4() -> PriceQuery:
         label="public IPv4 address hour",
         service="AmazonVPC",
         basis=HOUR,
-        filters=(("productFamily", "VPC Public IPv4 Address"),),
-        usagetype_suffix="PublicIPv4:InUseAddress",
+        # These products carry no productFamily: the usage type alone picks them.
+        filters=(),
+        usagetype="PublicIPv4:InUseAddress",
     )
 
 
@@ -99,7 +102,7 @@ def network_load_balancer() -> PriceQuery:
         service="AWSELB",
         basis=HOUR,
         filters=(("productFamily", "Load Balancer-Network"),),
-        usagetype_suffix="LoadBalancerUsage",
+        usagetype="LoadBalancerUsage",
     )
 
 
@@ -124,7 +127,7 @@ def rds_instance(engine: str, instance_class: str, multi_az: bool) -> PriceQuery
 
 
 def rds_storage_gp3(multi_az: bool) -> PriceQuery:
-    suffix = "RDS:Multi-AZ-GP3-Storage" if multi_az else "RDS:GP3-Storage"
+    usage = "RDS:Multi-AZ-GP3-Storage" if multi_az else "RDS:GP3-Storage"
     return PriceQuery(
         key=f"rds-storage:gp3:{_deployment(multi_az)}",
         label=f"RDS gp3 storage {_deployment(multi_az)}",
@@ -135,27 +138,39 @@ def rds_storage_gp3(multi_az: bool) -> PriceQuery:
             ("volumeType", "General Purpose-GP3"),
             ("deploymentOption", _deployment(multi_az)),
         ),
-        usagetype_suffix=suffix,
+        usagetype=usage,
     )
 
 
 def directory(directory_type: str, size: str) -> PriceQuery:
     """Priced per domain controller; a directory has two."""
-    kind = "Simple AD" if directory_type == "SimpleAD" else "Microsoft AD"
+    filters: tuple[tuple[str, str], ...] = (
+        ("productFamily", "AWS Directory Service"),
+        ("directorySize", size),
+    )
+    needles: tuple[tuple[str, str], ...] = ()
+    if directory_type == "SimpleAD":
+        kind = "Simple AD"  # its directoryType also names AD Connector, same price
+        needles = (("directoryType", kind),)
+    else:
+        kind = "Microsoft AD"
+        filters = (*filters, ("directoryType", kind))
     return PriceQuery(
         key=f"ds:{directory_type}:{size}",
         label=f"{kind} {size} domain controller hour",
         service="AWSDirectoryService",
         basis=HOUR,
-        filters=(("productFamily", "AWS Directory Service"), ("directorySize", size)),
-        needles=(kind,),
+        filters=filters,
+        needles=needles,
     )
 
 
 def fsx_lustre(deployment_type: str, throughput: int | None) -> PriceQuery:
-    needles: tuple[str, ...] = (deployment_type,)
+    # Which attribute carries the deployment type was not checked against the live API:
+    # look for it in any attribute.
+    needles: tuple[tuple[str, str], ...] = (("*", deployment_type),)
     if throughput:
-        needles = (*needles, str(throughput))
+        needles = (*needles, ("*", str(throughput)))
     suffix = f":{throughput}" if throughput else ""
     return PriceQuery(
         key=f"fsx:lustre:{deployment_type}{suffix}",
@@ -174,7 +189,7 @@ def efs_standard() -> PriceQuery:
         service="AmazonEFS",
         basis=GB_MONTH,
         filters=(("productFamily", "Storage"),),
-        usagetype_suffix="-TimedStorage-ByteHrs",
+        usagetype="TimedStorage-ByteHrs",
     )
 
 
@@ -185,4 +200,5 @@ def secret() -> PriceQuery:
         service="AWSSecretsManager",
         basis=MONTH,
         filters=(("productFamily", "Secret"),),
+        usagetype="AWSSecretsManager-Secrets",
     )

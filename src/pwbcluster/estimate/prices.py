@@ -140,12 +140,16 @@ def _normal(text: str) -> str:
 
 
 def _product_matches(query: PriceQuery, attributes: dict[str, str]) -> bool:
-    if query.usagetype_suffix and not attributes.get("usagetype", "").endswith(
-        query.usagetype_suffix
-    ):
-        return False
-    haystack = " ".join(_normal(str(v)) for v in attributes.values())
-    return all(_normal(n) in haystack for n in query.needles)
+    if query.usagetype:
+        # Usage types start with a regional prefix ("EU-", "USE1-", "EUW2-") or none.
+        pattern = r"(?:[A-Z]{2,4}[0-9]{0,2}-)?" + re.escape(query.usagetype)
+        if not re.fullmatch(pattern, attributes.get("usagetype", "")):
+            return False
+    for attribute, text in query.needles:
+        values = attributes.values() if attribute == "*" else [attributes.get(attribute, "")]
+        if not any(_normal(text) in _normal(str(v)) for v in values):
+            return False
+    return True
 
 
 def _unit_fits(basis: str, unit: str) -> bool:
