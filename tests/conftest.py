@@ -14,8 +14,12 @@ EXAMPLE = ROOT / "config" / "example.yaml"
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A private copy of the stage files and schemas, safe to break."""
-    for rel in ("pulumi/aux.yaml", "image/image.yaml", "cluster/cluster.yaml",
-                "config/example.yaml"):
+    for rel in (
+        "pulumi/aux.yaml",
+        "image/image.yaml",
+        "cluster/cluster.yaml",
+        "config/example.yaml",
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, tmp_path / rel)
     shutil.copytree(ROOT / "config" / "schema", tmp_path / "config" / "schema")

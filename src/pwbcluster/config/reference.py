@@ -19,8 +19,11 @@ from ..errors import ConfigError
 from .schema import SCHEMA_FILES, load_schemas
 
 ROOT = Path(__file__).resolve().parents[3]
-STAGE_SOURCES = {"aux": "pulumi/aux.yaml", "image": "image/image.yaml",
-                 "cluster": "cluster/cluster.yaml"}
+STAGE_SOURCES = {
+    "aux": "pulumi/aux.yaml",
+    "image": "image/image.yaml",
+    "cluster": "cluster/cluster.yaml",
+}
 
 
 def _relax(node: Any, in_items: bool = False) -> Any:
@@ -102,8 +105,14 @@ def reference_markdown(schema_dir: Path) -> str:
     sections = [("deployment", "config/<name>.yaml", schemas["deployment"]["$defs"]["deployment"])]
     sections += [(name, STAGE_SOURCES[name], schemas[name]) for name in ("aux", "image", "cluster")]
     for name, source, schema in sections:
-        parts += [f"## `{name}` ({source})", "", schema.get("description", ""), "",
-                  "| key | type | meaning |", "| --- | --- | --- |"]
+        parts += [
+            f"## `{name}` ({source})",
+            "",
+            schema.get("description", ""),
+            "",
+            "| key | type | meaning |",
+            "| --- | --- | --- |",
+        ]
         parts += _rows(schema, name, all_defs)
         parts.append("")
     return "\n".join(parts)
@@ -114,8 +123,9 @@ def write_reference(root: Path = ROOT, check: bool = False) -> list[Path]:
     wanted = {root / "docs" / "configuration.md": reference_markdown(schema_dir)}
     for file, text in overrides_schemas(schema_dir).items():
         wanted[schema_dir / file] = text
-    stale = [p for p, text in wanted.items()
-             if not p.exists() or p.read_text(encoding="utf-8") != text]
+    stale = [
+        p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text
+    ]
     if check:
         if stale:
             names = ", ".join(str(p.relative_to(root)) for p in stale)
