@@ -109,27 +109,18 @@ def test_later_tiers_are_ignored(pricing: Any) -> None:
     assert prices.fetch_price(client, query, REGION, TODAY).usd == "0.33"
 
 
-def test_fsx_deployment_type_is_matched_loosely(pricing: Any) -> None:
+def test_fsx_scratch_and_persistent_tiers_are_told_apart(pricing: Any) -> None:
     client, stubber = pricing
-    query = cat.fsx_lustre("SCRATCH_2", None)
-    scratch = price_item(
-        "AmazonFSx",
-        "Storage",
-        {"fileSystemType": "Lustre", "deploymentOption": "Scratch_2", "usagetype": "EU-x"},
-        "0.154",
-        "GB-Mo",
-        "F1",
-    )
-    persistent = price_item(
-        "AmazonFSx",
-        "Storage",
-        {"fileSystemType": "Lustre", "deploymentOption": "Persistent_1", "usagetype": "EU-y"},
-        "0.168",
-        "GB-Mo",
-        "F2",
-    )
-    stubber.add_response("get_products", answer(persistent, scratch), expected(query, REGION))
-    assert prices.fetch_price(client, query, REGION, TODAY).sku == "F1"
+    lustre = {"fileSystemType": "Lustre", "storageType": "SSD"}
+    catalogue = [
+        price_item("AmazonFSx", "Storage", {**lustre, "throughputCapacity": "N/A", "usagetype": "EU-Storage.Scratch2"}, "0.154", "GB-Mo", "SCRATCH"),
+        price_item("AmazonFSx", "Storage", {**lustre, "throughputCapacity": "125", "usagetype": "EU-Storage.SSD.125"}, "0.161", "GB-Mo", "P125"),
+        price_item("AmazonFSx", "Storage", {**lustre, "throughputCapacity": "250", "usagetype": "EU-Storage.SSD.250"}, "0.231", "GB-Mo", "P250"),
+    ]  # fmt: skip
+    for dtype, tier, sku in (("SCRATCH_2", None, "SCRATCH"), ("PERSISTENT_2", 250, "P250")):
+        query = cat.fsx_lustre(dtype, tier)
+        stubber.add_response("get_products", answer(*catalogue), expected(query, REGION))
+        assert prices.fetch_price(client, query, REGION, TODAY).sku == sku
 
 
 def test_no_match_and_ambiguity_are_errors_not_guesses(pricing: Any) -> None:

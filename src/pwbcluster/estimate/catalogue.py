@@ -166,11 +166,14 @@ def directory(directory_type: str, size: str) -> PriceQuery:
 
 
 def fsx_lustre(deployment_type: str, throughput: int | None) -> PriceQuery:
-    # Which attribute carries the deployment type was not checked against the live API:
-    # look for it in any attribute.
-    needles: tuple[tuple[str, str], ...] = (("*", deployment_type),)
-    if throughput:
-        needles = (*needles, ("*", str(throughput)))
+    """Persistent SSD storage is priced per throughput tier (``throughputCapacity`` 125,
+    250, ...); scratch storage is told apart by "scratch" in one of its attributes (which
+    one was not checked against the live API, so any is accepted)."""
+    needles: tuple[tuple[str, str], ...]
+    if deployment_type.startswith("PERSISTENT") and throughput:
+        needles = (("storageType", "SSD"), ("throughputCapacity", str(throughput)))
+    else:
+        needles = (("*", "scratch"),)
     suffix = f":{throughput}" if throughput else ""
     return PriceQuery(
         key=f"fsx:lustre:{deployment_type}{suffix}",
