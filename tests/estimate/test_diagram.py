@@ -137,6 +137,21 @@ def test_without_graphviz_the_step_is_skipped_in_one_line(
     assert not (example.build_dir / "architecture.png").exists()
 
 
+def test_without_the_diagrams_package_the_step_is_skipped_in_one_line(
+    example: PlanContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = diagram.importlib.util.find_spec
+    monkeypatch.setattr(
+        diagram.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "diagrams" else real(name, *a),
+    )
+    steps.diagram_step(example)
+    assert example.notes == [
+        "Diagram skipped: the Python package `diagrams` is not installed (pip install diagrams)."
+    ]
+
+
 def test_a_graphviz_failure_is_one_line_not_a_traceback(
     example: PlanContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

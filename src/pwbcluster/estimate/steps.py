@@ -1,8 +1,9 @@
 """The ``invoke plan`` steps "diagram" and "cost".
 
 Each step needs the "render" step before it (``ctx.cluster``). A missing dependency
-(Graphviz, the ``diagrams`` package) or an unavailable price source skips the step with a
-one-line note, never a traceback.
+(Graphviz, the ``diagrams`` package) skips the diagram with a one-line note, never a
+traceback; a price nobody can supply (no cache entry, no credentials, an API error) makes
+that line "unknown" in the estimate, with the reason and the command that fetches it.
 
 Environment: ``PWBCLUSTER_PRICE_CACHE`` names the price cache directory (default
 ``~/.cache/pwbcluster/prices``); ``PWBCLUSTER_PRICES_OFFLINE=1`` keeps the plan from
