@@ -60,6 +60,7 @@ report_node() {
 }
 
 main() {
+  trap 'printf "[%s] ERROR: a command failed near line %s\n" "${SCRIPT_NAME}" "${LINENO}" >&2' ERR
   parse_args "$@"
   bootstrap
   report_node

@@ -161,6 +161,7 @@ mark_published() {
 }
 
 main() {
+  trap 'printf "[%s] ERROR: a command failed near line %s\n" "${SCRIPT_NAME}" "${LINENO}" >&2' ERR
   parse_args "$@"
   bootstrap
   publish_workbench_config

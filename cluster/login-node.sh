@@ -84,6 +84,7 @@ controller_ha() {
 }
 
 main() {
+  trap 'printf "[%s] ERROR: a command failed near line %s\n" "${SCRIPT_NAME}" "${LINENO}" >&2' ERR
   parse_args "$@"
   bootstrap
   local address before after changed=0

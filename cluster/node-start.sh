@@ -60,6 +60,7 @@ install_ldap_ca() {
 }
 
 main() {
+  trap 'printf "[%s] ERROR: a command failed near line %s\n" "${SCRIPT_NAME}" "${LINENO}" >&2' ERR
   parse_args "$@"
   bootstrap
   install_ldap_ca

@@ -10,7 +10,7 @@
 # Needs: bash, coreutils, the aws CLI (in the ParallelCluster AMI). Safe to source twice.
 
 # Set by the sourcing script; a default keeps `set -o nounset` happy when sourced alone.
-SCRIPT_NAME="${SCRIPT_NAME:-node}"
+: "${SCRIPT_NAME:=node}"
 # Bounds on every AWS call: a node never hangs at boot on an unreachable endpoint.
 AWS_CONNECT_TIMEOUT="${AWS_CONNECT_TIMEOUT:-10}"
 AWS_READ_TIMEOUT="${AWS_READ_TIMEOUT:-30}"

@@ -133,6 +133,7 @@ activate_license() {
 
 # config_fingerprint: content, mode and owner of every file Workbench reads.
 config_fingerprint() {
+  [[ -d "${RSTUDIO_ETC}" ]] || return 0
   find "${RSTUDIO_ETC}" -type f -printf '%p %m %u:%g\n' 2>/dev/null | sort
   find "${RSTUDIO_ETC}" -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum
 }

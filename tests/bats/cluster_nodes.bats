@@ -1,0 +1,211 @@
+#!/usr/bin/env bats
+# The cluster node scripts (cluster/*.sh) with every outside command stubbed: a fake aws
+# CLI serving a local "bucket" laid out as the cluster stage uploads it (rendered by the
+# real generator, tests/cluster/fixtures.py) and fake Secrets Manager values.
+
+load test_helper
+
+setup_file() {
+  export BASE="${BATS_FILE_TMPDIR}/base"
+  "${REPO_ROOT}/.venv/bin/python" "${REPO_ROOT}/tests/cluster/fixtures.py" "${BASE}" --audit --license
+}
+
+setup() {
+  stub_setup
+  cp "${REPO_ROOT}/tests/bats/cluster_fakes/aws" "${BATS_TEST_TMPDIR}/bin/aws"
+  T="${BATS_TEST_TMPDIR}"
+  cp -R "${BASE}/." "${T}/world"
+  export FAKE_S3="${T}/world/s3" FAKE_SECRETS="${T}/world/secrets"
+  ENV_URI="$(cat "${T}/world/env-uri")"
+  NODE_ENV="$(find "${FAKE_S3}" -name node.env)"
+  set_env WORKBENCH_SHARED_DIR "${T}/shared"
+  set_env LDAP_CA_PATH "${T}/etc/pwbcluster/ldap-ca.pem"
+  set_env HA_CONTROLLERS false
+  export PWB_HOME="${T}/pwb" RSTUDIO_ETC="${T}/etc/rstudio" ROOT_OWNER="$(id -un):$(id -gn)"
+  export SHARED_WAIT=5 HEALTH_TRIES=1 HEALTH_SLEEP=0 FAKE_NODE_IP=10.0.1.15
+  export FAKE_LB_DNS="example-login-0123456789.elb.eu-west-1.amazonaws.com"
+  stub ip 'printf "1.1.1.1 via 10.0.1.1 dev eth0 src %s uid 0\n" "${FAKE_NODE_IP}"'
+  stub systemctl 'state="'"${T}"'/active-${@: -1}"
+case "$1" in
+  is-active) [[ -f "${state}" ]] ;;
+  restart) touch "${state}" ;;
+esac'
+  stub curl
+  stub rstudio-server
+  stub systemd-run
+  stub apptainer
+}
+
+# set_env KEY VALUE: change one line of the uploaded node.env.
+set_env() {
+  sed -i "s|^$1=.*|$1=$2|" "${NODE_ENV}"
+}
+
+secret_of() {
+  cat "${FAKE_SECRETS}/$(grep "^$1=" "${NODE_ENV}" | cut -d= -f2- | tr '/:' '__')"
+}
+
+# snapshot DIR: path, mode, owner, mtime and content hash of every file under DIR.
+snapshot() {
+  find "$1" -type f -printf '%p %m %u %T@\n' | sort
+  find "$1" -type f -print0 | sort -z | xargs -0 sha256sum
+}
+
+run_head() { run bash "${REPO_ROOT}/cluster/head-node.sh" --env-uri "${ENV_URI}"; }
+run_login() {
+  run bash "${REPO_ROOT}/cluster/login-node.sh" --env-uri "${ENV_URI}"
+  printf "%s\n" "$output" >"${BATS_TEST_TMPDIR}/login.out"
+}
+
+@test "head node puts the Workbench configuration onto shared storage, no secret in it" {
+  run_head
+  [ "$status" -eq 0 ]
+  [ -f "${T}/shared/etc/rstudio/rserver.conf" ]
+  [ -f "${T}/shared/etc/rstudio.published" ]
+  [ "$(stat -c %a "${T}/shared/etc/rstudio/database.conf")" = 600 ]
+  [ "$(stat -c %a "${T}/shared/etc/rstudio/rserver.conf")" = 644 ]
+  [ "$(stat -c %a "${T}/shared/keys/launcher.pem")" = 600 ]
+  [ "$(stat -c %a "${T}/shared/shared-storage")" = 1777 ]
+  run grep -rF "$(secret_of DB_PASSWORD_SECRET_ARN)" "${T}/shared"
+  [ "$status" -eq 1 ]
+  run stub_calls aws
+  [[ "$output" != *secretsmanager* ]]
+}
+
+@test "head node: a second run changes nothing" {
+  run_head
+  [ "$status" -eq 0 ]
+  before="$(snapshot "${T}/shared")"
+  run_head
+  [ "$status" -eq 0 ]
+  [ "$(snapshot "${T}/shared")" = "${before}" ]
+}
+
+@test "login node fetches its secrets from Secrets Manager with bounded calls, not from disk" {
+  run_head
+  [ "$status" -eq 0 ]
+  run_login
+  [ "$status" -eq 0 ]
+  calls="$(stub_calls aws)"
+  [[ "$calls" == *"get-secret-value --secret-id $(grep ^DB_PASSWORD_SECRET_ARN= "${NODE_ENV}" | cut -d= -f2-)"* ]]
+  [[ "$calls" == *"get-secret-value --secret-id $(grep ^COOKIE_KEY_SECRET_ARN= "${NODE_ENV}" | cut -d= -f2-)"* ]]
+  [ -z "$(stub_calls aws-unbounded)" ]
+  grep -qxF "password=$(secret_of DB_PASSWORD_SECRET_ARN)" "${RSTUDIO_ETC}/database.conf"
+  grep -qxF "password=$(secret_of AUDIT_DB_PASSWORD_SECRET_ARN)" "${RSTUDIO_ETC}/audit-database.conf"
+  [ "$(cat "${RSTUDIO_ETC}/secure-cookie-key")" = "$(secret_of COOKIE_KEY_SECRET_ARN)" ]
+  for f in database.conf audit-database.conf secure-cookie-key; do
+    [ "$(stat -c '%a %U' "${RSTUDIO_ETC}/${f}")" = "600 $(id -un)" ]
+  done
+  # The values exist nowhere the node could have read them from but Secrets Manager.
+  for key in DB_PASSWORD_SECRET_ARN COOKIE_KEY_SECRET_ARN AUDIT_DB_PASSWORD_SECRET_ARN; do
+    run grep -rlF -- "$(secret_of "${key}")" "${FAKE_S3}" "${T}/shared" "${PWB_HOME}"
+    [ "$status" -eq 1 ]
+  done
+  grep -qx "launcher-sessions-callback-address=http://${FAKE_LB_DNS}:8787" "${RSTUDIO_ETC}/rserver.conf"
+  grep -qx "www-host-name=10.0.1.15" "${RSTUDIO_ETC}/load-balancer"
+  [[ "$(stub_calls systemctl)" == *"restart rstudio-server"* ]]
+}
+
+@test "login node: a second run changes nothing and restarts nothing" {
+  run_head
+  run_login
+  [ "$status" -eq 0 ]
+  before="$(snapshot "${RSTUDIO_ETC}")"
+  restarts="$(stub_calls systemctl | grep -c restart)"
+  run_login
+  [ "$status" -eq 0 ]
+  [ "$(snapshot "${RSTUDIO_ETC}")" = "${before}" ]
+  [ "$(stub_calls systemctl | grep -c restart)" = "${restarts}" ]
+}
+
+@test "login node survives failures of the licence, controller HA, LB lookup and health check" {
+  run_head
+  set_env HA_CONTROLLERS true
+  printf '#!/usr/bin/env bash\necho "[controller-ha] boom" >&2\nexit 1\n' \
+    >"$(find "${FAKE_S3}" -name controller-ha.sh)"
+  stub rstudio-server 'exit 1'
+  stub curl 'exit 7'
+  unset FAKE_LB_DNS
+  run_login
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"optional step 'licence' failed"* ]]
+  [[ "$output" == *"optional step 'controller-ha' failed"* ]]
+  [[ "$output" == *"optional step 'health-check' failed"* ]]
+  grep -qx "launcher-sessions-callback-address=http://10.0.1.15:8787" "${RSTUDIO_ETC}/rserver.conf"
+  [[ "$(stub_calls systemctl)" == *"restart rstudio-server"* ]]
+}
+
+@test "login node fails when the database password cannot be read" {
+  run_head
+  rm "${FAKE_SECRETS}/$(grep ^DB_PASSWORD_SECRET_ARN= "${NODE_ENV}" | cut -d= -f2- | tr '/:' '__')"
+  run_login
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"[login-node] ERROR: cannot read the database.conf password"* ]]
+  [[ "$(stub_calls systemctl)" != *restart* ]]
+}
+
+@test "two login nodes get identical files except their load-balancer entry" {
+  run_head
+  RSTUDIO_ETC="${T}/node1" FAKE_NODE_IP=10.0.1.15 run_login
+  [ "$status" -eq 0 ]
+  RSTUDIO_ETC="${T}/node2" FAKE_NODE_IP=10.0.1.16 run_login
+  [ "$status" -eq 0 ]
+  run diff -rq "${T}/node1" "${T}/node2"
+  [ "$status" -eq 1 ]
+  [ "$output" = "Files ${T}/node1/load-balancer and ${T}/node2/load-balancer differ" ]
+  [ "$(ls "${T}/node1" | wc -l)" -gt 15 ]
+}
+
+@test "without a licence the login node says Workbench runs unlicensed" {
+  run_head
+  set_env LICENSE_SECRET_ARN ""
+  run_login
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"Workbench runs UNLICENSED"* ]]
+  [ -z "$(stub_calls rstudio-server)" ]
+}
+
+@test "the licence is activated once per value" {
+  run_head
+  run_login
+  [ "$status" -eq 0 ]
+  [ "$(stub_calls rstudio-server | grep -c 'license-manager activate')" = 1 ]
+  run_login
+  [ "$status" -eq 0 ]
+  [ "$(stub_calls rstudio-server | grep -c 'license-manager activate')" = 1 ]
+}
+
+@test "node start installs the directory CA for ldaps, and warns when TLS is off" {
+  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  [ "$status" -eq 0 ]
+  cmp "${T}/etc/pwbcluster/ldap-ca.pem" "$(find "${FAKE_S3}" -name ldap-ca.pem)"
+  rm "${T}/etc/pwbcluster/ldap-ca.pem"
+  set_env LDAP_TLS false
+  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"LDAP traffic is not encrypted"* ]]
+  [ ! -e "${T}/etc/pwbcluster/ldap-ca.pem" ]
+}
+
+@test "compute node installs nothing" {
+  for cmd in apt-get apt yum dnf pip pip3 curl wget; do stub "${cmd}"; done
+  run bash "${REPO_ROOT}/cluster/compute-node.sh" --env-uri "${ENV_URI}"
+  [ "$status" -eq 0 ]
+  for cmd in apt-get apt yum dnf pip pip3 curl wget; do
+    [ -z "$(stub_calls "${cmd}")" ]
+  done
+  [[ "$output" == *"nothing installed"* ]]
+}
+
+@test "a bad --env-uri is refused before anything runs" {
+  run bash "${REPO_ROOT}/cluster/login-node.sh" --env-uri "https://example.com/node.env"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"--env-uri s3://BUCKET/PREFIX/node.env is required"* ]]
+  [ -z "$(stub_calls aws)" ]
+}
+
+@test "no script anywhere installs a cron entry" {
+  run grep -rEln 'crontab|/etc/cron|cron\.d/|cron\.(daily|hourly)' \
+    "${REPO_ROOT}/cluster" "${REPO_ROOT}/image" "${REPO_ROOT}/src/pwbcluster/templates"
+  [ "$status" -eq 1 ]
+}
