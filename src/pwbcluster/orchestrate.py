@@ -107,7 +107,12 @@ def down(config: Config, mode: str, console: Console) -> tuple[list[str], dict[s
     """Destroy in reverse order; return (stages removed, what remains in the account)."""
     with run_log(config, "down"), _account(config, mode, start_server=False) as extra:
         if mode == "sandbox" and not extra:
-            state_path(config).unlink(missing_ok=True)
+            # No sandbox server runs for this deployment: moto keeps everything in memory,
+            # so whatever the state file lists vanished with the server.
+            if state_path(config).exists():
+                log.warning("no sandbox server is running: its resources are already gone")
+                state_path(config).unlink()
+            sandbox.record_path(config.build_dir).unlink(missing_ok=True)
             return [], {}
         removed = _runner(config, mode, console, extra).destroy()
         remaining = remaining_resources(config, mode)

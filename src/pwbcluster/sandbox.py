@@ -71,12 +71,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _alive(endpoint: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+def _alive(endpoint: str, attempts: int = 3) -> bool:
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=5) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError, ValueError):
+            time.sleep(0.2)
+    return False
 
 
 def running(build_dir: Path) -> SandboxServer | None:
@@ -88,7 +90,14 @@ def running(build_dir: Path) -> SandboxServer | None:
         server = SandboxServer(raw["endpoint"], int(raw["pid"]), int(raw["port"]))
     except (OSError, ValueError, KeyError):
         return None
-    return server if _alive(server.endpoint) else None
+    if _alive(server.endpoint):
+        return server
+    if _is_moto(server.pid):
+        raise ToolkitError(
+            f"the sandbox server (pid {server.pid}) at {server.endpoint} does not answer; "
+            f"wait and retry, or stop it with `kill {server.pid}` (its resources are lost then)"
+        )
+    return None
 
 
 def start(build_dir: Path, timeout: float = 30.0) -> SandboxServer:
@@ -111,7 +120,7 @@ def start(build_dir: Path, timeout: float = 30.0) -> SandboxServer:
             start_new_session=True,
         )
     deadline = time.monotonic() + timeout
-    while not _alive(endpoint):
+    while not _alive(endpoint, attempts=1):
         if proc.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
