@@ -1,12 +1,23 @@
-"""Render the ``pcluster build-image`` configuration for the custom AMI."""
+"""Render the ``pcluster build-image`` configuration for the custom AMI.
+
+The one build component is the generated wrapper ``entry.sh`` under the scripts prefix
+(see ``pwbcluster.image.bundle``), which runs ``image/install-image.sh`` with its env file.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..image.amis import FINGERPRINT_TAG
+from ..image.bundle import ENTRY_SCRIPT, ENTRY_WRAPPER
 from ..stages.contracts import NetworkOutputs
 
-ENTRY_SCRIPT = "image/install-image.sh"
+__all__ = ["ENTRY_SCRIPT", "ENTRY_WRAPPER", "image_id", "render_image_config"]
+
+
+def image_id(image: dict[str, Any], fingerprint: str) -> str:
+    """The pcluster image id (and AMI name): the configured name plus the fingerprint."""
+    return f"{image['name']}-{fingerprint[:12]}"
 
 
 def render_image_config(
@@ -20,7 +31,7 @@ def render_image_config(
     image = data["image"]
     base = f"s3://{network.bucket_name}/{scripts_prefix.rstrip('/')}"
     all_tags = dict(tags)
-    all_tags["pwbcluster:image-fingerprint"] = fingerprint
+    all_tags[FINGERPRINT_TAG] = fingerprint
     build: dict[str, Any] = {
         "InstanceType": image["build_instance_type"],
         "ParentImage": parent_image,
@@ -32,7 +43,7 @@ def render_image_config(
     return {
         "Region": data["deployment"]["region"],
         "Image": {
-            "Name": f"{image['name']}-{fingerprint[:12]}",
+            "Name": image_id(image, fingerprint),
             "RootVolume": {"Size": image["root_volume_gb"], "Encrypted": True},
             "Tags": [{"Key": k, "Value": v} for k, v in sorted(all_tags.items())],
         },
@@ -40,7 +51,7 @@ def render_image_config(
             **build,
             "Iam": {"AdditionalIamPolicies": [{"Policy": network.image_build_policy_arn}]},
             "Components": [
-                {"Type": "script", "Value": f"{base}/{ENTRY_SCRIPT}"},
+                {"Type": "script", "Value": f"{base}/{ENTRY_WRAPPER}"},
             ],
             "UpdateOsPackages": {"Enabled": True},
             "Imds": {"ImdsSupport": "v2.0"},

@@ -97,6 +97,8 @@ class ImageOutputs:
     os: str
     scripts_prefix: str
     simulated: bool = False
+    # Bucket holding scripts_prefix, so destroy can remove the uploaded objects.
+    bucket_name: str = ""
 
 
 @dataclass(frozen=True)

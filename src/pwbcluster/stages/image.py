@@ -1,25 +1,163 @@
-"""The image stage: see pipeline.STAGES for what it creates.
+"""The image stage: the custom AMI, built with ``pcluster build-image`` when its inputs change.
 
-Not built yet: issue #5 provides the real and sandbox adapters. Until then the stage
-says so instead of pretending.
+Shared steps (``pwbcluster.image.service``): fingerprint the inputs, render
+``build/<deployment>/image-config.yaml`` and the upload bundle. Then:
+
+- an available image of ours with the same fingerprint tag is returned at once (no
+  upload, no pcluster call): the hour-long build happens only when something changed;
+- real: look up the official ParallelCluster parent, upload the bundle to the scripts
+  bucket (objects already there are skipped), run ``pcluster build-image`` (or pick up a
+  build of the same id already running), stream its log while waiting;
+- sandbox: the same against the moto server, with pcluster's own schema and validators
+  on the rendered config, then a labelled stand-in AMI (``simulated=True``).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import boto3
+from rich.console import Console
+
 from ..errors import StageError
+from ..image import amis, bundle, service
+from ..image.parent import resolve_parent
+from ..image.pcluster_images import PclusterImages, wait_for_build
+from ..image.standins import register_standin, remove_parent_standins, sandbox_parent
+from ..pcluster.venv import PCLUSTER_VERSION
+from .contracts import ImageOutputs, NetworkOutputs
 from .pipeline import section_inputs
 from .runner import StageContext
 
+log = logging.getLogger(__name__)
+
+# Switched off only for the sandbox stand-in parent: moto's RegisterImage drops the
+# Architecture it is given, so pcluster reads None (AWS images always carry one).
+SANDBOX_SUPPRESSED = {"InstanceTypeBaseAMICompatibleValidator": "moto drops the AMI architecture"}
+
 
 def inputs(ctx: StageContext) -> Any:
-    return section_inputs(ctx, "image")
+    out = section_inputs(ctx, "image")
+    # The fingerprint also covers the scripts' bytes, which the config section does not.
+    out["image_fingerprint"] = service.fingerprint_for(ctx.config)
+    return out
 
 
-def run(ctx: StageContext) -> Any:
-    raise StageError(f"the image stage ({ctx.mode}) is not built yet (issue #5)")
+def _session(ctx: StageContext) -> tuple[Any, Any]:
+    endpoint = ctx.extra.get("aws_endpoint_url") if ctx.mode == "sandbox" else None
+    if ctx.mode == "sandbox" and not endpoint:
+        raise StageError("sandbox mode without a moto endpoint (ctx.extra['aws_endpoint_url'])")
+    session = boto3.Session(region_name=ctx.config.region)
+    return session.client("ec2", endpoint_url=endpoint), session.client("s3", endpoint_url=endpoint)
 
 
-def destroy(ctx: StageContext, outputs: Any) -> None:
-    raise StageError(f"the image stage ({ctx.mode}) cannot be destroyed yet (issue #5)")
+def _outputs(
+    ctx: StageContext, ami: str, fingerprint: str, network: NetworkOutputs, simulated: bool
+) -> ImageOutputs:
+    image = ctx.config.data["image"]
+    return ImageOutputs(
+        ami_id=ami,
+        image_name=service.image_id(image, fingerprint),
+        fingerprint=fingerprint,
+        os=image["os"],
+        scripts_prefix=bundle.scripts_prefix(fingerprint),
+        simulated=simulated,
+        bucket_name=network.bucket_name,
+    )
+
+
+def run(ctx: StageContext) -> ImageOutputs:
+    network: NetworkOutputs = ctx.upstream["network"]
+    console = Console(stderr=True)
+    ec2, s3 = _session(ctx)
+    fingerprint = service.fingerprint_for(ctx.config)
+    existing = amis.find_by_fingerprint(ec2, fingerprint)
+    if existing:
+        simulated = amis.tags_of(existing).get(amis.SIMULATED_TAG) == "true"
+        console.print(
+            f"image: {existing['ImageId']} already has fingerprint {fingerprint[:16]}: "
+            "nothing to build"
+        )
+        return _outputs(ctx, existing["ImageId"], fingerprint, network, simulated)
+    if ctx.mode == "sandbox":
+        return _run_sandbox(ctx, network, ec2, s3, console)
+    return _run_real(ctx, network, ec2, s3, console)
+
+
+def _run_real(
+    ctx: StageContext, network: NetworkOutputs, ec2: Any, s3: Any, console: Console
+) -> ImageOutputs:
+    image = ctx.config.data["image"]
+    parent = resolve_parent(ec2, image, PCLUSTER_VERSION)
+    prepared = service.prepare(ctx.config, network, parent)
+    report = bundle.upload_bundle(s3, prepared.bundle)
+    console.print(
+        f"image: scripts at s3://{network.bucket_name}/{prepared.scripts_prefix} "
+        f"({len(report.uploaded)} uploaded, {len(report.skipped)} already there)"
+    )
+    client = PclusterImages(ctx.config.region)
+    state = client.describe(prepared.image_id).get("imageBuildStatus")
+    if state == "BUILD_IN_PROGRESS":
+        console.print(f"image: build {prepared.image_id} already running: following it")
+    elif state:
+        raise StageError(
+            f"pcluster already has an image {prepared.image_id} in state {state}; remove it "
+            f"with `invoke image.delete --image-id {prepared.image_id}` and re-run"
+        )
+    else:
+        client.build(prepared.image_id, prepared.config_path)
+        console.print(f"image: build {prepared.image_id} started from {parent}")
+    ami = wait_for_build(client, prepared.image_id, console)
+    return _outputs(ctx, ami, prepared.fingerprint, network, simulated=False)
+
+
+def _run_sandbox(
+    ctx: StageContext, network: NetworkOutputs, ec2: Any, s3: Any, console: Console
+) -> ImageOutputs:
+    from ..pcluster import offline
+
+    image = ctx.config.data["image"]
+    parent = image.get("parent_ami") or sandbox_parent(ec2, image["os"], PCLUSTER_VERSION)
+    prepared = service.prepare(ctx.config, network, str(parent))
+    result = offline.validate_image(
+        prepared.config,
+        prepared.image_id,
+        ctx.config.region,
+        endpoint_url=ctx.extra["aws_endpoint_url"],
+        standins=False,
+        suppress=(*offline.SUPPRESSED_VALIDATORS, *SANDBOX_SUPPRESSED),
+    )
+    offline.raise_for([result])
+    report = bundle.upload_bundle(s3, prepared.bundle)
+    tags = {t["Key"]: t["Value"] for t in prepared.config["Image"]["Tags"]}
+    ami = register_standin(
+        ec2,
+        prepared.image_id,
+        "Sandbox stand-in for a pcluster build-image result (simulated): no software installed",
+        tags,
+        size_gb=int(image["root_volume_gb"]),
+    )
+    console.print(
+        f"image (sandbox): config validated by pcluster, {len(report.uploaded)} script(s) "
+        f"uploaded, stand-in AMI {ami} registered (simulated: nothing was built)"
+    )
+    return _outputs(ctx, ami, prepared.fingerprint, network, simulated=True)
+
+
+def destroy(ctx: StageContext, outputs: ImageOutputs | None) -> None:
+    if outputs is None:
+        return
+    ec2, s3 = _session(ctx)
+    if ctx.mode == "sandbox" or outputs.simulated:
+        amis.deregister(ec2, outputs.ami_id)
+        remove_parent_standins(ec2)
+    else:
+        client = PclusterImages(ctx.config.region)
+        if client.describe(outputs.image_name):
+            client.delete(outputs.image_name, force=True)
+        else:  # not pcluster's (or already gone there): remove the AMI itself
+            amis.deregister(ec2, outputs.ami_id)
+    if outputs.bucket_name:
+        deleted = bundle.delete_prefix(s3, outputs.bucket_name, outputs.scripts_prefix)
+        log.info("removed %d object(s) under %s", deleted, outputs.scripts_prefix)

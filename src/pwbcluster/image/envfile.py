@@ -1,0 +1,64 @@
+"""The env file the image stage writes for ``image/install-image.sh``.
+
+Versions come from the ``image:`` section of the config; download locations are the
+vendors' own, kept here in one table. The file is ``KEY=VALUE`` lines that the entry
+script parses (never sources), so a value cannot run as code.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Where each vendor publishes what the scripts download (the scripts add the
+# version-specific path below these).
+VENDOR_URLS: dict[str, str] = {
+    "WORKBENCH_URL_BASE": "https://download2.rstudio.org/server",
+    "R_URL_BASE": "https://cdn.posit.co/r",
+    "PYTHON_URL_BASE": "https://cdn.posit.co/python",
+    "QUARTO_URL_BASE": "https://github.com/quarto-dev/quarto-cli/releases/download",
+    "APPTAINER_URL_BASE": "https://github.com/apptainer/apptainer/releases/download",
+    "CUDA_REPO_BASE": "https://developer.download.nvidia.com/compute/cuda/repos",
+}
+
+# The config's OS name -> (Posit's platform name, Ubuntu codename, NVIDIA repo name).
+OS_NAMES: dict[str, tuple[str, str, str]] = {
+    "ubuntu2204": ("ubuntu-2204", "jammy", "ubuntu2204"),
+    "ubuntu2404": ("ubuntu-2404", "noble", "ubuntu2404"),
+}
+
+ENV_FILE = "image.env"
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9 ._:/+=-]*$")
+
+
+def image_env(image: dict[str, Any]) -> dict[str, str]:
+    """The env file's keys and values for one ``image:`` config section."""
+    try:
+        posit_os, codename, nvidia_os = OS_NAMES[image["os"]]
+    except KeyError as exc:
+        raise ValueError(f"image.os '{image['os']}' has no download mapping") from exc
+    env = {
+        "POSIT_OS": posit_os,
+        "UBUNTU_CODENAME": codename,
+        "NVIDIA_REPO_OS": nvidia_os,
+        "WORKBENCH_VERSION": str(image["workbench"]["version"]),
+        "R_VERSIONS": " ".join(str(v) for v in image["r"]["versions"]),
+        "R_DEFAULT": str(image["r"]["default"]),
+        "PYTHON_VERSIONS": " ".join(str(v) for v in image["python"]["versions"]),
+        "PYTHON_DEFAULT": str(image["python"]["default"]),
+        "QUARTO_VERSION": str(image["quarto"]["version"]),
+        "APPTAINER_VERSION": str(image["apptainer"]["version"]),
+        "GPU_ENABLED": "true" if image["gpu"]["enabled"] else "false",
+        "CUDA_VERSION": str(image["gpu"]["cuda_version"]),
+        **VENDOR_URLS,
+    }
+    for key, value in env.items():
+        if not _SAFE_VALUE.match(value):
+            raise ValueError(f"image env value for {key} has unexpected characters: {value!r}")
+    return env
+
+
+def render_env(env: dict[str, str]) -> str:
+    lines = ["# Written by pwbcluster's image stage; read by image/install-image.sh."]
+    lines += [f"{key}={value}" for key, value in sorted(env.items())]
+    return "\n".join(lines) + "\n"
