@@ -13,7 +13,7 @@ from pwbcluster.config import load_config
 from pwbcluster.estimate import diagram, steps
 from pwbcluster.plan import PlanContext
 
-from .conftest import rendered
+from .conftest import ROOT, rendered
 
 SVG = "{http://www.w3.org/2000/svg}"
 needs_graphviz = pytest.mark.skipif(
@@ -98,6 +98,18 @@ def test_the_example_diagram_shows_queues_counts_ports_and_ha(example: PlanConte
     text = svg.read_text()
     assert "data:image/png;base64," in text
     assert not re.search(r'href="/', text), "an icon still points at a local file"
+
+
+@needs_graphviz
+def test_the_readme_diagram_is_the_example_as_configured_now(example: PlanContext) -> None:
+    nodes, edges, _ = draw(example)
+    docs_nodes, docs_edges = svg_graph(ROOT / "docs" / "architecture.svg")
+    hint = (
+        "docs/architecture.svg is out of date: run `invoke plan --config config/example.yaml` "
+        "and copy build/example/architecture.{png,svg} to docs/"
+    )
+    assert docs_nodes == nodes, hint
+    assert docs_edges == edges, hint
 
 
 @needs_graphviz
