@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import tempfile
@@ -134,10 +135,13 @@ def run_jobs(
     region: str,
     endpoint_url: str | None = None,
     account_id: str | None = None,
+    python_path: Sequence[Path] = (),
 ) -> list[JobResult]:
     """Run the jobs in one worker process; PclusterError if pcluster itself breaks.
 
     Validation findings are returned, not raised: callers decide (see ``raise_for``).
+    ``python_path`` goes in front of the venv's packages (tests use it to run an
+    unpatched copy of pcluster beside the patched venv).
     """
     synthesis = any(job.out_dir for job in jobs)
     ensure_venv(require_node=synthesis)
@@ -152,8 +156,18 @@ def run_jobs(
         request_file.write_text(json.dumps(request))
         argv = [str(pcluster_python()), str(WORKER), str(request_file), str(response_file)]
         try:
+            # pcluster builds some lists from sets (managed policy ARNs...): a fixed hash
+            # seed keeps the synthesised templates the same from one run to the next.
+            env = {**os.environ, "PYTHONHASHSEED": "0"}
+            if python_path:
+                env["PYTHONPATH"] = os.pathsep.join(str(p) for p in python_path)
             run = subprocess.run(
-                argv, capture_output=True, text=True, timeout=WORKER_TIMEOUT_SECONDS, cwd=tmp
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=WORKER_TIMEOUT_SECONDS,
+                cwd=tmp,
+                env=env,
             )
         except subprocess.TimeoutExpired as exc:
             raise PclusterError(

@@ -337,14 +337,24 @@ def run(request: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
         for failure in response["failures"]:
             failure["message"] = substitute_text(failure["message"], reverse)
         timings["validators"] = time.perf_counter() - started
-    if any(f["level"] == "ERROR" for f in response["failures"]) or not request.get("synthesise"):
-        return response
+    response["_state"] = (config, mapping, instance_types)
+    return response
 
+
+def synthesise(
+    request: dict[str, Any], response: dict[str, Any], timings: dict[str, float]
+) -> None:
+    """Phase two, once every job validated without errors: write the templates."""
+    from pcluster.aws.aws_api import AWSApi
+
+    config, mapping, instance_types = response.pop("_state")
+    AWSApi.reset()
+    if instance_types:
+        AWSApi.instance().ec2.additional_instance_types_data = instance_types
     started = time.perf_counter()
     synth = synthesise_cluster if request["kind"] == "cluster" else synthesise_image
     response["files"] = synth(request, config, mapping)
     timings["synthesis"] = time.perf_counter() - started
-    return response
 
 
 def main(argv: list[str]) -> int:
@@ -366,17 +376,31 @@ def main(argv: list[str]) -> int:
 
             stack.enter_context(mock_aws())
         startup = time.perf_counter() - started
-        for job in request["jobs"]:
-            timings: dict[str, float] = {"moto": startup} if not results else {}
+        jobs = [{**request, **job} for job in request["jobs"]]
+        all_timings: list[dict[str, float]] = [{} for _ in jobs]
+        all_timings[0]["moto"] = startup
+        for job, timings in zip(jobs, all_timings, strict=True):
             try:
-                response = run({**request, **job}, timings)
+                response = run(job, timings)
             except Exception as exc:
                 response = {
                     "error": f"{type(exc).__name__}: {exc}",
                     "traceback": traceback.format_exc(),
                 }
-            response["timings"] = timings
             results.append(response)
+        # Templates only when every config is valid: an error anywhere stops the plan anyway.
+        valid = all(
+            "_state" in r and not any(f["level"] == "ERROR" for f in r["failures"]) for r in results
+        )
+        for job, response, timings in zip(jobs, results, all_timings, strict=True):
+            if valid and job.get("synthesise"):
+                try:
+                    synthesise(job, response, timings)
+                except Exception as exc:
+                    response["error"] = f"{type(exc).__name__}: {exc}"
+                    response["traceback"] = traceback.format_exc()
+            response.pop("_state", None)
+            response["timings"] = timings
     response_path.write_text(json.dumps({"results": results}, indent=1, default=str))
     return 0
 

@@ -1,0 +1,159 @@
+"""Session fixtures: the pcluster venv (created on a fresh machine), rendered variants and
+their synthesised templates, built once per session in one worker process (CDK synthesis
+costs 4-13 s per template)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pwbcluster.config import Config, load_config
+from pwbcluster.pcluster import offline, patch
+from pwbcluster.pcluster.venv import PCLUSTER_PACKAGE, ensure_venv
+from pwbcluster.plan import planned_context
+from pwbcluster.render.cluster_config import LB_CERTIFICATE_TAG, LB_PORTS_TAG, render_cluster_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CERTIFICATE = "arn:aws:acm:eu-west-1:000000000000:certificate/11111111-2222-3333-4444-555555555555"
+STAGE_FILES = ("pulumi/aux.yaml", "image/image.yaml", "cluster/cluster.yaml")
+
+
+@pytest.fixture(scope="session")
+def pcluster_site() -> Path:
+    """The patched pcluster venv's site-packages (created here on a fresh machine)."""
+    ensure_venv()
+    return patch.ensure_patched()
+
+
+@pytest.fixture(scope="session")
+def project_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the stage files, so test deployments write their own build/."""
+    root = tmp_path_factory.mktemp("project")
+    for rel in (*STAGE_FILES, "config/example.yaml"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, root / rel)
+    shutil.copytree(ROOT / "config" / "schema", root / "config" / "schema")
+    for script in (ROOT / "image").glob("*.sh"):
+        shutil.copy(script, root / "image" / script.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def example(project_root: Path) -> Config:
+    return load_config(project_root / "config" / "example.yaml", root=project_root)
+
+
+def render(config: Config, **workbench: Any) -> dict[str, Any]:
+    data = copy.deepcopy(config.data)
+    data["cluster"]["workbench"].update(workbench)
+    ctx = planned_context(config)
+    rendered = render_cluster_config(
+        data, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, config.tags()
+    )
+    return rendered.config
+
+
+def without_tags(config: dict[str, Any], *keys: str) -> dict[str, Any]:
+    out = copy.deepcopy(config)
+    out["Tags"] = [t for t in out["Tags"] if t["Key"] not in keys]
+    return out
+
+
+@dataclass
+class Synthesised:
+    """Templates of one variant: the root template and its nested stacks by name."""
+
+    root: dict[str, Any]
+    nested: dict[str, dict[str, Any]]
+    files: list[Path]
+
+    @property
+    def login(self) -> dict[str, Any]:
+        return self.nested["LoginNodes"]
+
+    def resources(self, template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+        return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def load(files: list[Path], name: str) -> Synthesised:
+    root: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for file in files:
+        body = json.loads(file.read_text())
+        if file.name == f"{name}.json":
+            root = body
+        else:
+            nested[file.stem.removeprefix(f"{name}-")] = body
+    return Synthesised(root, nested, files)
+
+
+VARIANTS = ("example", "tls", "noports")
+
+
+@pytest.fixture(scope="session")
+def synthesised(
+    pcluster_site: Path, example: Config, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Synthesised]:
+    """The example (8787), with TLS (443 -> 8787), and without the ports tag, patched."""
+    out = tmp_path_factory.mktemp("cfn")
+    public = list(planned_context(example).network.public_subnet_ids)
+    configs = {
+        "example": render(example),
+        "tls": render(example, tls_certificate_arn=CERTIFICATE),
+        "noports": without_tags(render(example), LB_PORTS_TAG, LB_CERTIFICATE_TAG),
+    }
+    jobs = [
+        offline.cluster_job(cfg, "pwbtest", out_dir=out / variant, public_subnets=public)
+        for variant, cfg in configs.items()
+    ]
+    results = offline.run_jobs(jobs, example.region)
+    offline.raise_for(results)
+    return {v: load(r.files, "pwbtest") for v, r in zip(configs, results, strict=True)}
+
+
+@pytest.fixture(scope="session")
+def unpatched_pcluster(pcluster_site: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the pcluster package with the patches reverted (patch.revert on a copy)."""
+    overlay = tmp_path_factory.mktemp("unpatched")
+    shutil.copytree(pcluster_site / "pcluster", overlay / "pcluster")
+    for dist in pcluster_site.glob(f"{PCLUSTER_PACKAGE.replace('-', '_')}-*.dist-info"):
+        shutil.copytree(dist, overlay / dist.name)
+    patch.revert(site_dir=overlay)
+    return overlay
+
+
+@pytest.fixture(scope="session")
+def synthesised_unpatched(
+    unpatched_pcluster: Path, example: Config, tmp_path_factory: pytest.TempPathFactory
+) -> Synthesised:
+    out = tmp_path_factory.mktemp("cfn-unpatched")
+    public = list(planned_context(example).network.public_subnet_ids)
+    config = without_tags(render(example), LB_PORTS_TAG, LB_CERTIFICATE_TAG)
+    job = offline.cluster_job(config, "pwbtest", out_dir=out, public_subnets=public)
+    (result,) = offline.run_jobs([job], example.region, python_path=[unpatched_pcluster])
+    offline.raise_for([result])
+    return load(result.files, "pwbtest")
+
+
+def site_copy(pcluster_site: Path, dest: Path) -> Path:
+    """The files the patches touch plus the dist-info, copied from the venv (patched)."""
+    for patch_file in patch.find_patches():
+        for line in patch_file.path.read_text().splitlines():
+            if line.startswith("+++ b/"):
+                rel = line.removeprefix("+++ b/").strip()
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(pcluster_site / rel, dest / rel)
+    for dist in pcluster_site.glob(f"{PCLUSTER_PACKAGE.replace('-', '_')}-*.dist-info"):
+        shutil.copytree(dist, dest / dist.name)
+    return dest
+
+
+@pytest.fixture
+def patched_copy(pcluster_site: Path, tmp_path: Path) -> Path:
+    return site_copy(pcluster_site, tmp_path / "site")

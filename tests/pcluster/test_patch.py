@@ -1,0 +1,108 @@
+"""Patch safety on a copy of the venv's files: idempotent, byte-exact revert, version check."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from pwbcluster.errors import PatchError
+from pwbcluster.pcluster import patch
+from pwbcluster.pcluster.venv import PCLUSTER_VERSION
+
+pytestmark = pytest.mark.pcluster
+
+
+def touched(site: Path) -> list[str]:
+    return [
+        line.removeprefix("+++ b/").strip()
+        for p in patch.find_patches()
+        for line in p.path.read_text().splitlines()
+        if line.startswith("+++ b/")
+    ]
+
+
+def snapshot(site: Path) -> dict[str, bytes]:
+    return {rel: (site / rel).read_bytes() for rel in touched(site)}
+
+
+def wheel_hashes(site: Path) -> dict[str, str]:
+    """sha256 of each file as pip installed it, from the dist-info RECORD."""
+    (record,) = site.glob("aws_parallelcluster-*.dist-info/RECORD")
+    out = {}
+    for line in record.read_text().splitlines():
+        path, digest, _ = line.rsplit(",", 2)
+        if digest.startswith("sha256="):
+            out[path] = digest.removeprefix("sha256=")
+    return out
+
+
+def record_digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def test_the_venv_is_patched(pcluster_site: Path) -> None:
+    results = patch.check(pcluster_site)
+    assert [r.after for r in results] == [patch.State.APPLIED] * len(results)
+
+
+def test_applying_twice_changes_nothing(patched_copy: Path) -> None:
+    before = snapshot(patched_copy)
+    (result,) = patch.apply(patched_copy)
+    assert result.before is patch.State.APPLIED and not result.changed
+    assert snapshot(patched_copy) == before
+
+
+def test_revert_restores_the_installed_files_byte_for_byte(patched_copy: Path) -> None:
+    patched = snapshot(patched_copy)
+    hashes = wheel_hashes(patched_copy)
+    assert all(record_digest(data) != hashes[rel] for rel, data in patched.items())
+
+    (result,) = patch.revert(patched_copy)
+    assert result.changed and result.after is patch.State.NOT_APPLIED
+    reverted = snapshot(patched_copy)
+    assert {rel: record_digest(data) for rel, data in reverted.items()} == {
+        rel: hashes[rel] for rel in reverted
+    }
+    assert not list(patched_copy.rglob("*.orig")) and not list(patched_copy.rglob("*.rej"))
+
+    with pytest.raises(PatchError, match="not applied"):
+        patch.check(patched_copy)
+    (again,) = patch.revert(patched_copy)
+    assert not again.changed
+    patch.apply(patched_copy)
+    assert snapshot(patched_copy) == patched
+
+
+def test_dry_run_changes_nothing(patched_copy: Path) -> None:
+    patch.revert(patched_copy)
+    before = snapshot(patched_copy)
+    (result,) = patch.apply(patched_copy, dry_run=True)
+    assert result.after is patch.State.NOT_APPLIED and not result.changed
+    assert snapshot(patched_copy) == before
+
+
+def test_another_pcluster_version_is_refused_naming_both(patched_copy: Path) -> None:
+    patch.revert(patched_copy)
+    (metadata,) = patched_copy.glob("aws_parallelcluster-*.dist-info/METADATA")
+    metadata.write_text(
+        metadata.read_text().replace(f"Version: {PCLUSTER_VERSION}", "Version: 3.17.0", 1)
+    )
+    before = snapshot(patched_copy)
+    with pytest.raises(PatchError) as raised:
+        patch.apply(patched_copy)
+    assert f"aws-parallelcluster {PCLUSTER_VERSION}" in str(raised.value)
+    assert "aws-parallelcluster 3.17.0" in str(raised.value)
+    assert snapshot(patched_copy) == before
+
+
+def test_files_that_changed_underneath_are_refused(patched_copy: Path) -> None:
+    patch.revert(patched_copy)
+    target = patched_copy / "pcluster/templates/login_nodes_stack.py"
+    target.write_text(target.read_text().replace("port=22)", "port=2222)"))
+    before = snapshot(patched_copy)
+    with pytest.raises(PatchError, match="does not apply"):
+        patch.apply(patched_copy)
+    assert snapshot(patched_copy) == before
