@@ -96,6 +96,7 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
     login = cluster_config["LoginNodes"]["Pools"][0]
     head = cluster_config["HeadNode"]
     ha = bool(cluster["ha"]["controllers"])
+    allowed = (login.get("Ssh") or {}).get("AllowedIps") or cluster["login_nodes"]["allowed_cidr"]
     out_base.parent.mkdir(parents=True, exist_ok=True)
     graph = {
         "fontsize": "20",
@@ -114,13 +115,10 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
         outformat=["png", "svg"],
         show=False,
         direction="LR",
-        curvestyle="curved",
+        curvestyle="curved",  # replaced by graph["splines"]; diagrams accepts only these two
         graph_attr=graph,
     ):
-        users = Users(
-            f"users\nallowed {(login.get('Ssh') or {}).get('AllowedIps') or cluster['login_nodes']['allowed_cidr']}",
-            nodeid="users",
-        )
+        users = Users(f"users\nallowed {allowed}", nodeid="users")
         bucket = SimpleStorageServiceS3("scripts bucket\nS3, encrypted", nodeid="bucket")
         n_secrets = (
             BASE_SECRETS + bool(dbs["audit"]["enabled"]) + bool(dbs["slurm_accounting"]["enabled"])
