@@ -57,7 +57,7 @@ link_if_needed() {
 
 # deb_version PACKAGE: the installed version of a Debian package, or nothing.
 deb_version() {
-  dpkg-query --show --showformat='${Status} ${Version}\n' "$1" 2>/dev/null |
+  { dpkg-query --show --showformat='${Status} ${Version}\n' "$1" 2>/dev/null || true; } |
     awk '$1 == "install" && $3 == "installed" { print $4 }'
 }
 

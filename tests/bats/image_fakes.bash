@@ -1,0 +1,105 @@
+# Fakes for the image component scripts (load after test_helper).
+# shellcheck disable=SC2016,SC2034  # stub bodies expand when run; IMAGE_DIR is for the tests
+# A scratch root ($PWB_ROOT) stands for /; stubs on PATH stand for curl, apt-get,
+# dpkg, dpkg-query, systemctl. Installed packages live in a fake dpkg database
+# ($FAKE_DB/<package> holds the version), so dpkg-query answers like the real one.
+
+image_fakes_setup() {
+  stub_setup
+  export PWB_ROOT="${BATS_TEST_TMPDIR}/root"
+  export FAKE_DB="${BATS_TEST_TMPDIR}/dpkg-db"
+  export FAKE_WWW="${BATS_TEST_TMPDIR}/www"
+  export FAKE_UNITS="${BATS_TEST_TMPDIR}/units"
+  mkdir -p "${PWB_ROOT}" "${FAKE_DB}" "${FAKE_WWW}" "${FAKE_UNITS}"
+  export PWB_CURL_RETRIES=0
+  IMAGE_DIR="${REPO_ROOT}/image"
+
+  # curl: serve $FAKE_WWW/<file name> when present; with $FAKE_WWW/.strict, 404 otherwise.
+  stub curl '
+out="" url=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --output) out="$2"; shift 2 ;;
+    --connect-timeout|--max-time|--retry|--retry-delay) shift 2 ;;
+    -*) shift ;;
+    *) url="$1"; shift ;;
+  esac
+done
+name="${url##*/}"
+if [[ -f "${FAKE_WWW}/${name}" ]]; then cp "${FAKE_WWW}/${name}" "${out}"; exit 0; fi
+if [[ -f "${FAKE_WWW}/.strict" ]]; then echo "curl: (22) 404 ${url}" >&2; exit 22; fi
+printf "fake package from %s\n" "${url}" >"${out}"'
+
+  # apt-get install ./x.deb: "installs" what the named package would put on disk.
+  stub apt-get '
+[[ "$1" == "-o" ]] && shift 2
+[[ "$1" == "update" ]] && exit 0
+for arg in "$@"; do
+  case "${arg}" in
+    -*) continue ;;
+    install) continue ;;
+  esac
+  base="${arg##*/}"
+  case "${base}" in
+    r-*_1_amd64.deb)
+      v="${base#r-}"; v="${v%_1_amd64.deb}"
+      mkdir -p "${PWB_ROOT}/opt/R/${v}/bin"
+      for t in R Rscript; do printf "#!/bin/sh\n" >"${PWB_ROOT}/opt/R/${v}/bin/${t}"; chmod +x "${PWB_ROOT}/opt/R/${v}/bin/${t}"; done ;;
+    python-*_1_amd64.deb)
+      v="${base#python-}"; v="${v%_1_amd64.deb}"
+      mkdir -p "${PWB_ROOT}/opt/python/${v}/bin"
+      for t in python3 pip3; do printf "#!/bin/sh\n" >"${PWB_ROOT}/opt/python/${v}/bin/${t}"; chmod +x "${PWB_ROOT}/opt/python/${v}/bin/${t}"; done ;;
+    rstudio-workbench-*-amd64.deb)
+      v="${base#rstudio-workbench-}"; v="${v%-amd64.deb}"
+      v="${v%%-*}+${v#*-}"
+      echo "${v}" >"${FAKE_DB}/rstudio-workbench"
+      mkdir -p "${PWB_ROOT}/usr/lib/rstudio-server/bin"
+      printf "#!/bin/sh\n" >"${PWB_ROOT}/usr/lib/rstudio-server/bin/rsession"
+      chmod +x "${PWB_ROOT}/usr/lib/rstudio-server/bin/rsession"
+      touch "${FAKE_UNITS}/rstudio-server" "${FAKE_UNITS}/rstudio-launcher" ;;
+    apptainer_*_amd64.deb)
+      v="${base#apptainer_}"; v="${v%_amd64.deb}"
+      echo "${v}" >"${FAKE_DB}/apptainer" ;;
+    *.deb) echo "1" >"${FAKE_DB}/${base%%_*}" ;;
+    *) echo "1.0-1" >"${FAKE_DB}/${arg}" ;;
+  esac
+done'
+
+  stub dpkg '
+[[ "$1" == "-i" ]] || exit 0
+base="${2##*/}"; echo "1.1-1" >"${FAKE_DB}/${base%%_*}"'
+
+  stub dpkg-query '
+pkg="${!#}"
+[[ -f "${FAKE_DB}/${pkg}" ]] || { echo "dpkg-query: no packages found matching ${pkg}" >&2; exit 1; }
+echo "install ok installed $(cat "${FAKE_DB}/${pkg}")"'
+
+  # systemctl: a unit is enabled and active while $FAKE_UNITS/<unit> exists.
+  stub systemctl '
+unit="${!#}"
+case "$1" in
+  is-enabled|is-active) [[ -f "${FAKE_UNITS}/${unit}" ]] ;;
+  disable) rm -f "${FAKE_UNITS}/${unit}" ;;
+  *) exit 0 ;;
+esac'
+}
+
+# A snapshot of the scratch root and the fake package state, to compare runs.
+tree_snapshot() {
+  (cd "${BATS_TEST_TMPDIR}" && find root dpkg-db units -printf '%p %y %l %s %T@\n' | sort)
+}
+
+# make_quarto_release VERSION: a real tarball and the checksums file for it.
+make_quarto_release() {
+  local version="$1" src
+  src="${BATS_TEST_TMPDIR}/quarto-src/quarto-${version}"
+  mkdir -p "${src}/bin"
+  printf '#!/bin/sh\necho %s\n' "${version}" >"${src}/bin/quarto"
+  chmod +x "${src}/bin/quarto"
+  tar -czf "${FAKE_WWW}/quarto-${version}-linux-amd64.tar.gz" -C "${src%/*}" "quarto-${version}"
+  (cd "${FAKE_WWW}" && sha256sum "quarto-${version}-linux-amd64.tar.gz" >"quarto-${version}-checksums.txt")
+}
+
+calls_count() {
+  stub_calls "$1" | grep -c . || true
+}

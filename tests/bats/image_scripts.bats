@@ -1,0 +1,287 @@
+#!/usr/bin/env bats
+# The build-image component scripts under image/, with every external command stubbed.
+
+setup() {
+  load test_helper
+  load image_fakes
+  image_fakes_setup
+}
+
+@test "workbench: downloads the version's package for the OS, disables services, keeps sessions" {
+  run bash "${IMAGE_DIR}/install-workbench.sh" --version 2025.05.1+513.pro3 --codename jammy
+  [ "$status" -eq 0 ]
+  run stub_calls curl
+  [[ "$output" == *"https://download2.rstudio.org/server/jammy/amd64/rstudio-workbench-2025.05.1-513.pro3-amd64.deb"* ]]
+  [ "$(cat "${FAKE_DB}/rstudio-workbench")" = "2025.05.1+513.pro3" ]
+  run stub_calls systemctl
+  [[ "$output" == *"disable --now rstudio-server"* ]]
+  [[ "$output" == *"disable --now rstudio-launcher"* ]]
+  [ ! -e "${FAKE_UNITS}/rstudio-server" ]
+  [ ! -e "${FAKE_UNITS}/rstudio-launcher" ]
+  [ -x "${PWB_ROOT}/usr/lib/rstudio-server/bin/rsession" ]
+}
+
+@test "workbench: a second run changes nothing" {
+  run bash "${IMAGE_DIR}/install-workbench.sh" --version 2025.05.1+513.pro3 --codename noble
+  [ "$status" -eq 0 ]
+  before="$(tree_snapshot)"
+  rm -f "${BATS_TEST_TMPDIR}/calls/"*
+  run bash "${IMAGE_DIR}/install-workbench.sh" --version 2025.05.1+513.pro3 --codename noble
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"already installed"* ]]
+  [ "$(calls_count curl)" -eq 0 ]
+  [ "$(calls_count apt-get)" -eq 0 ]
+  run stub_calls systemctl
+  [[ "$output" != *disable* ]]
+  [ "$(tree_snapshot)" = "${before}" ]
+}
+
+@test "workbench: a bad version fails clearly and downloads nothing" {
+  run bash "${IMAGE_DIR}/install-workbench.sh" --version 2025.05 --codename jammy
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"[install-workbench] ERROR: bad Workbench version '2025.05'"* ]]
+  [ "$(calls_count curl)" -eq 0 ]
+}
+
+@test "workbench: a checksum mismatch stops before installing" {
+  run bash "${IMAGE_DIR}/install-workbench.sh" --version 2025.05.1+513.pro3 --codename jammy \
+    --sha256 0000000000000000000000000000000000000000000000000000000000000000
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"checksum mismatch"* ]]
+  [ "$(calls_count apt-get)" -eq 0 ]
+}
+
+@test "workbench: a version the vendor does not publish fails with the URL" {
+  touch "${FAKE_WWW}/.strict"
+  run bash "${IMAGE_DIR}/install-workbench.sh" --version 2099.01.0+1.pro1 --codename jammy
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"download failed: https://download2.rstudio.org/server/jammy/amd64/rstudio-workbench-2099.01.0-1.pro1-amd64.deb"* ]]
+}
+
+@test "r: installs each version from Posit's builds and links the default" {
+  run bash "${IMAGE_DIR}/install-r.sh" --versions "4.6.1 4.5.3" --default 4.5.3 --os ubuntu-2204
+  [ "$status" -eq 0 ]
+  run stub_calls curl
+  [[ "$output" == *"https://cdn.posit.co/r/ubuntu-2204/pkgs/r-4.6.1_1_amd64.deb"* ]]
+  [[ "$output" == *"https://cdn.posit.co/r/ubuntu-2204/pkgs/r-4.5.3_1_amd64.deb"* ]]
+  [ "$(readlink "${PWB_ROOT}/usr/local/bin/R")" = "/opt/R/4.5.3/bin/R" ]
+  [ "$(readlink "${PWB_ROOT}/usr/local/bin/Rscript")" = "/opt/R/4.5.3/bin/Rscript" ]
+}
+
+@test "r: a second run changes nothing; a new default only moves the links" {
+  bash "${IMAGE_DIR}/install-r.sh" --versions "4.6.1 4.5.3" --default 4.5.3 --os ubuntu-2404
+  before="$(tree_snapshot)"
+  rm -f "${BATS_TEST_TMPDIR}/calls/"*
+  run bash "${IMAGE_DIR}/install-r.sh" --versions "4.6.1 4.5.3" --default 4.5.3 --os ubuntu-2404
+  [ "$status" -eq 0 ]
+  [ "$(calls_count curl)" -eq 0 ]
+  [ "$(calls_count apt-get)" -eq 0 ]
+  [ "$(tree_snapshot)" = "${before}" ]
+  run bash "${IMAGE_DIR}/install-r.sh" --versions "4.6.1 4.5.3" --default 4.6.1 --os ubuntu-2404
+  [ "$status" -eq 0 ]
+  [ "$(calls_count curl)" -eq 0 ]
+  [ "$(readlink "${PWB_ROOT}/usr/local/bin/R")" = "/opt/R/4.6.1/bin/R" ]
+}
+
+@test "r: bad versions and a default outside the list fail clearly" {
+  run bash "${IMAGE_DIR}/install-r.sh" --versions "4.6" --default 4.6 --os ubuntu-2204
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"bad R version '4.6': expected x.y.z"* ]]
+  run bash "${IMAGE_DIR}/install-r.sh" --versions "4.6.1 4.5.3" --default 4.4.3 --os ubuntu-2204
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"default R version '4.4.3' is not one of: 4.6.1 4.5.3"* ]]
+  [ "$(calls_count curl)" -eq 0 ]
+}
+
+@test "r: a version Posit does not publish fails with the URL" {
+  touch "${FAKE_WWW}/.strict"
+  run bash "${IMAGE_DIR}/install-r.sh" --versions "4.9.9" --default 4.9.9 --os ubuntu-2204
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"download failed: https://cdn.posit.co/r/ubuntu-2204/pkgs/r-4.9.9_1_amd64.deb"* ]]
+}
+
+@test "python: installs each version and links python, python3, pip, pip3 to the default" {
+  run bash "${IMAGE_DIR}/install-python.sh" --versions "3.12.11 3.11.13" --default 3.11.13 --os ubuntu-2204
+  [ "$status" -eq 0 ]
+  run stub_calls curl
+  [[ "$output" == *"https://cdn.posit.co/python/ubuntu-2204/pkgs/python-3.12.11_1_amd64.deb"* ]]
+  [[ "$output" == *"https://cdn.posit.co/python/ubuntu-2204/pkgs/python-3.11.13_1_amd64.deb"* ]]
+  [ "$(readlink "${PWB_ROOT}/usr/local/bin/python3")" = "/opt/python/3.11.13/bin/python3" ]
+  [ "$(readlink "${PWB_ROOT}/usr/local/bin/python")" = "/opt/python/3.11.13/bin/python3" ]
+  [ "$(readlink "${PWB_ROOT}/usr/local/bin/pip")" = "/opt/python/3.11.13/bin/pip3" ]
+  before="$(tree_snapshot)"
+  rm -f "${BATS_TEST_TMPDIR}/calls/"*
+  run bash "${IMAGE_DIR}/install-python.sh" --versions "3.12.11 3.11.13" --default 3.11.13 --os ubuntu-2204
+  [ "$status" -eq 0 ]
+  [ "$(calls_count curl)" -eq 0 ]
+  [ "$(tree_snapshot)" = "${before}" ]
+}
+
+@test "python: a bad version fails clearly" {
+  run bash "${IMAGE_DIR}/install-python.sh" --versions "3.12" --default 3.12 --os ubuntu-2204
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"[install-python] ERROR: bad Python version '3.12': expected x.y.z"* ]]
+}
+
+@test "quarto: verifies the published checksum, unpacks, links; second run changes nothing" {
+  make_quarto_release 1.10.20
+  run bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"checksum ok: quarto-1.10.20-linux-amd64.tar.gz"* ]]
+  run stub_calls curl
+  [[ "$output" == *"https://github.com/quarto-dev/quarto-cli/releases/download/v1.10.20/quarto-1.10.20-linux-amd64.tar.gz"* ]]
+  [[ "$output" == *"https://github.com/quarto-dev/quarto-cli/releases/download/v1.10.20/quarto-1.10.20-checksums.txt"* ]]
+  [ -x "${PWB_ROOT}/opt/quarto/1.10.20/bin/quarto" ]
+  [ "$(readlink "${PWB_ROOT}/usr/local/bin/quarto")" = "/opt/quarto/1.10.20/bin/quarto" ]
+  before="$(tree_snapshot)"
+  rm -f "${BATS_TEST_TMPDIR}/calls/"*
+  run bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20
+  [ "$status" -eq 0 ]
+  [ "$(calls_count curl)" -eq 0 ]
+  [ "$(tree_snapshot)" = "${before}" ]
+}
+
+@test "quarto: a tampered tarball is refused" {
+  make_quarto_release 1.10.20
+  echo tampered >>"${FAKE_WWW}/quarto-1.10.20-linux-amd64.tar.gz"
+  run bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"checksum mismatch for quarto-1.10.20-linux-amd64.tar.gz"* ]]
+  [ ! -e "${PWB_ROOT}/opt/quarto/1.10.20/bin/quarto" ]
+}
+
+@test "apptainer: installs the release package once" {
+  run bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4
+  [ "$status" -eq 0 ]
+  run stub_calls curl
+  [[ "$output" == *"https://github.com/apptainer/apptainer/releases/download/v1.5.4/apptainer_1.5.4_amd64.deb"* ]]
+  rm -f "${BATS_TEST_TMPDIR}/calls/"*
+  run bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4
+  [ "$status" -eq 0 ]
+  [ "$(calls_count curl)" -eq 0 ]
+  [ "$(calls_count apt-get)" -eq 0 ]
+  run bash "${IMAGE_DIR}/install-apptainer.sh" --version v1.5
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"bad Apptainer version 'v1.5'"* ]]
+}
+
+@test "gpu: disabled does nothing" {
+  run bash "${IMAGE_DIR}/install-gpu.sh" --enabled false --cuda-version 12.8 --repo-os ubuntu2204
+  [ "$status" -eq 0 ]
+  [ "$(calls_count curl)" -eq 0 ]
+  [ "$(calls_count apt-get)" -eq 0 ]
+}
+
+@test "gpu: keeps an existing driver, installs CUDA toolkit and cuDNN for the version" {
+  stub nvidia-smi
+  run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 12.8 --repo-os ubuntu2204
+  [ "$status" -eq 0 ]
+  run stub_calls curl
+  [[ "$output" == *"https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/cuda-keyring_1.1-1_all.deb"* ]]
+  run stub_calls apt-get
+  [[ "$output" == *"cuda-toolkit-12-8 cudnn9-cuda-12"* ]]
+  [[ "$output" != *cuda-drivers* ]]
+  rm -f "${BATS_TEST_TMPDIR}/calls/"*
+  run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 12.8 --repo-os ubuntu2204
+  [ "$status" -eq 0 ]
+  [ "$(calls_count curl)" -eq 0 ]
+  [ "$(calls_count apt-get)" -eq 0 ]
+}
+
+@test "gpu: installs the driver where none is present; rejects a bad CUDA version" {
+  run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 13.0 --repo-os ubuntu2404
+  [ "$status" -eq 0 ]
+  run stub_calls apt-get
+  [[ "$output" == *"cuda-toolkit-13-0 cudnn9-cuda-13 cuda-drivers"* ]]
+  run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 12 --repo-os ubuntu2204
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"bad CUDA version '12'"* ]]
+}
+
+write_env() {
+  cat >"${BATS_TEST_TMPDIR}/image.env" <<ENV
+# test env
+POSIT_OS=ubuntu-2204
+UBUNTU_CODENAME=jammy
+NVIDIA_REPO_OS=ubuntu2204
+WORKBENCH_VERSION=2025.05.1+513.pro3
+WORKBENCH_URL_BASE=https://download2.rstudio.org/server
+R_VERSIONS=4.6.1 4.5.3
+R_DEFAULT=4.5.3
+R_URL_BASE=https://cdn.posit.co/r
+PYTHON_VERSIONS=3.12.11 3.11.13
+PYTHON_DEFAULT=3.12.11
+PYTHON_URL_BASE=https://cdn.posit.co/python
+QUARTO_VERSION=1.10.20
+QUARTO_URL_BASE=https://github.com/quarto-dev/quarto-cli/releases/download
+APPTAINER_VERSION=1.5.4
+APPTAINER_URL_BASE=https://github.com/apptainer/apptainer/releases/download
+GPU_ENABLED=false
+CUDA_VERSION=12.8
+CUDA_REPO_BASE=https://developer.download.nvidia.com/compute/cuda/repos
+ENV
+}
+
+@test "install-image: runs every component from the env file; a second run changes nothing" {
+  write_env
+  make_quarto_release 1.10.20
+  run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"all components installed"* ]]
+  [ "$(readlink "${PWB_ROOT}/usr/local/bin/R")" = "/opt/R/4.5.3/bin/R" ]
+  [ "$(readlink "${PWB_ROOT}/usr/local/bin/python3")" = "/opt/python/3.12.11/bin/python3" ]
+  [ "$(readlink "${PWB_ROOT}/usr/local/bin/quarto")" = "/opt/quarto/1.10.20/bin/quarto" ]
+  [ "$(cat "${FAKE_DB}/apptainer")" = "1.5.4" ]
+  before="$(tree_snapshot)"
+  rm -f "${BATS_TEST_TMPDIR}/calls/"*
+  run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env"
+  [ "$status" -eq 0 ]
+  [ "$(calls_count curl)" -eq 0 ]
+  [ "$(calls_count apt-get)" -eq 0 ]
+  [ "$(tree_snapshot)" = "${before}" ]
+}
+
+@test "install-image: a missing key, a bad line or an unknown component fail clearly" {
+  write_env
+  grep -v '^R_DEFAULT=' "${BATS_TEST_TMPDIR}/image.env" >"${BATS_TEST_TMPDIR}/short.env"
+  run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/short.env"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"missing R_DEFAULT"* ]]
+  echo 'not an assignment' >>"${BATS_TEST_TMPDIR}/image.env"
+  run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"image.env:20: expected KEY=VALUE"* ]]
+  write_env
+  run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env" --only pandoc
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"unknown component 'pandoc'"* ]]
+  [ "$(calls_count curl)" -eq 0 ]
+}
+
+@test "install-image: a value is data, never run as code" {
+  write_env
+  sed -i 's|^R_DEFAULT=.*|R_DEFAULT=$(touch '"${BATS_TEST_TMPDIR}"'/pwned)|' "${BATS_TEST_TMPDIR}/image.env"
+  run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env" --only r
+  [ "$status" -eq 1 ]
+  [ ! -e "${BATS_TEST_TMPDIR}/pwned" ]
+}
+
+@test "scripts: sourcing runs nothing, --help prints the header, no cron entries" {
+  local script
+  for script in "${IMAGE_DIR}"/install-*.sh; do
+    run bash -c "source '${script}' || true; declare -F main >/dev/null && echo main-defined"
+    [ "$status" -eq 0 ]
+    [ "$output" = "main-defined" ]
+    run bash "${script}" --help
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"Usage: "* ]]
+  done
+  run bash -c "source '${IMAGE_DIR}/install-r.sh' || true; r_url https://cdn.posit.co/r ubuntu-2404 4.6.1"
+  [ "$status" -eq 0 ]
+  [ "$output" = "https://cdn.posit.co/r/ubuntu-2404/pkgs/r-4.6.1_1_amd64.deb" ]
+  [ "$(calls_count curl)" -eq 0 ]
+  [ "$(calls_count apt-get)" -eq 0 ]
+  [ "$(calls_count systemctl)" -eq 0 ]
+  run grep -lE 'crontab|/etc/cron' "${IMAGE_DIR}"/*.sh
+  [ "$status" -eq 1 ]
+}
