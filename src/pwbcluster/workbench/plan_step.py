@@ -19,6 +19,8 @@ def workbench_step(ctx: PlanContext) -> None:
         ctx.write(f"workbench/{rendered.path}", rendered.text, rendered.mode)
     env = node_env(data, ctx.network, ctx.services, ctx.config.name, ctx.scripts_prefix)
     ctx.write("workbench/node.env", format_env(env))
+    if ctx.cluster is not None:
+        ctx.notes.extend(f"Warning: {w}" for w in ctx.cluster.warnings)
     if not license_secret_arn(data, ctx.services):
         ctx.notes.append(
             "Workbench licence: none configured (cluster.workbench.license_secret_arn), "

@@ -1,0 +1,111 @@
+"""The rendered ParallelCluster config: login pool actions, Args, directory, no secrets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pwbcluster.render.cluster_config import LB_PORTS_TAG, render_cluster_config, trace
+from pwbcluster.workbench import render_workbench, settings_from
+from pwbcluster.workbench.bundle import format_env, node_env
+
+from .fixtures import PREFIX, REGION, random_secret, upstream
+
+
+def actions(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    out = [("HeadNode", config["HeadNode"]["CustomActions"])]
+    out += [(f"queue {q['Name']}", q["CustomActions"]) for q in config["Scheduling"]["SlurmQueues"]]
+    out += [(f"login {p['Name']}", p["CustomActions"]) for p in config["LoginNodes"]["Pools"]]
+    return out
+
+
+def test_login_pool_runs_the_login_script_on_node_configured(data: dict[str, Any]) -> None:
+    network, services, image = upstream()
+    config = render_cluster_config(data, network, services, image, PREFIX, {}).config
+    pool = config["LoginNodes"]["Pools"][0]
+    assert pool["Count"] == data["cluster"]["login_nodes"]["count"]
+    assert pool["CustomActions"]["OnNodeConfigured"]["Script"].endswith("/cluster/login-node.sh")
+    assert pool["CustomActions"]["OnNodeStart"]["Script"].endswith("/cluster/node-start.sh")
+    assert config["HeadNode"]["SharedStorageType"] == "Efs"
+    assert config["Imds"]["ImdsSupport"] == "v2.0"
+    assert {"Key": LB_PORTS_TAG, "Value": "8787:8787"} in config["Tags"]
+    assert trace(
+        {("LoginNodes", "Pools", 0, "Count"): ("cluster", "login_nodes", "count")},
+        ("LoginNodes", "Pools", 0, "Count"),
+    ) == ("cluster", "login_nodes", "count")
+
+
+def test_args_carry_only_the_env_uri(data: dict[str, Any]) -> None:
+    network, services, image = upstream()
+    config = render_cluster_config(data, network, services, image, PREFIX, {}).config
+    for where, acts in actions(config):
+        for event, action in acts.items():
+            args = action["Args"]
+            assert args[0] == "--env-uri" and len(args) == 2, (where, event)
+            assert args[1] == f"s3://{network.bucket_name}/{PREFIX}/cluster/node.env"
+
+
+def test_directory_uses_ldaps_with_the_ca_and_warns_on_opt_out(data: dict[str, Any]) -> None:
+    network, services, image = upstream(tls=True)
+    rendered = render_cluster_config(data, network, services, image, PREFIX, {})
+    directory = rendered.config["DirectoryService"]
+    assert directory["DomainAddr"].startswith("ldaps://")
+    assert directory["LdapTlsReqCert"] == "hard"
+    assert directory["LdapTlsCaCert"] == "/etc/pwbcluster/ldap-ca.pem"
+    assert rendered.warnings == []
+    network, services, image = upstream(tls=False)
+    rendered = render_cluster_config(data, network, services, image, PREFIX, {})
+    assert "LdapTlsCaCert" not in rendered.config["DirectoryService"]
+    assert any("plain LDAP" in w for w in rendered.warnings)
+
+
+@mock_aws
+def test_no_secret_value_in_anything_rendered_or_uploaded(data: dict[str, Any]) -> None:
+    data["cluster"]["workbench"]["audit_database"] = True
+    data["cluster"]["slurm_accounting"] = True
+    client = boto3.client("secretsmanager", region_name=REGION)
+    values = {}
+    arns = {}
+    for name in ("db", "audit", "cookie", "bind", "licence", "slurmdb"):
+        values[name] = random_secret(32)
+        arns[name] = client.create_secret(Name=f"t/{name}", SecretString=values[name])["ARN"]
+    network, services, image = upstream(audit=True, license_arn=arns["licence"])
+    import dataclasses
+
+    services = dataclasses.replace(
+        services,
+        workbench_db=dataclasses.replace(services.workbench_db, password_secret_arn=arns["db"]),
+        audit_db=dataclasses.replace(services.audit_db, password_secret_arn=arns["audit"]),  # type: ignore[arg-type]
+        slurm_accounting_db=dataclasses.replace(
+            services.workbench_db, engine="mysql", password_secret_arn=arns["slurmdb"]
+        ),
+        cookie_key_secret_arn=arns["cookie"],
+        bind_password_secret_arn=arns["bind"],
+    )
+    rendered = render_cluster_config(data, network, services, image, PREFIX, {})
+    files = render_workbench(settings_from(data, services), "example")
+    env = node_env(data, network, services, "example", PREFIX)
+    everything = (
+        json.dumps(rendered.config) + "".join(f.text for f in files.values()) + format_env(env)
+    )
+    for name, value in values.items():
+        assert value not in everything, name
+    assert arns["db"] in everything and arns["cookie"] in env.values()
+    assert (
+        rendered.config["Scheduling"]["SlurmSettings"]["Database"]["PasswordSecretArn"]
+        == arns["slurmdb"]
+    )
+
+
+@pytest.mark.pcluster
+def test_rendered_config_passes_pclusters_schema_and_validators(data: dict[str, Any]) -> None:
+    from pwbcluster.pcluster import offline
+
+    network, services, image = upstream()
+    rendered = render_cluster_config(data, network, services, image, PREFIX, {"Project": "t"})
+    result = offline.validate_cluster(rendered.config, "example", REGION)
+    assert not result.errors, [f"{e.validator}: {e.message} at {e.path}" for e in result.errors]

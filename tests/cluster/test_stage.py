@@ -1,0 +1,223 @@
+"""The cluster stage in sandbox mode against a moto server, and the real-mode driver
+of pcluster with a scripted CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from rich.console import Console
+
+from pwbcluster.errors import PclusterError
+from pwbcluster.pcluster import offline
+from pwbcluster.stages import cluster as stage
+from pwbcluster.stages import cluster_pcluster
+from pwbcluster.stages.runner import StageContext
+
+from .fixtures import BUCKET, REGION, upstream
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "sandbox")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    # moto's backends are per process: start from an empty account.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def context(
+    data: dict[str, Any], tmp_path: Path, endpoint: str, mode: str = "sandbox"
+) -> StageContext:
+    network, services, image = upstream()
+    config = SimpleNamespace(
+        name="example",
+        region=REGION,
+        data=data,
+        tags=lambda: {"Project": "t"},
+        build_dir=tmp_path / "build",
+        root=ROOT,
+    )
+    upstream_outputs = {"network": network, "services": services, "image": image}
+    return StageContext(config, upstream_outputs, mode, False, {"aws_endpoint_url": endpoint})
+
+
+def keys(endpoint: str) -> list[str]:
+    listing = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=BUCKET)
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def test_sandbox_run_uploads_records_and_destroys(
+    data: dict[str, Any], tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def synthesise(config: dict[str, Any], name: str, region: str, out_dir: Path, **kw: Any) -> Any:
+        seen.update(config=config, name=name, endpoint=kw.get("endpoint_url"))
+        return offline.JobResult(offline.cluster_job(config, name), [], [], {}, {})
+
+    monkeypatch.setattr(offline, "synthesise_cluster", synthesise)
+    ctx = context(data, tmp_path, moto_endpoint)
+    out = stage.run(ctx)
+    assert out.simulated and out.cluster_name == "example"
+    assert out.workbench_url == "http://example-login.sandbox.invalid:8787"
+    assert seen["endpoint"] == moto_endpoint and seen["config"]["LoginNodes"]
+    uploaded = keys(moto_endpoint)
+    prefix = "deployments/example/cluster"
+    for key in (
+        "cluster/node.env",
+        "cluster/login-node.sh",
+        "cluster/lib/common.sh",
+        "cluster/ldap-ca.pem",
+        "workbench/etc/rstudio/rserver.conf",
+    ):
+        assert f"{prefix}/{key}" in uploaded
+    assert not any(k.endswith("cluster.yaml") for k in uploaded)
+    plan = json.loads((tmp_path / "build" / "cluster-plan.json").read_text())
+    assert any(line.startswith("login pool 'login': 2 x") for line in plan["would_create"])
+    assert (tmp_path / "build" / "workbench" / "etc" / "rstudio" / "launcher.conf").is_file()
+    # destroy finds the bucket in the state file the network stage leaves behind
+    state = {
+        "version": 1,
+        "mode": "sandbox",
+        "stages": {
+            "network": {"status": "done", "fingerprint": "x", "outputs": {"bucket_name": BUCKET}}
+        },
+    }
+    (tmp_path / "build" / "state.json").write_text(json.dumps(state))
+    stage.destroy(ctx, out)
+    assert keys(moto_endpoint) == []
+    assert not (tmp_path / "build" / "cluster-plan.json").exists()
+
+
+def test_sandbox_run_fails_on_a_pcluster_error(
+    data: dict[str, Any], tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def synthesise(config: dict[str, Any], name: str, *a: Any, **kw: Any) -> Any:
+        failure = offline.Failure(
+            "ERROR", "SomeValidator", "bad value", ("HeadNode", "InstanceType")
+        )
+        return offline.JobResult(offline.cluster_job(config, name), [failure], [], {}, {})
+
+    monkeypatch.setattr(offline, "synthesise_cluster", synthesise)
+    with pytest.raises(PclusterError, match="bad value"):
+        stage.run(context(data, tmp_path, moto_endpoint))
+    assert keys(moto_endpoint) == []  # nothing uploaded for a config pcluster refuses
+
+
+@pytest.mark.pcluster
+@pytest.mark.slow
+def test_sandbox_run_with_pclusters_own_synthesis(
+    data: dict[str, Any], tmp_path: Path, moto_endpoint: str
+) -> None:
+    out = stage.run(context(data, tmp_path, moto_endpoint))
+    assert out.simulated
+    plan = json.loads((tmp_path / "build" / "cluster-plan.json").read_text())
+    assert plan["templates"], "pcluster synthesised no template"
+
+
+class ScriptedPcluster:
+    """Answers pcluster CLI calls from a script of (verb, exit code, JSON) steps."""
+
+    def __init__(self, steps: list[tuple[str, int, Any]]) -> None:
+        self.steps = steps
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        self.calls.append(argv)
+        verb = argv[1]
+        for i, (want, code, body) in enumerate(self.steps):
+            if want == verb:
+                if verb not in ("get-cluster-stack-events",):
+                    del self.steps[i]
+                return subprocess.CompletedProcess(argv, code, json.dumps(body), "")
+        raise AssertionError(f"unexpected pcluster call {argv}")
+
+
+def test_real_driver_creates_waits_streams_events_and_returns_the_lb(tmp_path: Path) -> None:
+    events = {
+        "events": [
+            {
+                "eventId": "2",
+                "logicalResourceId": "LoginNodes",
+                "resourceStatus": "CREATE_COMPLETE",
+            },
+            {
+                "eventId": "1",
+                "logicalResourceId": "HeadNode",
+                "resourceStatus": "CREATE_IN_PROGRESS",
+            },
+        ]
+    }
+    cli = ScriptedPcluster(
+        [
+            (
+                "describe-cluster",
+                1,
+                {
+                    "message": "Cluster 'example' does not exist or belongs to an incompatible ParallelCluster major version."
+                },
+            ),
+            ("create-cluster", 0, {"cluster": {"clusterStatus": "CREATE_IN_PROGRESS"}}),
+            ("describe-cluster", 0, {"clusterStatus": "CREATE_IN_PROGRESS"}),
+            (
+                "describe-cluster",
+                0,
+                {
+                    "clusterStatus": "CREATE_COMPLETE",
+                    "loginNodes": [{"poolName": "login", "address": "lb-123.elb.amazonaws.com"}],
+                },
+            ),
+            ("get-cluster-stack-events", 0, events),
+        ]
+    )
+    console = Console(record=True, width=200)
+    host = cluster_pcluster.create_or_update(
+        "example", REGION, tmp_path / "c.yaml", cli, console, 0
+    )
+    assert host == "lb-123.elb.amazonaws.com"
+    assert [c[1] for c in cli.calls].count("create-cluster") == 1
+    text = console.export_text()
+    assert text.count("HeadNode CREATE_IN_PROGRESS") == 1  # each event printed once
+    assert "LoginNodes CREATE_COMPLETE" in text
+    assert stage.workbench_url(
+        {"workbench": {"port": 8787, "tls_certificate_arn": None}}, host
+    ) == ("http://lb-123.elb.amazonaws.com:8787")
+
+
+def test_real_driver_updates_an_existing_cluster_and_reports_failure(tmp_path: Path) -> None:
+    cli = ScriptedPcluster(
+        [
+            ("describe-cluster", 0, {"clusterStatus": "CREATE_COMPLETE"}),
+            ("update-cluster", 0, {}),
+            ("describe-cluster", 0, {"clusterStatus": "UPDATE_FAILED"}),
+            ("get-cluster-stack-events", 0, {"events": []}),
+        ]
+    )
+    with pytest.raises(PclusterError, match="UPDATE_FAILED"):
+        cluster_pcluster.create_or_update(
+            "example", REGION, tmp_path / "c.yaml", cli, Console(quiet=True), 0
+        )
+    assert [c[1] for c in cli.calls][:2] == ["describe-cluster", "update-cluster"]

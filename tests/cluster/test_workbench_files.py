@@ -1,0 +1,185 @@
+"""The generated Workbench files: one launcher cluster per queue, every R version,
+profiles sized from the instance types, modes, no password anywhere."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pwbcluster.errors import ToolkitError
+from pwbcluster.workbench import node_load_balancer, render_workbench, settings_from, write_tree
+from pwbcluster.workbench.bundle import container_tag_version, format_env, node_env
+from pwbcluster.workbench.sizing import instance_size
+
+from .fixtures import PREFIX, upstream
+
+ROOT = Path(__file__).resolve().parents[2]
+ETC = "etc/rstudio"
+
+
+def render(data: dict[str, Any], **kwargs: Any) -> dict[str, str]:
+    _, services, _ = upstream(**kwargs)
+    files = render_workbench(settings_from(data, services), "example")
+    return {path.removeprefix(ETC + "/"): f.text for path, f in files.items()}
+
+
+def kv(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def launcher_clusters(text: str) -> list[dict[str, str]]:
+    clusters, current = [], None
+    for line in text.splitlines():
+        if line.strip() == "[cluster]":
+            current = {}
+            clusters.append(current)
+        elif line.startswith("["):
+            current = None
+        elif current is not None and "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            current[key] = value
+    return clusters
+
+
+def test_every_queue_has_a_launcher_cluster(data: dict[str, Any]) -> None:
+    data["cluster"]["queues"].append(
+        {"name": "big", "instance_type": "m5.4xlarge", "min_count": 0, "max_count": 2}
+    )
+    files = render(data)
+    clusters = launcher_clusters(files["launcher.conf"])
+    assert [c["name"] for c in clusters] == ["Slurm-all", "Slurm-gpu", "Slurm-big"]
+    for queue, cluster in zip(data["cluster"]["queues"], clusters, strict=True):
+        assert cluster["type"] == "Slurm"
+        own = cluster["config-file"].removeprefix("/etc/rstudio/")
+        conf = kv(files[own])
+        assert (
+            conf["profile-config"] == f"/etc/rstudio/launcher.slurm.{queue['name']}.profiles.conf"
+        )
+        assert conf["slurm-bin-path"] == "/opt/slurm/bin"
+        assert Path(conf["profile-config"]).name in files
+        assert Path(conf["resource-profile-config"]).name in files
+    assert kv(files["rserver.conf"])["launcher-default-cluster"] == "Slurm-all"
+
+
+def test_profiles_are_sized_from_the_instance_types(data: dict[str, Any]) -> None:
+    files = render(data)
+    for queue in data["cluster"]["queues"]:
+        size = instance_size(queue["instance_type"])
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(files[f"launcher.slurm.{queue['name']}.profiles.conf"])
+        assert int(parser["*"]["max-cpus"]) == size.vcpus
+        assert int(parser["*"]["max-mem-mb"]) < size.memory_mib
+        assert int(parser["*"].get("max-gpus", 0)) == size.gpus
+        resources = configparser.ConfigParser(interpolation=None)
+        resources.read_string(files[f"launcher.slurm.{queue['name']}.resources.conf"])
+        biggest = max(int(resources[s]["cpus"]) for s in resources.sections())
+        assert biggest == size.vcpus
+    gpu = kv(files["launcher.slurm.gpu.conf"])
+    assert gpu["enable-gpus"] == "1" and gpu["gpu-types"] == "v100"
+    assert "enable-gpus" not in kv(files["launcher.slurm.all.conf"])
+
+
+def test_every_r_version_is_listed(data: dict[str, Any]) -> None:
+    data["image"]["r"]["versions"] = ["4.5.1", "4.4.3", "4.1.0"]
+    data["image"]["r"]["default"] = "4.1.0"
+    files = render(data)
+    entries = [block for block in files["r-versions"].strip().split("\n\n")]
+    paths = [kv(b.replace(": ", "=")).get("Path") for b in entries]
+    assert paths == ["/opt/R/4.5.1", "/opt/R/4.4.3", "/opt/R/4.1.0"]
+    assert kv(files["rserver.conf"])["rsession-which-r"] == "/opt/R/4.1.0/bin/R"
+
+
+def test_rserver_load_balancing_and_groups(data: dict[str, Any]) -> None:
+    conf = kv(render(data)["rserver.conf"])
+    assert conf["load-balancing-enabled"] == "1"
+    assert conf["server-shared-storage-path"] == "/opt/rstudio-shared/shared-storage"
+    assert conf["server-health-check-enabled"] == "1"
+    assert conf["admin-group"] == data["cluster"]["workbench"]["admin_group"]
+    assert conf["www-port"] == str(data["cluster"]["workbench"]["port"])
+    assert conf["audit-r-sessions"] == "1"
+    # Added per node at boot, from the load balancer: never rendered with a guess.
+    assert "launcher-sessions-callback-address" not in conf
+
+
+def test_database_conf_has_no_password_and_audit_database_follows_the_switch(
+    data: dict[str, Any],
+) -> None:
+    files = render(data, audit=True)
+    assert "audit-database.conf" not in files  # the switch is off in the example
+    data["cluster"]["workbench"]["audit_database"] = True
+    files = render(data, audit=True)
+    for name, database in (("database.conf", "rstudio"), ("audit-database.conf", "rstudio_audit")):
+        conf = kv(files[name])
+        assert conf["provider"] == "postgresql"
+        assert conf["database"] == database
+        assert "password" not in conf
+
+
+def test_container_sessions(data: dict[str, Any]) -> None:
+    data["cluster"]["workbench"].update(
+        container_sessions=True, container_images=["jammy", "noble"]
+    )
+    files = render(data)
+    profile = kv(files["launcher.slurm.all.profiles.conf"])
+    assert (
+        profile["container-images"] == "r-session-complete-jammy.sif,r-session-complete-noble.sif"
+    )
+    assert kv(files["rserver.conf"])["launcher-sessions-container-image"] == (
+        "/opt/rstudio-shared/containers/r-session-complete-jammy.sif"
+    )
+    assert container_tag_version("2025.05.1+513.pro3") == "2025.05.1"
+
+
+def test_modes_in_a_temporary_root(data: dict[str, Any], tmp_path: Path) -> None:
+    _, services, _ = upstream()
+    files = render_workbench(settings_from(data, services), "example")
+    written = write_tree(files, tmp_path)
+    assert len(written) == len(files) > 15
+    for path in written:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        expected = 0o600 if path.name.endswith("database.conf") else 0o644
+        assert mode == expected, path
+        assert path.stat().st_uid == os.getuid()
+
+
+def test_bash_and_python_agree_on_the_per_node_entry(data: dict[str, Any], tmp_path: Path) -> None:
+    _, services, _ = upstream()
+    files = render_workbench(settings_from(data, services), "example")
+    shared = tmp_path / "shared"
+    write_tree(files, shared)
+    script = (
+        f"source {ROOT}/cluster/lib/common.sh; source {ROOT}/cluster/lib/workbench.sh; "
+        "write_load_balancer 10.1.2.3"
+    )
+    env = {
+        **os.environ,
+        "WORKBENCH_SHARED_DIR": str(shared),
+        "RSTUDIO_ETC": str(tmp_path / "etc"),
+        "ROOT_OWNER": f"{os.getuid()}:{os.getgid()}",
+    }
+    subprocess.run(["bash", "-c", script], env=env, check=True, capture_output=True)
+    expected = node_load_balancer(files[f"{ETC}/load-balancer"].text, "10.1.2.3")
+    assert (tmp_path / "etc" / "load-balancer").read_text() == expected
+
+
+def test_node_env_carries_arns_and_refuses_odd_values(data: dict[str, Any]) -> None:
+    network, services, _ = upstream(license_arn=None)
+    env = node_env(data, network, services, "example", PREFIX)
+    assert env["DB_PASSWORD_SECRET_ARN"] == services.workbench_db.password_secret_arn
+    assert env["LICENSE_SECRET_ARN"] == ""
+    assert env["WORKBENCH_CONFIG_URI"] == f"s3://{network.bucket_name}/{PREFIX}/workbench/"
+    with pytest.raises(ToolkitError, match="characters"):
+        format_env({"KEY": "two\nlines"})
+    with pytest.raises(ToolkitError, match="bad key"):
+        format_env({"lower": "x"})
