@@ -41,7 +41,7 @@ bootstrap() {
   mkdir -p "${PWB_HOME}/cluster"
   aws --cli-connect-timeout 10 --cli-read-timeout 60 s3 cp --recursive --only-show-errors \
     "${ENV_URI%/node.env}/" "${PWB_HOME}/cluster/" || die "cannot fetch the node scripts from ${ENV_URI%/node.env}/"
-  # shellcheck source=lib/common.sh
+  # shellcheck source=SCRIPTDIR/lib/common.sh
   source "${PWB_HOME}/cluster/lib/common.sh"
   load_env "${PWB_HOME}/cluster/node.env"
   require_env WORKBENCH_CONFIG_URI WORKBENCH_SHARED_DIR

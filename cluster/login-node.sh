@@ -49,9 +49,9 @@ bootstrap() {
   mkdir -p "${PWB_HOME}/cluster"
   aws --cli-connect-timeout 10 --cli-read-timeout 60 s3 cp --recursive --only-show-errors \
     "${ENV_URI%/node.env}/" "${PWB_HOME}/cluster/" || die "cannot fetch the node scripts from ${ENV_URI%/node.env}/"
-  # shellcheck source=lib/common.sh
+  # shellcheck source=SCRIPTDIR/lib/common.sh
   source "${PWB_HOME}/cluster/lib/common.sh"
-  # shellcheck source=lib/workbench.sh
+  # shellcheck source=SCRIPTDIR/lib/workbench.sh
   source "${PWB_HOME}/cluster/lib/workbench.sh"
   load_env "${PWB_HOME}/cluster/node.env"
   require_env WORKBENCH_SHARED_DIR COOKIE_KEY_SECRET_ARN DB_PASSWORD_SECRET_ARN \

@@ -7,7 +7,9 @@ load test_helper
 
 setup_file() {
   export BASE="${BATS_FILE_TMPDIR}/base"
-  "${REPO_ROOT}/.venv/bin/python" "${REPO_ROOT}/tests/cluster/fixtures.py" "${BASE}" --audit --license
+  local python="${PWBCLUSTER_PYTHON:-${REPO_ROOT}/.venv/bin/python}"
+  [[ -x "${python}" ]] || python="python3"
+  "${python}" "${REPO_ROOT}/tests/cluster/fixtures.py" "${BASE}" --audit --license
 }
 
 setup() {
