@@ -9,6 +9,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -258,3 +261,23 @@ def test_outputs_are_exactly_the_contract(deployments: dict[str, Deployed], vari
     policy_arns = {r.outputs.get("arn") for r in d.of_type("iam/policy:Policy")}
     for arn in (s.head_node_policy_arn, s.login_node_policy_arn, n.image_build_policy_arn):
         assert arn in policy_arns, f"{arn} is not a created policy"
+
+
+def test_rendered_user_data_is_valid_shell(default: Deployed, tmp_path: Path) -> None:
+    (instance,) = [r for r in default.registered if r.type == "aws:ec2/instance:Instance"]
+    script = tmp_path / "user-data.sh"
+    script.write_text(instance.inputs["userData"])
+    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert checked.returncode == 0, f"{instance.urn}: {checked.stderr}"
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (requirements/apt-test.txt)")
+    linted = subprocess.run(
+        ["shellcheck", "-S", "warning", str(script)], capture_output=True, text=True
+    )
+    assert linted.returncode == 0, f"{instance.urn}: {linted.stdout}"
+
+
+def test_database_identifiers_fit_the_provider_limit(deployments: dict[str, Deployed]) -> None:
+    for db in deployments["all-databases"].of_type("rds/instance:Instance"):
+        prefix = db.inputs["identifierPrefix"]
+        assert len(prefix) <= 37 and prefix.endswith("-"), f"{db.urn}: {prefix}"

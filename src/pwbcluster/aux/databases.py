@@ -15,6 +15,7 @@ import pulumi
 from .args import DatabaseArgs
 from .secrets import GeneratedSecret, GeneratedSecretArgs
 
+IDENTIFIER_LABELS = {"workbench": "workbench", "audit": "audit", "slurm-accounting": "slurmdb"}
 _TLS_PARAMETERS = {
     "postgres": ("rds.force_ssl", "1"),
     "mysql": ("require_secure_transport", "1"),
@@ -86,7 +87,8 @@ class Database(pulumi.ComponentResource):
         )
         instance = aws.rds.Instance(
             f"{name}-instance",
-            identifier_prefix=f"{args.deployment}-{args.purpose}-",
+            # The provider caps identifier prefixes; "slurm-accounting" would not fit.
+            identifier_prefix=f"{args.deployment}-{IDENTIFIER_LABELS.get(args.purpose, 'db')}-",
             engine=args.engine,
             engine_version=args.engine_version,
             instance_class=args.instance_class,
