@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import boto3
 import pytest
 
-from pwbcluster.config import load_config
+from pwbcluster.config import Config, load_config
 from pwbcluster.errors import PclusterError
+from pwbcluster.pcluster import offline
 from pwbcluster.pcluster.plan_step import override_key, pcluster_step
 from pwbcluster.plan import make_plan, render_step
+
+from .conftest import render
 
 pytestmark = pytest.mark.pcluster
 
@@ -63,3 +68,66 @@ def test_override_key_follows_the_deepest_overridden_key() -> None:
         0,
     )
     assert override_key(data, ("HeadNode", "InstanceType")) is None
+
+
+def test_the_plan_step_writes_linted_templates_and_reuses_them(
+    pcluster_site: Path, project_root: Path
+) -> None:
+    config = load_config(project_root / "config" / "example.yaml", root=project_root)
+    steps = [("render", render_step), ("pcluster", pcluster_step)]
+    ctx = make_plan(config, steps=steps)
+    out = config.build_dir / "cloudformation"
+    names = {p.name for p in out.glob("*.json")}
+    assert {"example.json", "example-LoginNodes.json", "build-image.json"} <= names
+    assert any(n.startswith("cfn-lint: 0 error(s)") for n in ctx.notes), ctx.notes
+    image = json.loads((out / "build-image.json").read_text())
+    assert "AWS::ImageBuilder::Image" in {r["Type"] for r in image["Resources"].values()}
+    shown = json.loads((out / "placeholders.json").read_text())
+    assert "subnet-planned0000000001" in shown.values()
+    assert "subnet-planned0000000001" not in (out / "example-LoginNodes.json").read_text()
+    assert {"pcluster.validate+synthesise", "pcluster.cfn-lint"} <= set(ctx.timings)
+
+    again = make_plan(config, steps=steps)
+    assert any("inputs unchanged" in n for n in again.notes)
+    assert "pcluster.validate+synthesise" not in again.timings
+
+
+def test_validation_against_a_moto_server_with_its_own_ids(
+    pcluster_site: Path, example: Config
+) -> None:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        ec2 = boto3.client(
+            "ec2",
+            region_name=example.region,
+            endpoint_url=f"http://{host}:{port}",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        # the sandbox's own network: every subnet and the security group exist already
+        created = {
+            "subnet-planned0000000001": ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.1.0/24"),
+            "subnet-planned0000000003": ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.2.0/24"),
+        }
+        real = {k: v["Subnet"]["SubnetId"] for k, v in created.items()}
+        real["sg-planned0000000001"] = ec2.create_security_group(
+            GroupName="cluster", Description="cluster", VpcId=vpc
+        )["GroupId"]
+        text = json.dumps(render(example))
+        for planned, actual in real.items():
+            text = text.replace(planned, actual)
+        result = offline.validate_cluster(
+            json.loads(text), "pwbserver", example.region, endpoint_url=f"http://{host}:{port}"
+        )
+    finally:
+        server.stop()
+    assert result.errors == []
+    # ids that exist are used as they are; only what is missing gets a stand-in
+    assert not set(real.values()) & set(result.mapping)
+    assert "ami-planned0000000001" in result.mapping
