@@ -34,9 +34,13 @@ parse_args() {
 }
 
 bootstrap() {
-  mkdir -p "${PWB_HOME}/cluster"
+  # A fresh copy each run, swapped in whole: files removed from the bucket go away too.
+  mkdir -p "${PWB_HOME}"
+  rm -rf "${PWB_HOME}/cluster.new"
   aws --cli-connect-timeout 10 --cli-read-timeout 60 s3 cp --recursive --only-show-errors \
-    "${ENV_URI%/node.env}/" "${PWB_HOME}/cluster/" || die "cannot fetch the node scripts from ${ENV_URI%/node.env}/"
+    "${ENV_URI%/node.env}/" "${PWB_HOME}/cluster.new/" || die "cannot fetch the node scripts from ${ENV_URI%/node.env}/"
+  rm -rf "${PWB_HOME}/cluster"
+  mv "${PWB_HOME}/cluster.new" "${PWB_HOME}/cluster"
   # shellcheck source=SCRIPTDIR/lib/common.sh
   source "${PWB_HOME}/cluster/lib/common.sh"
   load_env "${PWB_HOME}/cluster/node.env"

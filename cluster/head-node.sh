@@ -38,13 +38,17 @@ parse_args() {
 }
 
 bootstrap() {
-  mkdir -p "${PWB_HOME}/cluster"
+  # A fresh copy each run, swapped in whole: files removed from the bucket go away too.
+  mkdir -p "${PWB_HOME}"
+  rm -rf "${PWB_HOME}/cluster.new"
   aws --cli-connect-timeout 10 --cli-read-timeout 60 s3 cp --recursive --only-show-errors \
-    "${ENV_URI%/node.env}/" "${PWB_HOME}/cluster/" || die "cannot fetch the node scripts from ${ENV_URI%/node.env}/"
+    "${ENV_URI%/node.env}/" "${PWB_HOME}/cluster.new/" || die "cannot fetch the node scripts from ${ENV_URI%/node.env}/"
+  rm -rf "${PWB_HOME}/cluster"
+  mv "${PWB_HOME}/cluster.new" "${PWB_HOME}/cluster"
   # shellcheck source=SCRIPTDIR/lib/common.sh
   source "${PWB_HOME}/cluster/lib/common.sh"
   load_env "${PWB_HOME}/cluster/node.env"
-  require_env WORKBENCH_CONFIG_URI WORKBENCH_SHARED_DIR
+  require_env WORKBENCH_SHARED_DIR
 }
 
 # service_owner: rstudio-server:rstudio-server when the AMI has that user, else root.
@@ -56,15 +60,13 @@ service_owner() {
   fi
 }
 
-# publish_workbench_config: the rendered files from S3 onto shared storage, with the
-# modes the toolkit gave them; files no longer rendered are removed.
+# publish_workbench_config: the rendered files (fetched with the bundle) onto shared
+# storage, with the modes the toolkit gave them; files no longer rendered are removed.
 publish_workbench_config() {
   local staging dest path name mode
   dest="${WORKBENCH_SHARED_DIR}/etc/rstudio"
-  staging="$(mktemp -d)"
-  aws_cli s3 cp --recursive --only-show-errors "${WORKBENCH_CONFIG_URI%/}/etc/rstudio/" "${staging}/" \
-    || die "cannot fetch the Workbench configuration from ${WORKBENCH_CONFIG_URI}"
-  [[ -f "${staging}/rserver.conf" ]] || die "${WORKBENCH_CONFIG_URI} holds no rserver.conf"
+  staging="${PWB_HOME}/cluster/workbench/etc/rstudio"
+  [[ -f "${staging}/rserver.conf" ]] || die "the scripts bucket holds no Workbench configuration (cluster/workbench/)"
   mkdir -p "${dest}"
   chmod 755 "${dest}"
   for path in "${staging}"/*; do
@@ -80,7 +82,6 @@ publish_workbench_config() {
       log "removed ${path} (no longer rendered)"
     fi
   done
-  rm -rf "${staging}"
 }
 
 # ensure_dir DIR MODE OWNER: create DIR or fix its mode and owner.

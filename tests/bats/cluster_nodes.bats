@@ -211,3 +211,30 @@ run_login() {
     "${REPO_ROOT}/cluster" "${REPO_ROOT}/image" "${REPO_ROOT}/src/pwbcluster/templates"
   [ "$status" -eq 1 ]
 }
+
+@test "controller HA: head and login call the issue-7 entry script with the shared settings" {
+  set_env HA_CONTROLLERS true
+  printf '#!/usr/bin/env bash\nprintf "%%s\\n" "$*" >>"%s/ha-calls"\n' "${T}" \
+    >"$(find "${FAKE_S3}" -name controller-ha.sh)"
+  run_head
+  [ "$status" -eq 0 ]
+  run_login
+  [ "$status" -eq 0 ]
+  [ "$(sed -n 1p "${T}/ha-calls")" = "--role head --shared-dir /opt/slurm/pwb-ha --timeout 10" ]
+  [ "$(sed -n 2p "${T}/ha-calls")" = "--role login --shared-dir /opt/slurm/pwb-ha --timeout 10" ]
+}
+
+@test "container sessions: the head node builds each session image once, in the background" {
+  set_env CONTAINER_SESSIONS true
+  set_env CONTAINER_IMAGES "jammy noble"
+  run_head
+  [ "$status" -eq 0 ]
+  [ "$(stub_calls systemd-run | grep -c 'apptainer build')" = 2 ]
+  [[ "$(stub_calls systemd-run)" == *"docker://rstudio/r-session-complete:jammy-2025.05.1"* ]]
+  printf 'sif' >"${T}/shared/containers/r-session-complete-jammy.sif"
+  printf 'sif' >"${T}/shared/containers/r-session-complete-noble.sif"
+  run_head
+  [ "$status" -eq 0 ]
+  [ "$(stub_calls systemd-run | grep -c 'apptainer build')" = 2 ]
+  [ -z "$(stub_calls apptainer)" ]
+}

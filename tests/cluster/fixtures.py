@@ -32,7 +32,7 @@ from pwbcluster.workbench.settings import settings_from  # noqa: E402
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 BUCKET = "example-scripts-test"
-PREFIX = "deployments/example/cluster"
+PREFIX = ""  # the stage uploads at the bucket root: cluster/...
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBtestcertificate\n-----END CERTIFICATE-----\n"
 
 
@@ -119,7 +119,7 @@ def write_bucket(out: Path, audit: bool, license_key: bool, tls: bool) -> None:
     secret_dir.mkdir(parents=True, exist_ok=True)
     for arn in arns:
         (secret_dir / arn.replace("/", "_").replace(":", "_")).write_text(random_secret())
-    (out / "env-uri").write_text(f"s3://{BUCKET}/{PREFIX}/cluster/node.env\n")
+    (out / "env-uri").write_text(f"s3://{BUCKET}/cluster/node.env\n")
 
 
 if __name__ == "__main__":

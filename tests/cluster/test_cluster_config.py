@@ -28,7 +28,8 @@ def test_login_pool_runs_the_login_script_on_node_configured(data: dict[str, Any
     config = render_cluster_config(data, network, services, image, PREFIX, {}).config
     pool = config["LoginNodes"]["Pools"][0]
     assert pool["Count"] == data["cluster"]["login_nodes"]["count"]
-    assert pool["CustomActions"]["OnNodeConfigured"]["Script"].endswith("/cluster/login-node.sh")
+    login_script = pool["CustomActions"]["OnNodeConfigured"]["Script"]
+    assert login_script == f"s3://{network.bucket_name}/cluster/login-node.sh"
     assert pool["CustomActions"]["OnNodeStart"]["Script"].endswith("/cluster/node-start.sh")
     assert config["HeadNode"]["SharedStorageType"] == "Efs"
     assert config["Imds"]["ImdsSupport"] == "v2.0"
@@ -46,7 +47,7 @@ def test_args_carry_only_the_env_uri(data: dict[str, Any]) -> None:
         for event, action in acts.items():
             args = action["Args"]
             assert args[0] == "--env-uri" and len(args) == 2, (where, event)
-            assert args[1] == f"s3://{network.bucket_name}/{PREFIX}/cluster/node.env"
+            assert args[1] == f"s3://{network.bucket_name}/cluster/node.env"
 
 
 def test_directory_uses_ldaps_with_the_ca_and_warns_on_opt_out(data: dict[str, Any]) -> None:

@@ -85,15 +85,14 @@ def test_sandbox_run_uploads_records_and_destroys(
     assert out.workbench_url == "http://example-login.sandbox.invalid:8787"
     assert seen["endpoint"] == moto_endpoint and seen["config"]["LoginNodes"]
     uploaded = keys(moto_endpoint)
-    prefix = "deployments/example/cluster"
     for key in (
         "cluster/node.env",
         "cluster/login-node.sh",
         "cluster/lib/common.sh",
         "cluster/ldap-ca.pem",
-        "workbench/etc/rstudio/rserver.conf",
+        "cluster/workbench/etc/rstudio/rserver.conf",
     ):
-        assert f"{prefix}/{key}" in uploaded
+        assert key in uploaded
     assert not any(k.endswith("cluster.yaml") for k in uploaded)
     plan = json.loads((tmp_path / "build" / "cluster-plan.json").read_text())
     assert any(line.startswith("login pool 'login': 2 x") for line in plan["would_create"])

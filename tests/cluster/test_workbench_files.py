@@ -178,7 +178,8 @@ def test_node_env_carries_arns_and_refuses_odd_values(data: dict[str, Any]) -> N
     env = node_env(data, network, services, "example", PREFIX)
     assert env["DB_PASSWORD_SECRET_ARN"] == services.workbench_db.password_secret_arn
     assert env["LICENSE_SECRET_ARN"] == ""
-    assert env["WORKBENCH_CONFIG_URI"] == f"s3://{network.bucket_name}/{PREFIX}/workbench/"
+    assert env["WORKBENCH_SHARED_DIR"] == "/opt/rstudio-shared"
+    assert env["LB_SCHEME"] == "http" and env["LB_PORT"] == "8787"
     with pytest.raises(ToolkitError, match="characters"):
         format_env({"KEY": "two\nlines"})
     with pytest.raises(ToolkitError, match="bad key"):

@@ -52,13 +52,18 @@ def lb_listeners(cluster: dict[str, Any]) -> tuple[str, str | None]:
     return (f"443:{port}" if cert else f"{port}:{port}"), cert
 
 
+def s3_key(*parts: str) -> str:
+    """Join key parts, skipping empty ones (an empty prefix is the bucket's root)."""
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
 def script_uri(network: NetworkOutputs, scripts_prefix: str, key: str) -> str:
-    return f"s3://{network.bucket_name}/{scripts_prefix.rstrip('/')}/{NODE_SCRIPTS[key]}"
+    return f"s3://{network.bucket_name}/{s3_key(scripts_prefix, NODE_SCRIPTS[key])}"
 
 
 def node_env_uri(network: NetworkOutputs, scripts_prefix: str) -> str:
     """Non-secret node settings (secret ARNs, endpoints, versions) the node scripts read."""
-    return f"s3://{network.bucket_name}/{scripts_prefix.rstrip('/')}/cluster/node.env"
+    return f"s3://{network.bucket_name}/{s3_key(scripts_prefix, 'cluster/node.env')}"
 
 
 def render_cluster_config(

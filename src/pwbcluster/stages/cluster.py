@@ -55,7 +55,11 @@ def cluster_name(config: Any) -> str:
 
 
 def scripts_prefix(config: Any) -> str:
-    return f"deployments/{config.name}/cluster"
+    """The bucket's root: the node policies (services stage) read exactly ``cluster/``."""
+    return ""
+
+
+UPLOAD_ROOT = "cluster"
 
 
 def cluster_dir(config: Any) -> Path:
@@ -154,7 +158,7 @@ def run(ctx: StageContext) -> ClusterOutputs:
     if ctx.dry_run:
         raise StageError(
             f"dry run: would upload {len(prepared.objects)} objects to s3://{network.bucket_name}/"
-            f"{prepared.scripts_prefix}/ and create or update cluster '{prepared.name}' "
+            f"{UPLOAD_ROOT}/ and create or update cluster '{prepared.name}' "
             f"from {prepared.config_path}"
         )
     upload(prepared.objects, network.bucket_name, None)
@@ -164,7 +168,7 @@ def run(ctx: StageContext) -> ClusterOutputs:
         region=prepared.region,
         workbench_url=workbench_url(ctx.config.data["cluster"], host),
         login_load_balancer_dns=host,
-        scripts_prefix=prepared.scripts_prefix,
+        scripts_prefix=UPLOAD_ROOT + "/",
         simulated=False,
     )
 
@@ -205,7 +209,7 @@ def _run_sandbox(ctx: StageContext, prepared: Prepared, network: NetworkOutputs)
         region=prepared.region,
         workbench_url=url,
         login_load_balancer_dns=host,
-        scripts_prefix=prepared.scripts_prefix,
+        scripts_prefix=UPLOAD_ROOT + "/",
         simulated=True,
     )
 
@@ -226,7 +230,7 @@ def _would_create(config: dict[str, Any]) -> list[str]:
 
 def destroy(ctx: StageContext, outputs: ClusterOutputs | None) -> None:
     config = ctx.config
-    prefix = outputs.scripts_prefix if outputs else scripts_prefix(config)
+    prefix = (outputs.scripts_prefix if outputs else UPLOAD_ROOT).strip("/") or UPLOAD_ROOT
     bucket = _bucket_of(config, ctx.mode)
     if ctx.mode == "sandbox":
         endpoint = ctx.extra.get("aws_endpoint_url")

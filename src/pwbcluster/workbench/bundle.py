@@ -1,11 +1,15 @@
 """What the cluster stage uploads for the nodes: scripts, node.env, the Workbench tree.
 
-Layout under ``s3://<bucket>/<scripts_prefix>/``::
+Layout under ``s3://<bucket>/<scripts_prefix>/`` (the stage uses the bucket's root: the
+node policies of the services stage read exactly its ``cluster/`` prefix)::
 
     cluster/node-start.sh, head-node.sh, login-node.sh, compute-node.sh, lib/, ha/
-    cluster/node.env          non-secret settings (secret ARNs, endpoints, switches)
-    cluster/ldap-ca.pem       the directory's CA certificate (public), with ldaps://
-    workbench/etc/rstudio/... the rendered Workbench configuration (no secrets)
+    cluster/node.env                  non-secret settings (secret ARNs, endpoints, switches)
+    cluster/ldap-ca.pem               the directory's CA certificate (public), with ldaps://
+    cluster/workbench/etc/rstudio/... the rendered Workbench configuration (no secrets)
+
+A node's OnNodeStart copies the whole ``cluster/`` prefix once (one bounded call); the
+head node publishes the Workbench tree from that copy.
 
 ``node.env`` is ``KEY=value`` lines that cluster/lib/common.sh reads as data (never
 executed), so a value needs no quoting and cannot run anything.
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ToolkitError
-from ..render.cluster_config import LDAP_CA_PATH, WORKBENCH_SHARED_DIR, lb_listeners
+from ..render.cluster_config import LDAP_CA_PATH, WORKBENCH_SHARED_DIR, lb_listeners, s3_key
 from ..stages.contracts import NetworkOutputs, ServicesOutputs
 from .generate import RenderedFile
 
@@ -51,19 +55,17 @@ def node_env(
     network: NetworkOutputs,
     services: ServicesOutputs,
     cluster_name: str,
-    scripts_prefix: str,
+    scripts_prefix: str = "",
 ) -> dict[str, str]:
     cluster = data["cluster"]
     wb = cluster["workbench"]
     ports, cert = lb_listeners(cluster)
-    base = f"s3://{network.bucket_name}/{scripts_prefix.strip('/')}"
     audit = services.audit_db if wb["audit_database"] else None
     env = {
         "DEPLOYMENT": data["deployment"]["name"],
         "REGION": data["deployment"]["region"],
         "CLUSTER_NAME": cluster_name,
         "WORKBENCH_SHARED_DIR": WORKBENCH_SHARED_DIR,
-        "WORKBENCH_CONFIG_URI": f"{base}/workbench/",
         "WORKBENCH_PORT": str(wb["port"]),
         "LB_SCHEME": "https" if cert else "http",
         "LB_PORT": ports.split(":", 1)[0],
@@ -113,15 +115,14 @@ def bundle_objects(
     workbench: dict[str, RenderedFile],
     ldap_ca_pem: str | None,
 ) -> list[BundleObject]:
-    prefix = scripts_prefix.strip("/")
+    root = s3_key(scripts_prefix, "cluster")
     objects = [
-        BundleObject(f"{prefix}/cluster/{rel}", body)
-        for rel, body in node_scripts(cluster_dir).items()
+        BundleObject(s3_key(root, rel), body) for rel, body in node_scripts(cluster_dir).items()
     ]
-    objects.append(BundleObject(f"{prefix}/cluster/node.env", env_text.encode()))
+    objects.append(BundleObject(s3_key(root, "node.env"), env_text.encode()))
     if ldap_ca_pem:
-        objects.append(BundleObject(f"{prefix}/cluster/ldap-ca.pem", ldap_ca_pem.encode()))
+        objects.append(BundleObject(s3_key(root, "ldap-ca.pem"), ldap_ca_pem.encode()))
     objects.extend(
-        BundleObject(f"{prefix}/workbench/{f.path}", f.text.encode()) for f in workbench.values()
+        BundleObject(s3_key(root, "workbench", f.path), f.text.encode()) for f in workbench.values()
     )
     return objects
