@@ -46,7 +46,7 @@ class Bundle:
     prefix: str
     files: dict[str, bytes]  # key relative to prefix -> content
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         return [self.prefix + rel for rel in sorted(self.files)]
 
     @property

@@ -25,6 +25,8 @@ Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 COMMAND_TIMEOUT_SECONDS = 900
 POLL_SECONDS = 30.0
 BUILD_TIMEOUT_SECONDS = 4 * 3600.0
+# How pcluster words "no such image" (NotFoundException in its image controller).
+NOT_FOUND_MARKERS = ("No image or stack associated", "does not exist", "not found")
 
 
 def _default_runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -58,7 +60,7 @@ class PclusterImages:
             body = {"message": done.stdout.strip()}
         if done.returncode != 0:
             message = str(body.get("message") or done.stderr.strip() or "no output")
-            if missing_ok and ("does not exist" in message or "not found" in message.lower()):
+            if missing_ok and any(marker in message for marker in NOT_FOUND_MARKERS):
                 return {}
             raise PclusterError(f"pcluster {args[0]} failed: {message}")
         return dict(body) if isinstance(body, dict) else {"value": body}
