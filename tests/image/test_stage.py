@@ -92,8 +92,15 @@ def test_matching_fingerprint_tag_short_circuits_the_build(
     config: Config, moto: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fingerprint = service.fingerprint_for(config)
-    ami = register_standin(moto["ec2"], "pwb-old", "built", {amis.FINGERPRINT_TAG: fingerprint})
-    register_standin(moto["ec2"], "pwb-other", "built", {amis.FINGERPRINT_TAG: "0" * 64})
+    mine = {amis.FINGERPRINT_TAG: fingerprint, amis.DEPLOYMENT_TAG: config.name}
+    ami = register_standin(moto["ec2"], "pwb-old", "built", mine)
+    register_standin(moto["ec2"], "pwb-other", "built", {**mine, amis.FINGERPRINT_TAG: "0" * 64})
+    # Another deployment's image with the same inputs is not reused (its down deletes it).
+    theirs = register_standin(
+        moto["ec2"], "pwb-theirs", "built", {**mine, amis.DEPLOYMENT_TAG: "prod"}
+    )
+    assert amis.find_by_fingerprint(moto["ec2"], fingerprint, "prod")["ImageId"] == theirs
+    assert amis.find_by_fingerprint(moto["ec2"], fingerprint, config.name)["ImageId"] == ami
 
     def no_pcluster(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("pcluster must not be called when the image exists")
@@ -119,7 +126,11 @@ def test_builds_uploads_streams_the_log_and_returns_the_ami(
     assert "installing R 4.6.1" in capsys.readouterr().err
     # The AMI pcluster made is found by its fingerprint next time: no second build.
     moto["ec2"].create_tags(
-        Resources=[out.ami_id], Tags=[{"Key": amis.FINGERPRINT_TAG, "Value": out.fingerprint}]
+        Resources=[out.ami_id],
+        Tags=[
+            {"Key": amis.FINGERPRINT_TAG, "Value": out.fingerprint},
+            {"Key": amis.DEPLOYMENT_TAG, "Value": config.name},
+        ],
     )
     calls = len(fake.calls)
     assert stage.run(_ctx(config, moto["network"])).ami_id == out.ami_id

@@ -10,21 +10,29 @@ log = logging.getLogger(__name__)
 FINGERPRINT_TAG = "pwbcluster:image-fingerprint"
 PARENT_TAG = "pwbcluster:parent-image"
 SIMULATED_TAG = "pwbcluster:simulated"
+# Set on every resource by Config.tags().
+DEPLOYMENT_TAG = "Deployment"
 
 
 def tags_of(image: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in image.get("Tags", [])}
 
 
-def find_by_fingerprint(ec2: Any, fingerprint: str) -> dict[str, Any] | None:
-    """The newest available image of ours carrying this fingerprint, if any."""
-    images = ec2.describe_images(
-        Owners=["self"],
-        Filters=[
-            {"Name": f"tag:{FINGERPRINT_TAG}", "Values": [fingerprint]},
-            {"Name": "state", "Values": ["available"]},
-        ],
-    )["Images"]
+def find_by_fingerprint(
+    ec2: Any, fingerprint: str, deployment: str | None = None
+) -> dict[str, Any] | None:
+    """The newest available image of ours carrying this fingerprint, if any.
+
+    With ``deployment``, only images tagged for that deployment count: a deployment's
+    ``down`` deletes its image, which must not pull an AMI from under another one.
+    """
+    filters = [
+        {"Name": f"tag:{FINGERPRINT_TAG}", "Values": [fingerprint]},
+        {"Name": "state", "Values": ["available"]},
+    ]
+    if deployment:
+        filters.append({"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [deployment]})
+    images = ec2.describe_images(Owners=["self"], Filters=filters)["Images"]
     if not images:
         return None
     newest: dict[str, Any] = max(images, key=lambda i: str(i.get("CreationDate", "")))

@@ -72,7 +72,7 @@ def run(ctx: StageContext) -> ImageOutputs:
     console = Console(stderr=True)
     ec2, s3 = _session(ctx)
     fingerprint = service.fingerprint_for(ctx.config)
-    existing = amis.find_by_fingerprint(ec2, fingerprint)
+    existing = amis.find_by_fingerprint(ec2, fingerprint, ctx.config.name)
     if existing:
         simulated = amis.tags_of(existing).get(amis.SIMULATED_TAG) == "true"
         console.print(
