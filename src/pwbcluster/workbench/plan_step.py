@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .bundle import format_env, license_secret_arn, node_env
+from .bundle import format_env, node_env
 from .generate import render_workbench
 from .settings import settings_from
 
@@ -21,8 +21,3 @@ def workbench_step(ctx: PlanContext) -> None:
     ctx.write("workbench/node.env", format_env(env))
     if ctx.cluster is not None:
         ctx.notes.extend(f"Warning: {w}" for w in ctx.cluster.warnings)
-    if not license_secret_arn(data, ctx.services):
-        ctx.notes.append(
-            "Workbench licence: none configured (cluster.workbench.license_secret_arn), "
-            "so Workbench will run UNLICENSED (evaluation) on the login nodes."
-        )
