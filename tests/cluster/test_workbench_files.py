@@ -127,18 +127,29 @@ def test_database_conf_has_no_password_and_audit_database_follows_the_switch(
 
 
 def test_container_sessions(data: dict[str, Any]) -> None:
+    files = render(data)
+    assert "singularity-image-directory" not in files["launcher.slurm.all.profiles.conf"]
+    assert "APPTAINER_BIND" not in files["launcher-env"]
     data["cluster"]["workbench"].update(
         container_sessions=True, container_images=["jammy", "noble"]
     )
     files = render(data)
-    profile = kv(files["launcher.slurm.all.profiles.conf"])
-    assert (
-        profile["container-images"] == "r-session-complete-jammy.sif,r-session-complete-noble.sif"
-    )
-    assert kv(files["rserver.conf"])["launcher-sessions-container-image"] == (
-        "/opt/rstudio-shared/containers/r-session-complete-jammy.sif"
-    )
+    for queue in ("all", "gpu"):
+        profile = kv(files[f"launcher.slurm.{queue}.profiles.conf"])
+        assert profile["singularity-image-directory"] == "/opt/rstudio-shared/containers"
+        assert profile["default-singularity-image"] == "r-session-complete-jammy.sif"
+    env = kv(files["launcher-env"])
+    assert "/opt/slurm" in env["APPTAINER_BIND"].split(",")
+    assert kv(files["rserver.conf"])["launcher-sessions-create-container-user"] == "0"
     assert container_tag_version("2025.05.1+513.pro3") == "2025.05.1"
+
+
+def test_each_launcher_cluster_submits_to_its_own_queue(data: dict[str, Any]) -> None:
+    files = render(data)
+    for queue in data["cluster"]["queues"]:
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(files[f"launcher.slurm.{queue['name']}.profiles.conf"])
+        assert parser["*"]["allowed-partitions"] == queue["name"]
 
 
 def test_modes_in_a_temporary_root(data: dict[str, Any], tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ def render_workbench(settings: WorkbenchSettings, deployment: str) -> dict[str, 
     add("positron.conf", "positron.conf.j2")
     add("r-versions", "r-versions.j2")
     add("logging.conf", "logging.conf.j2")
+    add("launcher-env", "launcher-env.j2")
     add("database.conf", "database.conf.j2", db=settings.db)
     if settings.audit_db is not None:
         add("audit-database.conf", "database.conf.j2", db=settings.audit_db)

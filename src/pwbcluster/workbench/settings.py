@@ -85,8 +85,15 @@ class WorkbenchSettings:
         return tuple(container_image_file(os_name) for os_name in self.container_images)
 
     @property
-    def default_container_image(self) -> str:
-        return f"{self.containers_dir}/{self.container_image_files[0]}"
+    def container_binds(self) -> tuple[str, ...]:
+        return (
+            self.slurm_prefix,
+            "/var/run/munge",
+            "/run/munge",
+            "/etc/munge",
+            "/var/spool/slurmd",
+            "/sys",
+        )
 
 
 def container_image_file(os_name: str) -> str:
