@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pwbcluster.config import Config, load_config
+from pwbcluster.errors import StageError
 from pwbcluster.image import bundle, service
 from pwbcluster.image.envfile import ENV_FILE, image_env
 
@@ -102,3 +103,14 @@ def test_wrapper_runs_the_entry_script_and_is_shellcheck_clean(
     path.write_text(wrapper)
     done = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_a_refused_upload_is_one_clear_error(config: Config, s3_only: dict[str, Any]) -> None:
+    s3 = s3_only["s3"]
+    s3.put_bucket_policy(
+        Bucket="scripts",
+        Policy='{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*",'
+        '"Action":"s3:*","Resource":["arn:aws:s3:::scripts","arn:aws:s3:::scripts/*"]}]}',
+    )
+    with pytest.raises(StageError, match=r"s3://scripts/image/.* was refused"):
+        bundle.upload_bundle(s3, _bundle(config, s3_only["network"]))

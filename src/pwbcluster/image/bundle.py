@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import StageError
 from .envfile import ENV_FILE, image_env, render_env
 from .fingerprint import image_files
 
@@ -115,16 +116,25 @@ def upload_bundle(s3: Any, bundle: Bundle) -> UploadReport:
     for rel in sorted(bundle.files):
         key, body = bundle.prefix + rel, bundle.files[rel]
         digest = _sha256(body)
-        if _present_sha(s3, bundle.bucket, key) == digest:
-            report.skipped.append(key)
-            continue
-        s3.put_object(
-            Bucket=bundle.bucket,
-            Key=key,
-            Body=body,
-            Metadata={SHA_METADATA: digest},
-            ContentType="text/plain",
-        )
+        try:
+            if _present_sha(s3, bundle.bucket, key) == digest:
+                report.skipped.append(key)
+                continue
+            s3.put_object(
+                Bucket=bundle.bucket,
+                Key=key,
+                Body=body,
+                Metadata={SHA_METADATA: digest},
+                ContentType="text/plain",
+            )
+        except s3.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise StageError(
+                f"uploading the image scripts to s3://{bundle.bucket}/{key} was refused "
+                f"({error.get('Code', '?')}: {error.get('Message') or 'no message'}); check "
+                "that the bucket exists and that its policy and your role allow writing "
+                f"under {bundle.prefix}"
+            ) from exc
         report.uploaded.append(key)
     log.info(
         "s3://%s/%s: %d uploaded, %d already present",
