@@ -167,3 +167,13 @@ def test_wait_for_build_prints_each_log_event_once(moto: dict[str, Any]) -> None
     ami = pi.wait_for_build(client, "pwb-1", console, sleep=lambda s: None)
     assert ami == fake.ami
     assert console.export_text().count("installing R 4.6.1") == 1
+
+
+def test_an_image_pcluster_already_built_is_picked_up_without_a_new_build(
+    config: Config, moto: dict[str, Any], fake: FakePcluster
+) -> None:
+    fake.ami = register_standin(moto["ec2"], "pwb-built-untagged", "built", {})
+    fake.polls = 3
+    out = stage.run(_ctx(config, moto["network"]))
+    assert out.ami_id == fake.ami
+    assert "build-image" not in fake.commands()

@@ -23,7 +23,7 @@ from rich.console import Console
 from ..errors import StageError
 from ..image import amis, bundle, service
 from ..image.parent import resolve_parent
-from ..image.pcluster_images import PclusterImages, wait_for_build
+from ..image.pcluster_images import PclusterImages, ami_of, wait_for_build
 from ..image.standins import register_standin, remove_parent_standins, sandbox_parent
 from ..pcluster.venv import PCLUSTER_VERSION
 from .contracts import ImageOutputs, NetworkOutputs
@@ -97,7 +97,10 @@ def _run_real(
         f"({len(report.uploaded)} uploaded, {len(report.skipped)} already there)"
     )
     client = PclusterImages(ctx.config.region)
-    state = client.describe(prepared.image_id).get("imageBuildStatus")
+    described = client.describe(prepared.image_id)
+    state = described.get("imageBuildStatus")
+    if state == "BUILD_COMPLETE":  # built earlier, found by id rather than by tag
+        return _outputs(ctx, ami_of(described), prepared.fingerprint, network, simulated=False)
     if state == "BUILD_IN_PROGRESS":
         console.print(f"image: build {prepared.image_id} already running: following it")
     elif state:
