@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import shutil
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ def default_backend_dir() -> Path:
     return Path.home() / ".pwbcluster" / "pulumi"
 
 
+PLUGINS = {"aws": "pulumi_aws", "random": "pulumi_random", "tls": "pulumi_tls"}
 INSTALL_HINT = (
     "the `pulumi` CLI is not installed (the Automation API drives it). Install it: "
     "`curl -fsSL https://get.pulumi.com | sh` on Linux or macOS, "
@@ -120,6 +122,10 @@ def _stack(config: Any, part: str, args: Any) -> Any:
         opts=opts,
     )
     stack.set_config("aws:region", auto.ConfigValue(value=config.region))
+    # Inline programs cannot always report their plugins: install the ones the Python
+    # packages were built for (a no-op when present).
+    for plugin, package in PLUGINS.items():
+        stack.workspace.install_plugin(plugin, f"v{metadata.version(package)}")
     return stack
 
 
