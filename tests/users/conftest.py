@@ -1,0 +1,34 @@
+"""A Samba AD DC (standing in for SimpleAD: no LDAPS) provisioned once per session."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pwbcluster.users.directory import Target
+
+from .samba_dc import DC_ADDR, DOMAIN, SambaDC, unavailable_reason
+
+
+@pytest.fixture(scope="session")
+def samba_dc() -> Iterator[SambaDC]:
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    # The DC's database on tmpfs: provisioning and writes are not slowed by this VM's
+    # disk flushes (about 6 ms each); the protocol paths are the same.
+    base = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    dc = SambaDC(workdir=Path(tempfile.mkdtemp(prefix="pwbad-", dir=base)))
+    dc.start()
+    try:
+        yield dc
+    finally:
+        dc.close()
+
+
+@pytest.fixture
+def target(samba_dc: SambaDC) -> Target:
+    return Target(domain=DOMAIN, servers=(DC_ADDR,))

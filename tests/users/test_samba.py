@@ -1,0 +1,163 @@
+"""pwb-users against a real Samba AD DC without LDAPS (the SimpleAD path).
+
+Passwords travel in a Kerberos-sealed SASL session (or over kpasswd); every created user
+is then checked with a real ``kinit`` of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pwbcluster.users import engine
+from pwbcluster.users.directory import UAC_DISABLED, UAC_NORMAL, USER_CLASSES, AuthError, Target
+from pwbcluster.users.spec import MANAGED_MARK, UserBatch
+from pwbcluster.users.store import FileStore
+
+from .samba_dc import DC_ADDR, DOMAIN, SambaDC
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.samba,
+    pytest.mark.allow_hosts([DC_ADDR]),
+]
+
+
+def users_with_prefix(target: Target, password: str, prefix: str) -> dict[str, dict]:
+    report = engine.list_users(target, password, UserBatch(count=99, prefix=prefix, digits=2))
+    return {u["name"]: u for u in report.users}
+
+
+def test_create_verify_rerun_delete(samba_dc: SambaDC, target: Target, tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "passwords.json")
+    batch = UserBatch(
+        count=6,
+        prefix="cr",
+        digits=3,
+        start=7,
+        uid_start=30007,
+        gid_start=30000,
+        admins=("cr007",),
+        users_group="cr-users",
+        admins_group="cr-admins",
+    )
+
+    first = engine.create(target, samba_dc.admin_password, batch, store)
+    assert (first.created, first.verified, first.failed, first.verify_failed) == (6, 6, 0, 0), (
+        first.failures
+    )
+    passwords = store.load()
+    assert sorted(passwords) == [f"cr{n:03d}" for n in range(7, 13)]
+    assert len(set(passwords.values())) == 6, "every user has its own password"
+    assert (store.path.stat().st_mode & 0o777) == 0o600
+    for name, password in passwords.items():
+        proc = samba_dc.kinit(name, password)
+        assert proc.returncode == 0, f"kinit {name}: {proc.stderr}"
+    assert samba_dc.kinit("cr007", "not-the-password").returncode != 0
+
+    listed = engine.list_users(target, samba_dc.admin_password, batch)
+    assert [u["uid"] for u in listed.users] == list(range(30007, 30013))
+    assert {u["gid"] for u in listed.users} == {30000}
+    with engine.opened(target, samba_dc.admin_password, 1) as workers:
+        session = workers.session()
+        entry = session.search(
+            "(sAMAccountName=cr009)", ["unixHomeDirectory", "loginShell", "memberOf"]
+        )[0]
+        groups = session.search("(sAMAccountName=cr-admins)", ["member", "gidNumber"])[0]
+    assert entry["unixHomeDirectory"] == ["/home/cr009"] and entry["loginShell"] == ["/bin/bash"]
+    assert any(str(g).startswith("CN=cr-users,") for g in entry["memberOf"])
+    assert [str(m).split(",")[0] for m in groups["member"]] == ["CN=cr007"]
+    assert [str(g) for g in groups["gidNumber"]] == ["30001"]
+
+    again = engine.create(target, samba_dc.admin_password, batch, store)
+    assert (again.created, again.completed, again.existing, again.verified) == (0, 0, 6, 6)
+    assert store.load() == passwords, "a re-run changes no password"
+
+    gone = engine.delete(target, samba_dc.admin_password, batch, store)
+    assert (gone.deleted, gone.failed) == (6, 0)
+    assert users_with_prefix(target, samba_dc.admin_password, "cr") == {}
+    assert store.load() == {}
+
+
+def test_existing_foreign_user_is_left_alone(
+    samba_dc: SambaDC, target: Target, tmp_path: Path
+) -> None:
+    samba_dc.samba_tool("user", "create", "ex0002", "Their-Own-Pw-42")
+    store = FileStore(tmp_path / "passwords.json")
+    report = engine.create(target, samba_dc.admin_password, UserBatch(count=3, prefix="ex"), store)
+    assert (report.created, report.foreign, report.verified, report.failed) == (2, 1, 2, 0)
+    assert "ex0002" not in store.load()
+    assert samba_dc.kinit("ex0002", "Their-Own-Pw-42").returncode == 0, "its password is untouched"
+    removed = engine.delete(target, samba_dc.admin_password, UserBatch(count=3, prefix="ex"), store)
+    assert (removed.deleted, removed.foreign) == (2, 1), "delete spares what it did not make"
+
+
+def test_rerun_completes_a_half_made_user_over_kpasswd(
+    samba_dc: SambaDC, target: Target, tmp_path: Path
+) -> None:
+    """A run that died after the add: a disabled account of ours with no password."""
+    kpasswd = Target(domain=DOMAIN, servers=(DC_ADDR,), password_method="kpasswd")
+    with engine.opened(target, samba_dc.admin_password, 1) as workers:
+        workers.session().add(
+            f"CN=hm0001,CN=Users,{target.base_dn}",
+            USER_CLASSES,
+            {
+                "sAMAccountName": "hm0001",
+                "description": MANAGED_MARK,
+                "userAccountControl": UAC_NORMAL | UAC_DISABLED,
+            },
+        )
+    store = FileStore(tmp_path / "passwords.json")
+    report = engine.create(kpasswd, samba_dc.admin_password, UserBatch(count=3, prefix="hm"), store)
+    assert (report.completed, report.created, report.verified, report.failed) == (1, 2, 3, 0), (
+        report.failures
+    )
+    for name, password in store.load().items():
+        assert samba_dc.kinit(name, password).returncode == 0, name
+
+
+def test_bad_admin_password_changes_nothing(
+    samba_dc: SambaDC, target: Target, tmp_path: Path
+) -> None:
+    store = FileStore(tmp_path / "passwords.json")
+    with pytest.raises(AuthError, match="refused the password"):
+        engine.create(target, "Wrong-Password-1", UserBatch(count=3, prefix="bad"), store)
+    assert not store.path.exists(), "no password stored"
+    assert users_with_prefix(target, samba_dc.admin_password, "bad") == {}
+
+
+def test_cli_create_list_delete_json(samba_dc: SambaDC, tmp_path: Path) -> None:
+    env = {**os.environ, "PWB_USERS_ADMIN_PASSWORD": samba_dc.admin_password}
+    common = ["--domain", DOMAIN, "--server", DC_ADDR, "--prefix", "cli", "--count", "3", "--json"]
+    store = ["--password-store", f"file:{tmp_path / 'pw.json'}"]
+
+    def tool(*args: str) -> tuple[int, dict, str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pwbcluster.users.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return (
+            proc.returncode,
+            json.loads(proc.stdout.strip().splitlines()[-1]),
+            proc.stdout + proc.stderr,
+        )
+
+    rc, doc, out = tool("create", *common, *store)
+    assert (rc, doc["created"], doc["verified"]) == (0, 3, 3), out
+    passwords = json.loads((tmp_path / "pw.json").read_text())["users"]
+    assert not any(p in out for p in passwords.values()), "no password printed"
+    rc, doc, out = tool("list", *common)
+    assert (rc, doc["existing"]) == (0, 3), out
+    rc, doc, out = tool("verify", *common, *store)
+    assert (rc, doc["verified"]) == (0, 3), out
+    rc, doc, out = tool("delete", *common, *store)
+    assert (rc, doc["deleted"]) == (0, 3), out
