@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,27 @@ def test_every_flag_has_help() -> None:
     for task in tasks.ns.tasks.values():
         missing = [a.name for a in task.get_arguments() if not a.help]
         assert not missing, f"{task.name}: no help for {missing}"
+
+
+def test_dry_run_uses_the_recorded_network_of_its_mode_only(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = project / "build" / "example" / "state.json"
+    state.parent.mkdir(parents=True)
+    network = {
+        "vpc_id": "vpc-0aaaaaaaaaaaaaaaa",
+        "vpc_cidr": "10.0.0.0/16",
+        "public_subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa"],
+        "private_subnet_ids": ["subnet-0bbbbbbbbbbbbbbbb"],
+        "availability_zones": ["eu-west-1a"],
+        "bucket_name": "recorded-bucket",
+        "bucket_arn": "arn:aws:s3:::recorded-bucket",
+        "image_build_policy_arn": "arn:aws:iam::123456789012:policy/p",
+    }
+    record = {"status": "done", "fingerprint": "x", "outputs": network}
+    state.write_text(json.dumps({"version": 1, "mode": "sandbox", "stages": {"network": record}}))
+    deployment = str(project / "config" / "example.yaml")
+    tasks.build(Context(), config=deployment, dry_run=True, sandbox=True)
+    assert "s3://recorded-bucket/" in capsys.readouterr().out
+    tasks.build(Context(), config=deployment, dry_run=True)  # real: placeholders
+    assert "example-scripts-planned" in capsys.readouterr().out

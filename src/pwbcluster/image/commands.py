@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import sandbox as sandbox_server
-from ..errors import ToolkitError
+from ..errors import StageError, ToolkitError
 from ..pcluster.venv import PCLUSTER_VERSION
 from ..stages import contracts
 from ..stages.state import State
@@ -33,7 +33,12 @@ def _state(config: Any, mode: str) -> State:
 
 
 def recorded_network(config: Any, mode: str) -> contracts.NetworkOutputs | None:
-    rec = _state(config, mode).stages.get("network")
+    """The network outputs recorded for this mode; None when there are none (or the
+    state file belongs to the other mode: a dry run then shows placeholders)."""
+    try:
+        rec = _state(config, mode).stages.get("network")
+    except StageError:
+        return None
     if rec and rec.status == "done" and rec.outputs:
         return contracts.from_dict(contracts.NetworkOutputs, rec.outputs)
     return None
