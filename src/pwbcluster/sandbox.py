@@ -50,11 +50,13 @@ class SandboxServer:
     endpoint: str
     pid: int
     port: int
+    ca_bundle: str = ""
 
     def env(self, region: str) -> dict[str, str]:
         return {
             **FAKE_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_CA_BUNDLE": self.ca_bundle,
             "AWS_DEFAULT_REGION": region,
             "AWS_REGION": region,
             "AWS_EC2_METADATA_DISABLED": "true",
@@ -71,10 +73,66 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _alive(endpoint: str, attempts: int = 3) -> bool:
+def tls_material(build_dir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, so the sandbox speaks HTTPS like AWS.
+
+    The scripts bucket's policy denies requests without TLS (aws:SecureTransport), and
+    moto enforces it: over plain HTTP the sandbox would have to weaken the policy.
+    """
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory = build_dir / "sandbox-tls"
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pwbcluster sandbox")])
+    now = datetime.datetime.now(datetime.UTC)
+    import ipaddress
+
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def _alive(endpoint: str, attempts: int = 3, ca_bundle: str = "") -> bool:
+    import ssl
+
+    context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
     for _ in range(attempts):
         try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=5) as response:
+            url = f"{endpoint}/moto-api/"
+            with urllib.request.urlopen(url, timeout=5, context=context) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError, ValueError):
             time.sleep(0.2)
@@ -87,10 +145,12 @@ def running(build_dir: Path) -> SandboxServer | None:
         return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        server = SandboxServer(raw["endpoint"], int(raw["pid"]), int(raw["port"]))
+        server = SandboxServer(
+            raw["endpoint"], int(raw["pid"]), int(raw["port"]), raw.get("ca_bundle", "")
+        )
     except (OSError, ValueError, KeyError):
         return None
-    if _alive(server.endpoint):
+    if _alive(server.endpoint, ca_bundle=server.ca_bundle):
         return server
     if _is_moto(server.pid):
         raise ToolkitError(
@@ -108,19 +168,33 @@ def start(build_dir: Path, timeout: float = 30.0) -> SandboxServer:
         return existing
     build_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"https://127.0.0.1:{port}"
+    cert, key = tls_material(build_dir)
     logs = build_dir / "logs"
     logs.mkdir(exist_ok=True)
     with open(logs / "moto-server.log", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-s",
+                "-c",
+                str(cert),
+                "-k",
+                str(key),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     deadline = time.monotonic() + timeout
-    while not _alive(endpoint, attempts=1):
+    while not _alive(endpoint, attempts=1, ca_bundle=str(cert)):
         if proc.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
@@ -129,14 +203,15 @@ def start(build_dir: Path, timeout: float = 30.0) -> SandboxServer:
                 f"see {logs / 'moto-server.log'}"
             )
         time.sleep(0.1)
-    server = SandboxServer(endpoint, proc.pid, port)
-    record_path(build_dir).write_text(
-        json.dumps(
-            {"endpoint": endpoint, "pid": proc.pid, "port": port, "started": time.time()}, indent=2
-        )
-        + "\n",
-        encoding="utf-8",
-    )
+    server = SandboxServer(endpoint, proc.pid, port, str(cert))
+    record = {
+        "endpoint": endpoint,
+        "pid": proc.pid,
+        "port": port,
+        "ca_bundle": str(cert),
+        "started": time.time(),
+    }
+    record_path(build_dir).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     log.info("sandbox: moto server started at %s (pid %d)", endpoint, proc.pid)
     return server
 

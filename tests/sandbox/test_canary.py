@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,9 +40,9 @@ def server(build_dir: Path) -> Iterator[sandbox.SandboxServer]:
 def account(server: sandbox.SandboxServer, tmp_path: Path) -> Iterator[boto3.Session]:
     with sandbox.aws_environment(server, "eu-west-1"):
         session = boto3.Session(region_name="eu-west-1")
-        urllib.request.urlopen(
-            urllib.request.Request(f"{server.endpoint}/moto-api/reset", method="POST"), timeout=5
-        ).read()
+        tls = ssl.create_default_context(cafile=server.ca_bundle)
+        reset = urllib.request.Request(f"{server.endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=5, context=tls).read()
         sm = session.client("secretsmanager")
         sm.create_secret(Name="plain", SecretString=SECRET)
         sm.create_secret(
@@ -112,7 +113,7 @@ def test_server_is_reused_while_running(server: sandbox.SandboxServer, build_dir
     again = sandbox.start(build_dir)
     assert again == server
     record = json.loads((build_dir / "sandbox.json").read_text())
-    assert record["endpoint"].startswith("http://127.0.0.1:") and record["pid"] == server.pid
+    assert record["endpoint"].startswith("https://127.0.0.1:") and record["pid"] == server.pid
 
 
 def test_stop_refuses_a_pid_that_is_not_moto(tmp_path: Path) -> None:
