@@ -147,7 +147,15 @@ def up(config: Any, part: str, args: Any, preview: bool = False) -> Any:
         log.info("%s: %s", part, result.change_summary)
         return None
     _command("up", part, lambda: stack.up(on_output=log.info))
-    return outputs(config, part, args, stack=stack)
+    result = outputs(config, part, args, stack=stack)
+    if part == "services" and result.jump_host_instance_id:
+        import boto3
+
+        from .readiness import wait_for_jump_host
+
+        ssm = boto3.session.Session(region_name=config.region).client("ssm")
+        wait_for_jump_host(ssm, result.jump_host_instance_id)
+    return result
 
 
 def outputs(config: Any, part: str, args: Any, stack: Any = None) -> Any:

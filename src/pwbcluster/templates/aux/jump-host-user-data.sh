@@ -12,6 +12,7 @@
 set -o errexit -o nounset -o pipefail
 
 readonly ENV_FILE="/etc/pwbcluster/jump-host.env"
+readonly DONE_MARKER="/var/lib/pwbcluster/jump-host.done"
 readonly PACKAGES=(sssd sssd-tools realmd adcli krb5-user samba-common-bin ldap-utils packagekit)
 
 log() { printf '[jump-host] %s\n' "$*" >&2; }
@@ -117,6 +118,9 @@ main() {
   use_directory_dns
   join_domain
   ensure_bind_user
+  # The toolkit waits for this marker (through SSM) before the cluster stage binds.
+  install -d -m 0755 "$(dirname "${DONE_MARKER}")"
+  touch "${DONE_MARKER}"
   log "done"
 }
 
