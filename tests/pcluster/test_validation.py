@@ -119,6 +119,23 @@ def test_validation_against_a_moto_server_with_its_own_ids(
         real["sg-planned0000000001"] = ec2.create_security_group(
             GroupName="cluster", Description="cluster", VpcId=vpc
         )["GroupId"]
+        # a policy by a planned name exists already (a server shared by several tests)
+        iam = boto3.client(
+            "iam",
+            region_name=example.region,
+            endpoint_url=f"http://{host}:{port}",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        iam.create_policy(
+            PolicyName="example-compute-node-PLANNED",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+                }
+            ),
+        )
         text = json.dumps(render(example))
         for planned, actual in real.items():
             text = text.replace(planned, actual)

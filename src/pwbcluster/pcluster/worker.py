@@ -6,11 +6,14 @@ The toolkit (pwbcluster.pcluster.offline) writes the request and reads the respo
 pcluster, CDK and jsii may print what they like on stdout/stderr. Standalone: imports
 pcluster, moto and boto3, never pwbcluster.
 
-Request keys: kind ("cluster" | "image"), config (dict), name, region, account_id,
-suppress (validator class names), validate, synthesise, out_dir, endpoint_url (a moto
-server; otherwise moto's in-process mock), standins, public_subnets, instance_types.
-Response keys: failures [{level, validator, message, path}], files, timings, mapping,
-error.
+Request: {region, account_id, endpoint_url (a moto server; otherwise moto's in-process
+mock), jobs: [{kind ("cluster" | "image"), config, name, validate, synthesise, out_dir,
+suppress (validator class names), standins, public_subnets, instance_types}]}.
+Response: {results: [{failures: [{level, validator, message, path}], files, timings,
+mapping, placeholders, error}]}, one per job.
+
+Two phases: every job is validated first; templates are synthesised only when no job
+has an error (a plan with an invalid config stops anyway, and synthesis is the slow part).
 """
 
 from __future__ import annotations

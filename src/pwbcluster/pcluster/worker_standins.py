@@ -159,7 +159,14 @@ class StandIns:
             pass
         name = match["name"].rsplit("/", 1)[-1]
         document = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}'
-        arn = iam.create_policy(PolicyName=name, PolicyDocument=document)["Policy"]["Arn"]
+        try:
+            arn = iam.create_policy(PolicyName=name, PolicyDocument=document)["Policy"]["Arn"]
+        except iam.exceptions.EntityAlreadyExistsException:
+            # a shared moto holds one by that name already (in its own account): use it
+            pages = iam.get_paginator("list_policies").paginate(Scope="Local")
+            arn = next(
+                p["Arn"] for page in pages for p in page["Policies"] if p["PolicyName"] == name
+            )
         if arn != value:
             self.mapping[value] = arn
 
@@ -173,7 +180,10 @@ class StandIns:
             return
         except Exception:
             pass
-        arn = client.create_secret(Name=match["name"], SecretString="stand-in")["ARN"]
+        try:
+            arn = client.create_secret(Name=match["name"], SecretString="stand-in")["ARN"]
+        except client.exceptions.ResourceExistsException:
+            arn = client.describe_secret(SecretId=match["name"])["ARN"]
         self.mapping[value] = arn
 
     def s3_object(self, value: str) -> None:
