@@ -56,6 +56,16 @@ def test_managed_ad_binds_in_its_own_ou(deployments: dict[str, Deployed]) -> Non
     assert s.bind_user_dn == "CN=pcluster-ldap-ro,OU=Users,OU=PWB,DC=pwb,DC=posit,DC=co"
     directory = deployments["managed-ad"].one("directoryservice/directory:Directory")
     assert directory.inputs["edition"] == "Standard", directory.urn
+    (jump,) = [
+        r for r in deployments["managed-ad"].registered if r.type == "aws:ec2/instance:Instance"
+    ]
+    user_data = jump.inputs["userData"]
+    assert "ADMIN_USER=Admin\n" in user_data, f"{jump.urn}: Managed AD's admin is Admin"
+    assert "USERS_OU=OU=Users,OU=PWB,DC=pwb,DC=posit,DC=co\n" in user_data, jump.urn
+    (simple,) = [
+        r for r in deployments["default"].registered if r.type == "aws:ec2/instance:Instance"
+    ]
+    assert "ADMIN_USER=Administrator\n" in simple.inputs["userData"], simple.urn
 
 
 def test_plain_ldap_only_when_opted_out_with_a_warning(

@@ -63,11 +63,19 @@ class DirectoryArgs:
         return self.domain.split(".")[0].upper()[:15]
 
     @property
+    def admin_user(self) -> str:
+        return "Admin" if self.type == "MicrosoftAD" else "Administrator"
+
+    @property
+    def users_ou(self) -> str:
+        if self.type == "MicrosoftAD":
+            return f"OU=Users,OU={self.short_name},{self.base_dn}"
+        return ""
+
+    @property
     def bind_user_dn(self) -> str:
         # Managed AD keeps users in OU=Users,OU=<NetBIOS name>; SimpleAD in CN=Users.
-        if self.type == "MicrosoftAD":
-            return f"CN={self.bind_user},OU=Users,OU={self.short_name},{self.base_dn}"
-        return f"CN={self.bind_user},CN=Users,{self.base_dn}"
+        return f"CN={self.bind_user},{self.users_ou or 'CN=Users,' + self.base_dn}"
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ class JumpHostSetup:
     admin_secret_arn: Any
     bind_secret_arn: Any
     extra_secret_arns: Sequence[Any] = ()
+    # SimpleAD's administrator is Administrator; Managed AD's is Admin, writing in its OU.
+    admin_user: str = "Administrator"
+    users_ou: str = ""
     key_name: Any = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -144,6 +147,8 @@ class JumpHost(pulumi.ComponentResource):
                     "ADMIN_SECRET_ARN": v[1],
                     "BIND_SECRET_ARN": v[2],
                     "BIND_USER": setup.bind_user,
+                    "ADMIN_USER": setup.admin_user,
+                    "USERS_OU": setup.users_ou,
                 }
             )
         )

@@ -103,6 +103,8 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
                 dns_ip_addresses=directory.dns_ip_addresses,
                 region=args.region,
                 bind_user=args.directory.bind_user,
+                admin_user=args.directory.admin_user,
+                users_ou=args.directory.users_ou,
                 admin_secret_arn=directory.admin_secret.arn,
                 bind_secret_arn=directory.bind_secret.arn,
                 extra_secret_arns=[users.arn],

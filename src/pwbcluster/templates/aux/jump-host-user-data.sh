@@ -28,7 +28,7 @@ load_env() {
   # shellcheck source=/dev/null
   source "${ENV_FILE}"
   local var
-  for var in DOMAIN REALM DNS_ADDRESSES REGION ADMIN_SECRET_ARN BIND_SECRET_ARN BIND_USER; do
+  for var in DOMAIN REALM DNS_ADDRESSES REGION ADMIN_USER ADMIN_SECRET_ARN BIND_SECRET_ARN BIND_USER; do
     [[ -n "${!var:-}" ]] || die "${ENV_FILE} does not set ${var}"
   done
 }
@@ -76,7 +76,7 @@ join_domain() {
   fi
   log "joining ${DOMAIN}"
   read_secret "${ADMIN_SECRET_ARN}" \
-    | timeout 300 realm join --user=Administrator "${DOMAIN}"
+    | timeout 300 realm join --user="${ADMIN_USER}" "${DOMAIN}"
   sed -i 's/^use_fully_qualified_names = True/use_fully_qualified_names = False/' \
     /etc/sssd/sssd.conf
   systemctl restart sssd
@@ -88,8 +88,11 @@ ensure_bind_user() {
     log "bind user ${BIND_USER} exists"
   else
     log "creating read-only bind user ${BIND_USER}"
+    # Managed AD lets its Admin write only below OU=Users,OU=<NetBIOS name>.
+    local ou=()
+    [[ -n "${USERS_OU:-}" ]] && ou=(--domain-ou="${USERS_OU}")
     read_secret "${ADMIN_SECRET_ARN}" | timeout 120 adcli create-user "${BIND_USER}" \
-      --domain="${DOMAIN}" --login-user=Administrator --stdin-password \
+      --domain="${DOMAIN}" --login-user="${ADMIN_USER}" --stdin-password "${ou[@]}" \
       --display-name="ParallelCluster read-only bind"
   fi
   log "setting the bind user's password from Secrets Manager"
@@ -102,7 +105,7 @@ set_bind_password() {
   # Samba's net sets another user's password over Kerberos (kpasswd set-password); this
   # works on SimpleAD and Managed AD and with every adcli version. The password is on
   # net's command line for a moment, on a host only administrators reach through SSM.
-  read_secret "${ADMIN_SECRET_ARN}" | timeout 60 kinit "Administrator@${REALM}" >/dev/null
+  read_secret "${ADMIN_SECRET_ARN}" | timeout 60 kinit "${ADMIN_USER}@${REALM}" >/dev/null
   timeout 120 net ads password "${BIND_USER}@${REALM}" "${bind}" --use-kerberos=required
   kdestroy
 }
