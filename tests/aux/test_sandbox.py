@@ -109,6 +109,14 @@ def test_stages_create_what_their_contracts_name_in_moto(
     chain = c("acm").get_certificate(CertificateArn=cert_arn)["CertificateChain"]
     assert svc.ldap_ca_cert_pem.strip() in chain
 
+    # A re-run (inputs changed, say) replaces the previous run's resources: no duplicates.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        again = pool.submit(services.run, ctx({"network": net})).result()
+    assert again.directory_id != svc.directory_id
+    assert len(c("ds").describe_directories()["DirectoryDescriptions"]) == 1
+    assert len(c("rds").describe_db_instances()["DBInstances"]) == 1
+    svc = again
+
     # Tear down in reverse order: nothing of the deployment is left in moto.
     services.destroy(ctx({}), svc)
     network.destroy(ctx({}), net)

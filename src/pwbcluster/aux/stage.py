@@ -87,6 +87,7 @@ def _run_sandbox(ctx: Any, part: str, args: Any) -> Any:
             f"the sandbox {part} stage needs a moto server: run it through "
             "`invoke up --sandbox`, which starts one (extra['aws_endpoint_url'])"
         )
+    _replace_previous(ctx.config, part, endpoint)
     mocks = MotoMocks(endpoint, ctx.config.region)
     try:
         run = run_with_mocks(program_for(part, args), mocks, PROJECT, stack)
@@ -99,6 +100,19 @@ def _run_sandbox(ctx: Any, part: str, args: Any) -> Any:
             ", ".join(sorted(mocks.ledger.simulated)),
         )
     return to_contract(cls, run.outputs, simulated=True)
+
+
+def _replace_previous(config: Any, part: str, endpoint: str) -> None:
+    """A re-run replaces what the previous sandbox run of this part created (no duplicates)."""
+    from .sandbox import Ledger, destroy_ledger
+
+    path = ledger_path(config, part)
+    if not path.exists():
+        return
+    log.info("sandbox %s: removing the previous run's resources first", part)
+    ledger = Ledger.from_json(json.loads(path.read_text(encoding="utf-8")))
+    destroy_ledger(ledger, endpoint, config.region)  # failures are logged as warnings
+    path.unlink()
 
 
 def _write_ledger(config: Any, part: str, data: dict[str, Any]) -> None:
