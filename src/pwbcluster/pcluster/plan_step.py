@@ -136,9 +136,12 @@ def pcluster_step(ctx: PlanContext) -> None:
     for stale in out_dir.glob("*.json"):
         stale.unlink()
     results = offline.run_jobs(jobs, ctx.config.region)
-    for result in results:
-        for name, seconds in result.timings.items():
-            log.info("pcluster %s %s: %.1f s", result.job.kind, name, seconds)
+    parts = [
+        f"{r.job.kind}: " + ", ".join(f"{name} {secs:.1f} s" for name, secs in r.timings.items())
+        for r in results
+    ]
+    log.info("pcluster worker: %s", "; ".join(parts))
+    ctx.notes.append("pcluster worker steps: " + "; ".join(parts))
     offline.raise_for(results, lambda r, f: describe_failure(ctx, r, f))
     _timed(ctx, "validate+synthesise", started)
 
