@@ -91,7 +91,7 @@ def require_credentials(region: str) -> None:
         raise MissingDependency(CREDENTIALS_HINT)
 
 
-def _stack(config: Any, part: str, args: Any) -> Any:
+def _stack(config: Any, part: str, args: Any, create: bool = True) -> Any:
     require_cli()
     require_credentials(config.region)
     from pulumi import automation as auto
@@ -115,12 +115,20 @@ def _stack(config: Any, part: str, args: Any) -> Any:
             name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend)
         ),
     )
-    stack = auto.create_or_select_stack(
-        stack_name=stack_name(config.name, part),
-        project_name=PROJECT,
-        program=program,
-        opts=opts,
-    )
+    name = stack_name(config.name, part)
+    if create:
+        stack = auto.create_or_select_stack(
+            stack_name=name, project_name=PROJECT, program=program, opts=opts
+        )
+    else:
+        try:
+            stack = auto.select_stack(
+                stack_name=name, project_name=PROJECT, program=program, opts=opts
+            )
+        except auto.errors.StackNotFoundError:
+            raise StageError(
+                f"the {part} stack ({name}) does not exist in {backend}: run `invoke aux.up` first"
+            ) from None
     stack.set_config("aws:region", auto.ConfigValue(value=config.region))
     # Inline programs cannot always report their plugins: install the ones the Python
     # packages were built for (a no-op when present).
@@ -161,7 +169,7 @@ def up(config: Any, part: str, args: Any, preview: bool = False) -> Any:
 def outputs(config: Any, part: str, args: Any, stack: Any = None) -> Any:
     from .stage import CONTRACTS
 
-    stack = stack or _stack(config, part, args)
+    stack = stack or _stack(config, part, args, create=False)
     values = {k: v.value for k, v in _command("outputs", part, stack.outputs).items()}
     if not values:
         raise StageError(f"the {part} stack has no outputs yet: run `invoke aux.up` first")
@@ -169,5 +177,9 @@ def outputs(config: Any, part: str, args: Any, stack: Any = None) -> Any:
 
 
 def destroy(config: Any, part: str, args: Any = None) -> None:
-    stack = _stack(config, part, args)
+    try:
+        stack = _stack(config, part, args, create=False)
+    except StageError as exc:
+        log.info("%s: nothing to destroy (%s)", part, exc)
+        return
     _command("destroy", part, lambda: stack.destroy(on_output=log.info))
