@@ -20,11 +20,11 @@ from rich.table import Table
 
 from .config import Config
 from .estimate import cost_step, diagram_step
-from .image.fingerprint import image_fingerprint
+from .image.service import fingerprint_for
+from .image.service import prepare as prepare_image
 from .pcluster.plan_step import pcluster_step
 from .render import dump_yaml, write_text
 from .render.cluster_config import RenderedCluster, render_cluster_config
-from .render.image_config import render_image_config
 from .stages import contracts
 from .stages.pipeline import STAGES, stage_specs
 from .stages.runner import critical_path
@@ -70,9 +70,7 @@ def planned_context(config: Config) -> PlanContext:
     services = contracts.planned_services(
         region, name, aux["directory"]["domain"], tls=aux["directory"]["ldaps"]
     )
-    fingerprint = image_fingerprint(
-        config.data["image"], config.root / "image", PLANNED_PARENT_IMAGE
-    )
+    fingerprint = fingerprint_for(config)
     image = contracts.planned_image(
         config.data["image"]["os"], fingerprint, config.data["image"]["name"]
     )
@@ -82,7 +80,9 @@ def planned_context(config: Config) -> PlanContext:
         network=network,
         services=services,
         image=image,
-        scripts_prefix=f"deployments/{name}/scripts-planned",
+        # The cluster stage uploads node scripts at the bucket root (cluster/...), the
+        # prefix the node IAM policies grant; the plan shows the same URIs.
+        scripts_prefix="",
     )
 
 
@@ -95,20 +95,11 @@ def render_step(ctx: PlanContext) -> None:
     extra = "Placeholders (known after `invoke up`): " + ", ".join(rendered.placeholders)
     header = HEADER.format(source=config.deployment_file, name=config.name, extra=extra)
     ctx.write("cluster-config.yaml", dump_yaml(rendered.config, header))
-    ctx.image_config = render_image_config(
-        config.data,
-        ctx.network,
-        ctx.image.scripts_prefix,
-        ctx.image.fingerprint,
-        PLANNED_PARENT_IMAGE,
-        config.tags(),
-    )
-    header = HEADER.format(
-        source=config.deployment_file,
-        name=config.name,
-        extra=f"Image fingerprint: {ctx.image.fingerprint}",
-    )
-    ctx.write("image-config.yaml", dump_yaml(ctx.image_config, header))
+    # The image stage's own preparation, with the placeholder parent: the same
+    # fingerprint, upload prefix and build-image config as `invoke image.build`.
+    prepared = prepare_image(config, ctx.network, PLANNED_PARENT_IMAGE)
+    ctx.image_config = prepared.config
+    ctx.files.append(prepared.config_path)
 
 
 STEPS: list[PlanStep] = [
