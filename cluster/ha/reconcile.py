@@ -328,13 +328,44 @@ def slurmctld_pid(settings: Settings) -> int | None:
     return pid if comm == "slurmctld" else None
 
 
+def ping(settings: Settings) -> list[tuple[str, str]]:
+    """(host, UP|DOWN) for every configured controller, in list order."""
+    result = run([settings.tool("scontrol"), "ping"], timeout=30)
+    return [(m["host"], m["state"]) for m in PING_LINE.finditer(result.stdout)]
+
+
 def in_control(settings: Settings) -> bool:
     """The first controller that answers, in list order, is the one in charge."""
-    result = run([settings.tool("scontrol"), "ping"], timeout=30)
-    for match in PING_LINE.finditer(result.stdout):
-        if match["state"] == "UP":
-            return match["host"] == settings.hostname
+    for host, state in ping(settings):
+        if state == "UP":
+            return host == settings.hostname
     return False
+
+
+def process_age(pid: int) -> float:
+    """Seconds since the process started (from /proc, boot-relative: no clock skew)."""
+    try:
+        start_ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def hung(settings: Settings, pid: int) -> bool:
+    """The process lives but its controller does not answer, twice, SlurmctldTimeout apart.
+
+    Seen with Slurm 22.05: a backup that hands control back to the returning primary can
+    stay stuck in "Saving all slurm state"; it then never takes over again.
+    """
+    if process_age(pid) < 2 * settings.timeout:
+        return False
+    for attempt in range(2):
+        if (settings.hostname, "DOWN") not in ping(settings):
+            return False
+        if attempt == 0:
+            time.sleep(settings.timeout)
+    return True
 
 
 def stop_local(settings: Settings, pid: int, grace: float = 20.0) -> None:
@@ -349,14 +380,17 @@ def stop_local(settings: Settings, pid: int, grace: float = 20.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def start_local(settings: Settings, restart: bool) -> None:
+def start_local(settings: Settings, restart: bool, grace: float = 20.0) -> None:
+    pid = slurmctld_pid(settings)
+    if restart and pid is not None and grace < 20.0:
+        stop_local(settings, pid, grace)  # hung: do not wait for systemd's long stop
     if settings.init == "systemd":
         verb = "restart" if restart else "start"
         result = run(["systemctl", verb, settings.slurmctld_unit], timeout=120)
     else:
         pid = slurmctld_pid(settings)
         if restart and pid is not None:
-            stop_local(settings, pid)
+            stop_local(settings, pid, grace)
         result = run([settings.tool("slurmctld")], timeout=60)
     if result.returncode != 0:
         raise ReconcileError(f"slurmctld did not start on {settings.hostname}: {result.stderr}")
@@ -379,6 +413,10 @@ def apply_locally(settings: Settings, list_changed: bool) -> str:
     elif pid is None:
         start_local(settings, restart=False)
         action = "started"
+    elif hung(settings, pid):
+        log.warning("slurmctld %d runs but does not answer: restarting it", pid)
+        start_local(settings, restart=True, grace=5.0)
+        action = "restarted-hung"
     elif applied[:1] == [gen] or (not applied and not list_changed):
         action = "unchanged"
     elif applied[2:3] == [str(index)] and in_control(settings):

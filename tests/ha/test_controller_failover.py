@@ -148,12 +148,15 @@ def test_failover_keeps_running_job_and_accepts_new_ones(ha_cluster: Cluster) ->
 
 
 def test_control_returns_to_the_head(ha_cluster: Cluster) -> None:
+    primary_runs = log_text(ha_cluster, "head").count("Running as primary controller")
     assert ha_cluster.reconcile("head").strip() == "started"  # the timer restarts it
-    # The returning primary asks the backup in charge for control (REQUEST_CONTROL).
+    # The returning primary asks the backup in charge for control (REQUEST_CONTROL) and
+    # runs as primary once the backup has saved its state.
     wait_for(
-        "login1 to hand control back",
-        lambda: "REQUEST_CONTROL" in log_text(ha_cluster, "login1").split("taking over")[-1],
+        "the head to run as primary again",
+        lambda: log_text(ha_cluster, "head").count("Running as primary controller") > primary_runs,
     )
+    assert "REQUEST_CONTROL" in log_text(ha_cluster, "login1").split("taking over")[-1]
     # With both backups gone, only the head can accept and run this job.
     ha_cluster.kill9("login1")
     ha_cluster.kill9("login2")
@@ -174,8 +177,12 @@ def test_vanished_login_node_is_removed(ha_cluster: Cluster) -> None:
     # The remaining controllers keep working: login1 takes over from a dead head.
     ha_cluster.kill9("head")
     wait_completed(ha_cluster, submit(ha_cluster, "true"))
+    primary_runs = log_text(ha_cluster, "head").count("Running as primary controller")
     assert ha_cluster.reconcile("head").strip() == "started"
-    wait_for("head back", lambda: ping(ha_cluster) == [("head", "UP"), ("login1", "UP")])
+    wait_for(
+        "the head to run as primary again",
+        lambda: log_text(ha_cluster, "head").count("Running as primary controller") > primary_runs,
+    )
 
 
 def test_new_login_node_is_added(ha_cluster: Cluster) -> None:

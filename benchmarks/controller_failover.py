@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Kill-and-takeover rounds on real Slurm in network namespaces; prints takeover times and
+jobs lost.
+
+    sudo .venv/bin/python benchmarks/controller_failover.py [--rounds 5] [--timeout N]
+
+Hosts head, login1 and compute1 (tests/ha/harness.py: 10.77.7.0/24, bridge pwbha0) are
+set up from a ParallelCluster-shaped slurm.conf by cluster/ha/controller-ha.sh, with
+SlurmctldTimeout = --timeout (default: cluster.ha.slurmctld_timeout in
+cluster/cluster.yaml). Each round:
+
+  1. a job is started and left running for --run-before seconds (longer than slurmctld's
+     5-s state-save coalescing, SAVE_MAX_WAIT);
+  2. during the last --burst seconds before the kill, one held job is submitted every
+     --every seconds ("accepted in the last seconds");
+  3. `kill -9` of the head's slurmctld; `sbatch` from login1 is retried until accepted
+     (client-visible takeover) and the backup's log gives the moment it took over;
+  4. the running job must finish COMPLETED; each burst job must still exist under its
+     own name (a lost job's id is reused, so the id alone proves nothing);
+  5. the head's slurmctld is restarted by the reconciler and takes control back.
+
+Figures only; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "ha"))
+
+import harness  # noqa: E402
+
+
+def configured_timeout() -> int:
+    text = (REPO / "cluster" / "cluster.yaml").read_text()
+    match = re.search(r"^\s+slurmctld_timeout:\s*(\d+)", text, re.MULTILINE)
+    if not match:
+        raise SystemExit("cluster.ha.slurmctld_timeout not found in cluster/cluster.yaml")
+    return int(match[1])
+
+
+def job_field(cluster: harness.Cluster, job_id: str, field: str) -> str:
+    out = cluster.hosts["login1"].run(["scontrol", "-o", "show", "job", job_id], check=False)
+    match = re.search(rf"\b{field}=(\S+)", out)
+    return match[1] if match else ""
+
+
+def submit(cluster: harness.Cluster, *args: str) -> str:
+    out = cluster.hosts["login1"].run(["sbatch", "--parsable", *args], timeout=120)
+    return out.strip().split(";")[0]
+
+
+def wait(what: str, check, timeout: float = 90) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def takeover_logged_at(cluster: harness.Cluster, after: float) -> float | None:
+    """Wall-clock time of the backup's 'taking over' line that follows `after`."""
+    text = (cluster.base / "hosts" / "login1" / "slurmctld.log").read_text(errors="replace")
+    for line in text.splitlines():
+        if "taking over" in line:
+            stamp = datetime.fromisoformat(line[1:24]).timestamp()
+            if stamp >= after - 0.5:
+                return stamp
+    return None
+
+
+def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) -> dict:
+    running = submit(
+        cluster,
+        "--job-name",
+        f"run-{index}",
+        "--wrap",
+        f"sleep {args.run_before + args.timeout + 6}",
+    )
+    wait("running job to start", lambda: job_field(cluster, running, "JobState") == "RUNNING")
+    started = time.time()
+    kill_at = started + args.run_before
+    burst: list[tuple[str, str, float]] = []
+    next_submit = kill_at - args.burst
+    while time.time() < kill_at:
+        if time.time() >= next_submit:
+            name = f"burst-{index}-{len(burst)}"
+            burst.append(
+                (submit(cluster, "--hold", "--job-name", name, "--wrap", "true"), name, time.time())
+            )
+            next_submit += args.every
+        time.sleep(0.01)
+    killed = time.time()
+    cluster.kill9("head")
+    accepted = None
+    while accepted is None and time.time() - killed < 120:
+        try:  # sbatch retries by itself, but gives up after a while: so do it again
+            submit(cluster, "--hold", "--job-name", f"after-{index}", "--wrap", "true")
+            accepted = time.time()
+        except RuntimeError as exc:
+            print(f"  sbatch gave up after {time.time() - killed:.1f} s: {exc}", flush=True)
+    if accepted is None:
+        raise SystemExit("no backup took over within 120 s")
+    logged = takeover_logged_at(cluster, killed)
+    wait(
+        "running job to end",
+        lambda: (
+            job_field(cluster, running, "JobState")
+            not in {"RUNNING", "PENDING", "COMPLETING", "CONFIGURING"}
+        ),
+        timeout=120,
+    )
+    running_lost = int(job_field(cluster, running, "JobState") != "COMPLETED")
+    lost_ages = [
+        killed - at for job_id, name, at in burst if job_field(cluster, job_id, "JobName") != name
+    ]
+    cluster.hosts["login1"].run(["scancel", "--user", "root", "--state", "PENDING"], check=False)
+    head_log = cluster.base / "hosts" / "head" / "slurmctld.log"
+    primary_runs = head_log.read_text(errors="replace").count("Running as primary controller")
+    restarted = time.time()
+    cluster.reconcile("head")  # restarts the head's slurmctld, which takes control back
+    wait(
+        "control back on the head",
+        lambda: (
+            head_log.read_text(errors="replace").count("Running as primary controller")
+            > primary_runs
+        ),
+        timeout=120,
+    )
+    failback = time.time() - restarted
+    # The backup's own timer: restarts it if it hung while handing control back.
+    backup_action = cluster.reconcile("login1").strip()
+    cluster.hosts["head"].run(
+        ["scontrol", "update", "nodename=compute1", "state=resume"], check=False
+    )
+    return {
+        "client": accepted - killed,
+        "failback": failback,
+        "backup_action": backup_action,
+        "logged": (logged - killed) if logged else None,
+        "running_lost": running_lost,
+        "burst": len(burst),
+        "burst_lost": len(lost_ages),
+        "lost_ages": lost_ages,
+        "newest_kept": min(
+            (
+                killed - at
+                for job_id, name, at in burst
+                if job_field(cluster, job_id, "JobName") == name
+            ),
+            default=None,
+        ),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=5, help="kill-and-takeover rounds")
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        help="SlurmctldTimeout (default: cluster.ha.slurmctld_timeout)",
+    )
+    parser.add_argument(
+        "--run-before", type=float, default=8.0, help="seconds the running job runs before the kill"
+    )
+    parser.add_argument(
+        "--burst",
+        type=float,
+        default=6.0,
+        help="submit held jobs during this many seconds before the kill",
+    )
+    parser.add_argument("--every", type=float, default=0.5, help="seconds between burst jobs")
+    args = parser.parse_args()
+    args.timeout = args.timeout or configured_timeout()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up when killed
+    reason = harness.unavailable_reason()
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return 2
+    cluster = harness.Cluster()
+    rounds = []
+    try:
+        cluster.start(("head", "login1", "compute1"))
+        cluster.start_slurmctld("head")
+        cluster.start_slurmd("compute1")
+        cluster.controller_ha("head", "head", timeout=args.timeout)
+        cluster.controller_ha("login1", "login", timeout=args.timeout)
+        for _ in range(3):
+            cluster.reconcile("head")
+            cluster.reconcile("login1")
+        for index in range(args.rounds):
+            try:
+                result = run_round(cluster, index, args)
+            except (TimeoutError, SystemExit) as exc:
+                print(f"round {index + 1} failed: {exc}", flush=True)
+                for name in ("head", "login1"):
+                    log = cluster.base / "hosts" / name / "slurmctld.log"
+                    tail = log.read_text(errors="replace").splitlines()[-12:]
+                    print(f"--- {name} slurmctld.log\n" + "\n".join(tail), flush=True)
+                break
+            rounds.append(result)
+            logged = result["logged"]
+            print(
+                f"round {index + 1}: takeover {result['client']:.2f} s (client), "
+                f"{logged:.2f} s (backup log); running lost {result['running_lost']}; "
+                f"burst lost {result['burst_lost']}/{result['burst']} "
+                f"(ages at kill: {', '.join(f'{a:.1f}' for a in result['lost_ages'])}); "
+                f"failback {result['failback']:.2f} s, backup {result['backup_action']}",
+                flush=True,
+            )
+    finally:
+        cluster.close()
+    if not rounds:
+        print("no round completed")
+        return 1
+    client = [r["client"] for r in rounds]
+    logged = [r["logged"] for r in rounds if r["logged"] is not None]
+    lost_ages = [a for r in rounds for a in r["lost_ages"]]
+    print(
+        f"\nSlurmctldTimeout={args.timeout}, {len(rounds)} rounds, Slurm "
+        f"{harness._run(['slurmctld', '-V']).strip()}"
+    )
+    print(
+        f"takeover (kill -9 -> sbatch accepted): median {statistics.median(client):.2f} s, "
+        f"max {max(client):.2f} s"
+    )
+    if logged:
+        print(
+            f"takeover (kill -9 -> backup 'taking over'): median "
+            f"{statistics.median(logged):.2f} s, max {max(logged):.2f} s"
+        )
+    failback = [r["failback"] for r in rounds]
+    print(
+        f"failback (head restarted -> head primary again): median "
+        f"{statistics.median(failback):.2f} s, max {max(failback):.2f} s; backups found hung "
+        f"and restarted: {sum(r['backup_action'] == 'restarted-hung' for r in rounds)}"
+    )
+    print(
+        f"jobs lost, running at the kill: {sum(r['running_lost'] for r in rounds)} of {len(rounds)}"
+    )
+    print(
+        f"jobs lost, accepted in the last {args.burst:.0f} s: {len(lost_ages)} of "
+        f"{sum(r['burst'] for r in rounds)}; oldest lost was accepted "
+        f"{max(lost_ages, default=0):.1f} s before the kill"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
