@@ -15,8 +15,9 @@ import pytest
 
 from pwbcluster.config import Config, load_config
 from pwbcluster.pcluster import offline, patch
+from pwbcluster.pcluster.plan_step import pcluster_step
 from pwbcluster.pcluster.venv import PCLUSTER_PACKAGE, ensure_venv
-from pwbcluster.plan import planned_context
+from pwbcluster.plan import PlanContext, make_plan, planned_context, render_step
 from pwbcluster.render.cluster_config import LB_CERTIFICATE_TAG, LB_PORTS_TAG, render_cluster_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,18 +94,20 @@ def load(files: list[Path], name: str) -> Synthesised:
     return Synthesised(root, nested, files)
 
 
-VARIANTS = ("example", "tls", "noports")
+@pytest.fixture(scope="session")
+def planned(pcluster_site: Path, example: Config) -> PlanContext:
+    """`invoke plan`'s render and pcluster steps on the example, as a user runs them."""
+    return make_plan(example, steps=[("render", render_step), ("pcluster", pcluster_step)])
 
 
 @pytest.fixture(scope="session")
 def synthesised(
-    pcluster_site: Path, example: Config, tmp_path_factory: pytest.TempPathFactory
+    planned: PlanContext, example: Config, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Synthesised]:
-    """The example (8787), with TLS (443 -> 8787), and without the ports tag, patched."""
+    """The example as planned (8787), with TLS (443 -> 8787), and without the ports tag."""
     out = tmp_path_factory.mktemp("cfn")
-    public = list(planned_context(example).network.public_subnet_ids)
+    public = list(planned.network.public_subnet_ids)
     configs = {
-        "example": render(example),
         "tls": render(example, tls_certificate_arn=CERTIFICATE),
         "noports": without_tags(render(example), LB_PORTS_TAG, LB_CERTIFICATE_TAG),
     }
@@ -114,7 +117,10 @@ def synthesised(
     ]
     results = offline.run_jobs(jobs, example.region)
     offline.raise_for(results)
-    return {v: load(r.files, "pwbtest") for v, r in zip(configs, results, strict=True)}
+    found = {v: load(r.files, "pwbtest") for v, r in zip(configs, results, strict=True)}
+    templates = sorted((example.build_dir / "cloudformation").glob(f"{example.name}*.json"))
+    found["example"] = load(templates, example.name)
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pwbcluster.config import Config, load_config
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import offline
 from pwbcluster.pcluster.plan_step import override_key, pcluster_step
-from pwbcluster.plan import make_plan, render_step
+from pwbcluster.plan import PlanContext, make_plan, render_step
 
 from .conftest import render
 
@@ -71,23 +71,20 @@ def test_override_key_follows_the_deepest_overridden_key() -> None:
 
 
 def test_the_plan_step_writes_linted_templates_and_reuses_them(
-    pcluster_site: Path, project_root: Path
+    planned: PlanContext, example: Config
 ) -> None:
-    config = load_config(project_root / "config" / "example.yaml", root=project_root)
-    steps = [("render", render_step), ("pcluster", pcluster_step)]
-    ctx = make_plan(config, steps=steps)
-    out = config.build_dir / "cloudformation"
+    out = example.build_dir / "cloudformation"
     names = {p.name for p in out.glob("*.json")}
     assert {"example.json", "example-LoginNodes.json", "build-image.json"} <= names
-    assert any(n.startswith("cfn-lint: 0 error(s)") for n in ctx.notes), ctx.notes
+    assert any(n.startswith("cfn-lint: 0 error(s)") for n in planned.notes), planned.notes
     image = json.loads((out / "build-image.json").read_text())
     assert "AWS::ImageBuilder::Image" in {r["Type"] for r in image["Resources"].values()}
     shown = json.loads((out / "placeholders.json").read_text())
     assert "subnet-planned0000000001" in shown.values()
     assert "subnet-planned0000000001" not in (out / "example-LoginNodes.json").read_text()
-    assert {"pcluster.validate+synthesise", "pcluster.cfn-lint"} <= set(ctx.timings)
+    assert {"pcluster.validate+synthesise", "pcluster.cfn-lint"} <= set(planned.timings)
 
-    again = make_plan(config, steps=steps)
+    again = make_plan(example, steps=[("render", render_step), ("pcluster", pcluster_step)])
     assert any("inputs unchanged" in n for n in again.notes)
     assert "pcluster.validate+synthesise" not in again.timings
 
