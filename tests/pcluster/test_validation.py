@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from pwbcluster.config import Config, load_config
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import offline
 from pwbcluster.pcluster.plan_step import override_key, pcluster_step
-from pwbcluster.plan import PlanContext, make_plan, render_step
+from pwbcluster.plan import PlanContext, make_plan, planned_context, render_step
+from pwbcluster.render.cluster_config import render_cluster_config, trace
 
 from .conftest import render
 
@@ -145,3 +147,23 @@ def test_validation_against_a_moto_server_with_its_own_ids(
     # ids that exist are used as they are; only what is missing gets a stand-in
     assert not set(real.values()) & set(result.mapping)
     assert "ami-planned0000000001" in result.mapping
+
+
+def test_a_validator_finding_is_traced_to_the_resource_and_the_deployment_key(
+    pcluster_site: Path, example: Config
+) -> None:
+    ctx = planned_context(example)
+    rendered = render_cluster_config(
+        example.data, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, example.tags()
+    )
+    config = copy.deepcopy(rendered.config)
+    resource = config["Scheduling"]["SlurmQueues"][1]["ComputeResources"][0]
+    resource["MinCount"], resource["MaxCount"] = 3, 1
+    result = offline.validate_cluster(
+        config, "pwbtrace", example.region, public_subnets=ctx.network.public_subnet_ids
+    )
+    (failure,) = [f for f in result.errors if f.validator == "ComputeResourceSizeValidator"]
+    assert failure.path == ("Scheduling", "SlurmQueues", 1)  # pcluster checks it per queue
+    key = trace(rendered.source_map, failure.path)
+    assert key == ("cluster", "queues", 1)
+    assert example.describe(key).endswith(" cluster.queues[1]")
