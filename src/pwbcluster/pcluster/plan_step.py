@@ -27,7 +27,7 @@ from ..errors import PclusterError
 from ..render.cluster_config import trace
 from . import lint, offline
 from .patch import ensure_patched, find_patches
-from .venv import PCLUSTER_VERSION
+from .venv import REQUIREMENTS
 
 if TYPE_CHECKING:
     from ..plan import PlanContext
@@ -75,7 +75,7 @@ def describe_failure(ctx: PlanContext, result: offline.JobResult, failure: offli
 
 def _inputs_key(jobs: Sequence[offline.Job]) -> str:
     digest = hashlib.sha256()
-    digest.update(PCLUSTER_VERSION.encode())
+    digest.update("\n".join(REQUIREMENTS).encode())
     digest.update(json.dumps([job.request() for job in jobs], sort_keys=True).encode())
     here = Path(__file__).parent
     for source in [*sorted(here.glob("worker*.py")), here / "lint.py"]:
