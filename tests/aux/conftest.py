@@ -84,10 +84,15 @@ def base_config() -> Config:
     return load_config(EXAMPLE)
 
 
+# A licence secret the user created themselves (the toolkit never creates it).
+LICENCE_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pwb-licence-AbCdEf"
+
+
 def _all_databases(data: dict[str, Any]) -> None:
     data["aux"]["databases"]["audit"]["enabled"] = True
     data["aux"]["databases"]["slurm_accounting"]["enabled"] = True
     data["aux"]["databases"]["workbench"]["multi_az"] = True
+    data["cluster"]["workbench"]["license_secret_arn"] = LICENCE_ARN
 
 
 def _managed_ad(data: dict[str, Any]) -> None:

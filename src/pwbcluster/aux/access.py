@@ -22,6 +22,19 @@ from .args import CLUSTER_SCRIPTS_PREFIX
 from .policies import node_policy_document
 
 ROLES = ("head-node", "login-node", "compute-node")
+# A login node finds its pool's load balancer (for Workbench's session callback address).
+# These Describe calls support no resource-level permissions, hence "*"; they read only.
+LOGIN_NODE_EXTRA = (
+    {
+        "Sid": "FindLoginLoadBalancer",
+        "Effect": "Allow",
+        "Action": [
+            "elasticloadbalancing:DescribeLoadBalancers",
+            "elasticloadbalancing:DescribeTags",
+        ],
+        "Resource": "*",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +96,10 @@ class NodePolicies(pulumi.ComponentResource):
                 name=f"pwbcluster-{args.deployment}-{role}",
                 description=f"{role}: read cluster scripts and exactly its own secrets",
                 policy=node_policy_document(
-                    args.bucket_arn, CLUSTER_SCRIPTS_PREFIX, list(args.secrets.get(role, ()))
+                    args.bucket_arn,
+                    CLUSTER_SCRIPTS_PREFIX,
+                    list(args.secrets.get(role, ())),
+                    LOGIN_NODE_EXTRA if role == "login-node" else (),
                 ),
                 tags={**dict(args.tags), "Name": f"{args.deployment}-{role}"},
                 opts=pulumi.ResourceOptions(parent=self),

@@ -129,6 +129,9 @@ class ServicesArgs:
     audit_db: DatabaseArgs | None = None
     slurm_accounting_db: DatabaseArgs | None = None
     jump_host: JumpHostArgs | None = None
+    # The user's Workbench licence secret (cluster.workbench.license_secret_arn): the
+    # toolkit never creates it, but login and head nodes must be allowed to read it.
+    license_secret_arn: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -177,6 +180,7 @@ def services_args(data: Mapping[str, Any], tags: Mapping[str, str], network: Any
         deployment=name,
         region=dep["region"],
         tags=tags,
+        license_secret_arn=data["cluster"]["workbench"].get("license_secret_arn") or None,
         vpc_id=network.vpc_id,
         vpc_cidr=network.vpc_cidr,
         private_subnet_ids=private,

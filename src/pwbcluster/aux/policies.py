@@ -45,8 +45,12 @@ def node_policy_document(
     bucket_arn: pulumi.Input[str] | None,
     prefix: str | None,
     secret_arns: Sequence[pulumi.Input[str]] = (),
+    extra_statements: Sequence[dict[str, Any]] = (),
 ) -> pulumi.Output[str]:
-    """JSON policy: read ``prefix`` of the bucket (if given) and exactly ``secret_arns``."""
+    """JSON policy: read ``prefix`` of the bucket (if given) and exactly ``secret_arns``.
+
+    ``extra_statements`` are static statements appended as they are (read-only calls).
+    """
 
     def render(values: list[Any]) -> str:
         bucket, *secrets = values
@@ -55,6 +59,7 @@ def node_policy_document(
             statements.extend(scripts_read_statements(bucket, prefix))
         if secrets:
             statements.append(secrets_read_statement(secrets))
+        statements.extend(extra_statements)
         return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
     return pulumi.Output.all(bucket_arn, *secret_arns).apply(render)

@@ -127,9 +127,11 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
     workbench = database(args.workbench_db)
     audit = database(args.audit_db) if args.audit_db else None
     slurm = database(args.slurm_accounting_db) if args.slurm_accounting_db else None
-    workbench_secrets = [cookie.arn, workbench.password_secret.arn]
+    workbench_secrets: list[Any] = [cookie.arn, workbench.password_secret.arn]
     if audit is not None:
         workbench_secrets.append(audit.password_secret.arn)
+    if args.license_secret_arn:
+        workbench_secrets.append(args.license_secret_arn)
     policies = NodePolicies(
         f"{name}-nodes",
         NodePoliciesArgs(
@@ -164,7 +166,7 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
         "audit_db": endpoint(audit, args.audit_db),
         "slurm_accounting_db": endpoint(slurm, args.slurm_accounting_db),
         "cookie_key_secret_arn": cookie.arn,
-        "license_secret_arn": None,
+        "license_secret_arn": args.license_secret_arn,
         "users_password_secret_arn": users.arn,
         "head_node_policy_arn": policies.arns["head-node"],
         "login_node_policy_arn": policies.arns["login-node"],

@@ -14,7 +14,13 @@ from .runner import StageContext
 
 
 def inputs(ctx: StageContext) -> Any:
-    return section_inputs(ctx, "aux.directory", "aux.databases", "aux.jump_host")
+    return section_inputs(
+        ctx,
+        "aux.directory",
+        "aux.databases",
+        "aux.jump_host",
+        "cluster.workbench.license_secret_arn",
+    )
 
 
 def run(ctx: StageContext) -> Any:
