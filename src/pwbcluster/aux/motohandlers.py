@@ -43,7 +43,15 @@ def _ec2_tag(m: MotoMocks, rid: str, inputs: dict[str, Any]) -> None:
 
 
 def _vpc(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    vpc = m.c("ec2").create_vpc(CidrBlock=i["cidrBlock"])["Vpc"]
+    ec2 = m.c("ec2")
+    vpc = ec2.create_vpc(CidrBlock=i["cidrBlock"])["Vpc"]
+    # DNS attributes take one call each in EC2's API; ParallelCluster checks both.
+    for attribute, key in (
+        ("EnableDnsSupport", "enableDnsSupport"),
+        ("EnableDnsHostnames", "enableDnsHostnames"),
+    ):
+        if i.get(key):
+            ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], **{attribute: {"Value": True}})
     _ec2_tag(m, vpc["VpcId"], i)
     m.undo(name, "ec2", "delete_vpc", VpcId=vpc["VpcId"])
     return vpc["VpcId"], {"cidrBlock": vpc["CidrBlock"]}

@@ -185,6 +185,7 @@ def _run_sandbox(ctx: StageContext, prepared: Prepared, network: NetworkOutputs)
         build / "cluster-cloudformation",
         endpoint_url=endpoint,
         public_subnets=network.public_subnet_ids,
+        suppress=(*offline.SUPPRESSED_VALIDATORS, *offline.SANDBOX_SUPPRESSED_VALIDATORS),
     )
     offline.raise_for([result])
     keys = upload(prepared.objects, network.bucket_name, endpoint)

@@ -32,10 +32,6 @@ from .runner import StageContext
 
 log = logging.getLogger(__name__)
 
-# Switched off only for the sandbox stand-in parent: moto's RegisterImage drops the
-# Architecture it is given, so pcluster reads None (AWS images always carry one).
-SANDBOX_SUPPRESSED = {"InstanceTypeBaseAMICompatibleValidator": "moto drops the AMI architecture"}
-
 
 def inputs(ctx: StageContext) -> Any:
     out = section_inputs(ctx, "image")
@@ -129,7 +125,7 @@ def _run_sandbox(
         ctx.config.region,
         endpoint_url=ctx.extra["aws_endpoint_url"],
         standins=False,
-        suppress=(*offline.SUPPRESSED_VALIDATORS, *SANDBOX_SUPPRESSED),
+        suppress=(*offline.SUPPRESSED_VALIDATORS, *offline.SANDBOX_SUPPRESSED_VALIDATORS),
     )
     offline.raise_for([result])
     report = bundle.upload_bundle(s3, prepared.bundle)
