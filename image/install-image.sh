@@ -3,13 +3,15 @@
 #
 # Reads the versions and download locations from an env file that the image stage
 # writes (KEY=VALUE lines; parsed, never sourced or evaluated), then runs the
-# component scripts beside it in order: Workbench, R, Python, Quarto, Apptainer,
-# GPU stack. Nothing is installed at node boot afterwards. Safe to re-run: every
-# component skips what is already in place.
+# component scripts beside it in order: Workbench, R, Python, Jupyter (in the default
+# Python), Quarto, Apptainer, GPU stack, then a check that the image carries what the
+# node scripts use. Nothing is installed at node boot afterwards. Safe to re-run:
+# every component skips what is already in place.
 #
 # Usage: install-image.sh --env-file image.env [--only COMPONENT]
 #   --env-file  the env file written by the image stage
-#   --only      run one component (workbench, r, python, quarto, apptainer, gpu)
+#   --only      run one component (workbench, r, python, jupyter, quarto, apptainer,
+#               gpu, verify)
 # Needs: root, bash, and what each component script lists.
 
 set -o errexit -o nounset -o pipefail
@@ -20,12 +22,13 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=SCRIPTDIR/common.sh
 source "${HERE}/common.sh"
 
-COMPONENTS=(workbench r python quarto apptainer gpu)
+COMPONENTS=(workbench r python jupyter quarto apptainer gpu verify)
 REQUIRED_KEYS=(
   POSIT_OS UBUNTU_CODENAME NVIDIA_REPO_OS
   WORKBENCH_VERSION WORKBENCH_URL_BASE
   R_VERSIONS R_DEFAULT R_URL_BASE
   PYTHON_VERSIONS PYTHON_DEFAULT PYTHON_URL_BASE
+  JUPYTERLAB_VERSION PWB_JUPYTERLAB_VERSION
   QUARTO_VERSION QUARTO_URL_BASE
   APPTAINER_VERSION APPTAINER_URL_BASE
   GPU_ENABLED CUDA_VERSION CUDA_REPO_BASE
@@ -69,6 +72,11 @@ run_component() {
       argv=(install-python.sh --versions "${ENV[PYTHON_VERSIONS]}"
         --default "${ENV[PYTHON_DEFAULT]}" --os "${ENV[POSIT_OS]}"
         --url-base "${ENV[PYTHON_URL_BASE]}") ;;
+    jupyter)
+      argv=(install-jupyter.sh --python "${ENV[PYTHON_DEFAULT]}"
+        --jupyterlab-version "${ENV[JUPYTERLAB_VERSION]}"
+        --extension-version "${ENV[PWB_JUPYTERLAB_VERSION]}"
+        --index-url "$(env_or_empty PYPI_INDEX_URL)") ;;
     quarto)
       argv=(install-quarto.sh --version "${ENV[QUARTO_VERSION]}"
         --url-base "${ENV[QUARTO_URL_BASE]}") ;;
@@ -79,6 +87,9 @@ run_component() {
       argv=(install-gpu.sh --enabled "${ENV[GPU_ENABLED]}" --cuda-version "${ENV[CUDA_VERSION]}"
         --repo-os "${ENV[NVIDIA_REPO_OS]}" --repo-base "${ENV[CUDA_REPO_BASE]}"
         --keyring-sha256 "$(env_or_empty CUDA_KEYRING_SHA256)") ;;
+    verify)
+      argv=(verify-image.sh --r-versions "${ENV[R_VERSIONS]}"
+        --python-versions "${ENV[PYTHON_VERSIONS]}" --python-default "${ENV[PYTHON_DEFAULT]}") ;;
     *) die "unknown component '${name}': expected one of ${COMPONENTS[*]}" ;;
   esac
   started="${SECONDS}"

@@ -30,6 +30,37 @@ if [[ -f "${FAKE_WWW}/${name}" ]]; then cp "${FAKE_WWW}/${name}" "${out}"; exit 
 if [[ -f "${FAKE_WWW}/.strict" ]]; then echo "curl: (22) 404 ${url}" >&2; exit 22; fi
 printf "fake package from %s\n" "${url}" >"${out}"'
 
+  # The python3 of a fake Posit Python: `-m pip list --format=freeze` and
+  # `-m pip install name==version...` against a file beside bin/; pip calls are
+  # recorded in $FAKE_PIP_CALLS; with $FAKE_WWW/.strict, a version 9.x is "not on PyPI".
+  export FAKE_PYTHON="${BATS_TEST_TMPDIR}/fake-python3"
+  export FAKE_PIP_CALLS="${BATS_TEST_TMPDIR}/calls/pip"
+  cat >"${FAKE_PYTHON}" <<'PY'
+#!/usr/bin/env bash
+bin="$(cd "$(dirname "$0")" && pwd)"
+state="${bin}/../.fake-site-packages"
+[[ "$1 $2" == "-m pip" ]] || exit 0
+shift 2
+printf '%s\n' "$*" >>"${FAKE_PIP_CALLS}"
+case "$1" in
+  list) [[ -f "${state}" ]] && cat "${state}"; exit 0 ;;
+  install)
+    for arg in "$@"; do
+      [[ "${arg}" == *==* ]] || continue
+      if [[ -f "${FAKE_WWW}/.strict" && "${arg#*==}" == 9.* ]]; then
+        echo "ERROR: No matching distribution found for ${arg}" >&2; exit 1
+      fi
+    done
+    for arg in "$@"; do
+      [[ "${arg}" == *==* ]] || continue
+      name="${arg%%==*}"; name="${name//_/-}"
+      { grep -v "^${name}==" "${state}" 2>/dev/null || true; echo "${name}==${arg#*==}"; } >"${state}.new"
+      mv "${state}.new" "${state}"
+    done
+    printf '#!/bin/sh\n' >"${bin}/jupyter"; chmod +x "${bin}/jupyter" ;;
+esac
+PY
+
   # apt-get install ./x.deb: "installs" what the named package would put on disk.
   stub apt-get '
 [[ "$1" == "-o" ]] && shift 2
@@ -48,18 +79,25 @@ for arg in "$@"; do
     python-*_1_amd64.deb)
       v="${base#python-}"; v="${v%_1_amd64.deb}"
       mkdir -p "${PWB_ROOT}/opt/python/${v}/bin"
-      for t in python3 pip3; do printf "#!/bin/sh\n" >"${PWB_ROOT}/opt/python/${v}/bin/${t}"; chmod +x "${PWB_ROOT}/opt/python/${v}/bin/${t}"; done ;;
+      cp "${FAKE_PYTHON}" "${PWB_ROOT}/opt/python/${v}/bin/python3"
+      printf "#!/bin/sh\n" >"${PWB_ROOT}/opt/python/${v}/bin/pip3"
+      chmod +x "${PWB_ROOT}/opt/python/${v}/bin/python3" "${PWB_ROOT}/opt/python/${v}/bin/pip3" ;;
     rstudio-workbench-*-amd64.deb)
       v="${base#rstudio-workbench-}"; v="${v%-amd64.deb}"
       v="${v%%-*}+${v#*-}"
       echo "${v}" >"${FAKE_DB}/rstudio-workbench"
       mkdir -p "${PWB_ROOT}/usr/lib/rstudio-server/bin"
-      printf "#!/bin/sh\n" >"${PWB_ROOT}/usr/lib/rstudio-server/bin/rsession"
-      chmod +x "${PWB_ROOT}/usr/lib/rstudio-server/bin/rsession"
+      for t in rsession rserver rstudio-launcher; do
+        printf "#!/bin/sh\n" >"${PWB_ROOT}/usr/lib/rstudio-server/bin/${t}"
+        chmod +x "${PWB_ROOT}/usr/lib/rstudio-server/bin/${t}"
+      done
       touch "${FAKE_UNITS}/rstudio-server" "${FAKE_UNITS}/rstudio-launcher" ;;
     apptainer_*_amd64.deb)
       v="${base#apptainer_}"; v="${v%_amd64.deb}"
-      echo "${v}" >"${FAKE_DB}/apptainer" ;;
+      echo "${v}" >"${FAKE_DB}/apptainer"
+      mkdir -p "${PWB_ROOT}/usr/bin"
+      printf "#!/bin/sh\n" >"${PWB_ROOT}/usr/bin/apptainer"
+      chmod +x "${PWB_ROOT}/usr/bin/apptainer" ;;
     *.deb) echo "1" >"${FAKE_DB}/${base%%_*}" ;;
     *) echo "1.0-1" >"${FAKE_DB}/${arg}" ;;
   esac
@@ -73,6 +111,10 @@ base="${2##*/}"; echo "1.1-1" >"${FAKE_DB}/${base%%_*}"'
 pkg="${!#}"
 [[ -f "${FAKE_DB}/${pkg}" ]] || { echo "dpkg-query: no packages found matching ${pkg}" >&2; exit 1; }
 echo "install ok installed $(cat "${FAKE_DB}/${pkg}")"'
+
+  # Parent-image tools the verify step looks for (the ParallelCluster AMI has them).
+  stub aws
+  stub openssl
 
   # systemctl: a unit is enabled and active while $FAKE_UNITS/<unit> exists.
   stub systemctl '
@@ -98,6 +140,17 @@ make_quarto_release() {
   chmod +x "${src}/bin/quarto"
   tar -czf "${FAKE_WWW}/quarto-${version}-linux-amd64.tar.gz" -C "${src%/*}" "quarto-${version}"
   (cd "${FAKE_WWW}" && sha256sum "quarto-${version}-linux-amd64.tar.gz" >"quarto-${version}-checksums.txt")
+}
+
+# minimal_path: a PATH with the stubs and only the basic tools the scripts use, so a
+# test can take a parent-image tool (aws, openssl) away whatever this machine has.
+minimal_path() {
+  local dir="${BATS_TEST_TMPDIR}/sys" tool
+  mkdir -p "${dir}"
+  for tool in bash env dirname awk grep cat mkdir ln readlink rm mktemp sha256sum sed cp mv chmod tr; do
+    ln -sf "$(command -v "${tool}")" "${dir}/${tool}"
+  done
+  printf '%s:%s' "${BATS_TEST_TMPDIR}/bin" "${dir}"
 }
 
 calls_count() {

@@ -123,6 +123,108 @@ setup() {
   [[ "$output" == *"[install-python] ERROR: bad Python version '3.12': expected x.y.z"* ]]
 }
 
+install_fake_python() {
+  bash "${IMAGE_DIR}/install-python.sh" --versions "$1" --default "${1%% *}" --os ubuntu-2204 2>/dev/null
+}
+
+@test "jupyter: pins JupyterLab and Posit's extension into the default Python, once" {
+  install_fake_python "3.12.11 3.11.13"
+  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"jupyter-exe for Workbench: /opt/python/3.12.11/bin/jupyter"* ]]
+  run stub_calls pip
+  [[ "$output" == *"install --no-input --no-cache-dir --disable-pip-version-check --timeout 60 --retries 5 jupyterlab==4.6.6 pwb_jupyterlab==1.2.2"* ]]
+  [ -x "${PWB_ROOT}/opt/python/3.12.11/bin/jupyter" ]
+  [ ! -e "${PWB_ROOT}/opt/python/3.11.13/bin/jupyter" ]
+  before="$(tree_snapshot)"
+  rm -f "${BATS_TEST_TMPDIR}/calls/"*
+  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"already installed"* ]]
+  run grep -c '^install' "${FAKE_PIP_CALLS}"
+  [ "$output" = "0" ]
+  [ "$(tree_snapshot)" = "${before}" ]
+}
+
+@test "jupyter: a new pin reinstalls; an index URL is passed to pip" {
+  install_fake_python "3.12.11"
+  bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2
+  rm -f "${BATS_TEST_TMPDIR}/calls/"*
+  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.5 \
+    --extension-version 1.2.2 --index-url https://pypi.example.invalid/simple
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"installed jupyterlab==4.6.5"* ]]
+  run stub_calls pip
+  [[ "$output" == *"--index-url https://pypi.example.invalid/simple jupyterlab==4.6.5 pwb_jupyterlab==1.2.2"* ]]
+  run grep -c '^jupyterlab==4.6.5$' "${PWB_ROOT}/opt/python/3.12.11/.fake-site-packages"
+  [ "$output" = "1" ]
+}
+
+@test "jupyter: bad versions, a missing Python and an unpublished version fail clearly" {
+  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 3.6.8 --extension-version 1.2.2
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"[install-jupyter] ERROR: bad JupyterLab version '3.6.8': expected 4.x.y"* ]]
+  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version latest
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"bad pwb_jupyterlab version 'latest'"* ]]
+  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"Python 3.12.11 is not installed"* ]]
+  [ ! -s "${FAKE_PIP_CALLS}" ]
+  install_fake_python "3.12.11"
+  touch "${FAKE_WWW}/.strict"
+  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 9.9.9
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"pip could not install jupyterlab==4.6.6 pwb_jupyterlab==9.9.9"* ]]
+  [ ! -e "${PWB_ROOT}/opt/python/3.12.11/bin/jupyter" ]
+}
+
+verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3.12.11)
+
+@test "verify: lists every gap at once and fails the build" {
+  run bash "${IMAGE_DIR}/verify-image.sh" "${verify_args[@]}"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"R 4.5.3: /opt/R/4.5.3/bin/R missing"* ]]
+  [[ "$output" == *"jupyter: /opt/python/3.12.11/bin/jupyter missing"* ]]
+  [[ "$output" == *"Workbench: /usr/lib/rstudio-server/bin/rserver missing"* ]]
+  [[ "$output" == *"apptainer: /usr/bin/apptainer missing"* ]]
+  [[ "$output" == *"ERROR: the image lacks 8 thing(s) the node scripts need"* ]]
+}
+
+@test "verify: a complete image passes; an enabled Workbench unit or no aws CLI fails" {
+  bash "${IMAGE_DIR}/install-r.sh" --versions 4.5.3 --default 4.5.3 --os ubuntu-2204 2>/dev/null
+  install_fake_python "3.12.11"
+  bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2 2>/dev/null
+  bash "${IMAGE_DIR}/install-workbench.sh" --version 2025.05.1+513.pro3 --codename jammy 2>/dev/null
+  bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4 2>/dev/null
+  make_quarto_release 1.10.20
+  bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20 2>/dev/null
+  run bash "${IMAGE_DIR}/verify-image.sh" "${verify_args[@]}"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"image complete"* ]]
+  [ "$(calls_count apt-get)" -gt 0 ]
+  touch "${FAKE_UNITS}/rstudio-launcher"
+  run bash "${IMAGE_DIR}/verify-image.sh" "${verify_args[@]}"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"rstudio-launcher is enabled"* ]]
+  rm -f "${FAKE_UNITS}/rstudio-launcher" "${BATS_TEST_TMPDIR}/bin/aws"
+  PATH="$(minimal_path)" run bash "${IMAGE_DIR}/verify-image.sh" "${verify_args[@]}"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"aws CLI: not on PATH"* ]]
+}
+
+@test "verify: installs openssl when the parent lacks it" {
+  rm -f "${BATS_TEST_TMPDIR}/bin/openssl"
+  # The apt-get stub "installs" openssl by putting it on PATH, as the real one would.
+  stub apt-get '[[ "${!#}" == openssl ]] && printf "#!/bin/sh\n" >"${BATS_TEST_TMPDIR}/bin/openssl" && chmod +x "${BATS_TEST_TMPDIR}/bin/openssl"; exit 0'
+  PATH="$(minimal_path)" run bash "${IMAGE_DIR}/verify-image.sh" "${verify_args[@]}"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"openssl missing from the parent image: installing it"* ]]
+  [[ "$output" != *"openssl: not on PATH"* ]]
+  run stub_calls apt-get
+  [[ "$output" == *"install -y -q --no-install-recommends openssl"* ]]
+}
+
 @test "quarto: verifies the published checksum, unpacks, links; second run changes nothing" {
   make_quarto_release 1.10.20
   run bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20
@@ -212,6 +314,8 @@ R_URL_BASE=https://cdn.posit.co/r
 PYTHON_VERSIONS=3.12.11 3.11.13
 PYTHON_DEFAULT=3.12.11
 PYTHON_URL_BASE=https://cdn.posit.co/python
+JUPYTERLAB_VERSION=4.6.6
+PWB_JUPYTERLAB_VERSION=1.2.2
 QUARTO_VERSION=1.10.20
 QUARTO_URL_BASE=https://github.com/quarto-dev/quarto-cli/releases/download
 APPTAINER_VERSION=1.5.4
@@ -232,12 +336,16 @@ ENV
   [ "$(readlink "${PWB_ROOT}/usr/local/bin/python3")" = "/opt/python/3.12.11/bin/python3" ]
   [ "$(readlink "${PWB_ROOT}/usr/local/bin/quarto")" = "/opt/quarto/1.10.20/bin/quarto" ]
   [ "$(cat "${FAKE_DB}/apptainer")" = "1.5.4" ]
+  [ -x "${PWB_ROOT}/opt/python/3.12.11/bin/jupyter" ]
+  [[ "$output" == *"image complete"* ]]
   before="$(tree_snapshot)"
   rm -f "${BATS_TEST_TMPDIR}/calls/"*
   run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env"
   [ "$status" -eq 0 ]
   [ "$(calls_count curl)" -eq 0 ]
   [ "$(calls_count apt-get)" -eq 0 ]
+  run grep -c ' install ' "${FAKE_PIP_CALLS}"
+  [ "$output" = "0" ]
   [ "$(tree_snapshot)" = "${before}" ]
 }
 
@@ -250,7 +358,7 @@ ENV
   echo 'not an assignment' >>"${BATS_TEST_TMPDIR}/image.env"
   run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"image.env:20: expected KEY=VALUE"* ]]
+  [[ "$output" == *"image.env:22: expected KEY=VALUE"* ]]
   write_env
   run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env" --only pandoc
   [ "$status" -eq 1 ]

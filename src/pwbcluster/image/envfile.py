@@ -46,6 +46,8 @@ def image_env(image: dict[str, Any]) -> dict[str, str]:
         "R_DEFAULT": str(image["r"]["default"]),
         "PYTHON_VERSIONS": " ".join(str(v) for v in image["python"]["versions"]),
         "PYTHON_DEFAULT": str(image["python"]["default"]),
+        "JUPYTERLAB_VERSION": str(image["jupyter"]["jupyterlab_version"]),
+        "PWB_JUPYTERLAB_VERSION": str(image["jupyter"]["extension_version"]),
         "QUARTO_VERSION": str(image["quarto"]["version"]),
         "APPTAINER_VERSION": str(image["apptainer"]["version"]),
         "GPU_ENABLED": "true" if image["gpu"]["enabled"] else "false",

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# install-jupyter.sh: JupyterLab and Posit's Workbench extension in the default Python.
+#
+# Workbench starts Jupyter sessions with the `jupyter` of one Python (jupyter.conf's
+# jupyter-exe, /opt/python/<default>/bin/jupyter); Posit's admin guide installs
+# JupyterLab and its Workbench extension (pwb_jupyterlab, for JupyterLab 4) into that
+# Python with its own pip. Both versions are pinned. Run after install-python.sh.
+# Safe to re-run: nothing is installed when the pinned versions are already there.
+#
+# Usage: install-jupyter.sh --python 3.12.11 --jupyterlab-version 4.6.6
+#          --extension-version 1.2.2 [--index-url URL]
+#   --python              the default Python version (installed under /opt/python)
+#   --jupyterlab-version  JupyterLab version (4.x.y; the extension needs JupyterLab 4)
+#   --extension-version   pwb_jupyterlab version (x.y.z)
+#   --index-url           a PyPI mirror (default: pip's own setting)
+# Needs: root, /opt/python/<version>/bin/python3 with pip, network access to PyPI.
+
+set -o errexit -o nounset -o pipefail
+
+# shellcheck disable=SC2034  # read by log/warn/die in common.sh
+SCRIPT_NAME="install-jupyter"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=SCRIPTDIR/common.sh
+source "${HERE}/common.sh"
+
+EXTENSION_PACKAGE="pwb_jupyterlab"
+# pip's own bounds on each request: a slow index fails the build instead of hanging it.
+PIP_TIMEOUT="${PIP_TIMEOUT:-60}"
+PIP_RETRIES="${PIP_RETRIES:-5}"
+
+usage() { print_header "${BASH_SOURCE[0]}"; }
+
+# installed_version PYTHON PACKAGE: the installed version of a distribution, or nothing.
+# pip normalises names (pwb-jupyterlab, pwb_jupyterlab); compare them normalised.
+installed_version() {
+  local python="$1" wanted="${2//_/-}"
+  "${python}" -m pip list --disable-pip-version-check --format=freeze 2>/dev/null |
+    awk -F '==' -v want="${wanted,,}" '{ name = tolower($1); gsub(/_/, "-", name) } name == want { print $2 }'
+}
+
+install_jupyter() {
+  local python="$1" lab="$2" extension="$3" index="$4"
+  local -a wanted=() args
+  [[ "$(installed_version "${python}" jupyterlab)" == "${lab}" ]] || wanted+=("jupyterlab==${lab}")
+  [[ "$(installed_version "${python}" "${EXTENSION_PACKAGE}")" == "${extension}" ]] ||
+    wanted+=("${EXTENSION_PACKAGE}==${extension}")
+  if [[ ${#wanted[@]} -eq 0 ]]; then
+    log "JupyterLab ${lab} and ${EXTENSION_PACKAGE} ${extension} already installed"
+    return 0
+  fi
+  args=(-m pip install --no-input --no-cache-dir --disable-pip-version-check
+    --timeout "${PIP_TIMEOUT}" --retries "${PIP_RETRIES}")
+  [[ -z "${index}" ]] || args+=(--index-url "${index}")
+  # Both pins in one resolve, so pip cannot move one while installing the other.
+  "${python}" "${args[@]}" "jupyterlab==${lab}" "${EXTENSION_PACKAGE}==${extension}" ||
+    die "pip could not install jupyterlab==${lab} ${EXTENSION_PACKAGE}==${extension} (is the version published on PyPI?)"
+  log "installed ${wanted[*]}"
+}
+
+main() {
+  local python_version="" lab="" extension="" index="" python root
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --python) python_version="${2:-}"; shift 2 ;;
+      --jupyterlab-version) lab="${2:-}"; shift 2 ;;
+      --extension-version) extension="${2:-}"; shift 2 ;;
+      --index-url) index="${2:-}"; shift 2 ;;
+      -h | --help) usage; return 0 ;;
+      *) usage; die "unknown argument: $1" ;;
+    esac
+  done
+  [[ "${python_version}" =~ ${SEMVER_RE} ]] || die "bad --python '${python_version}': expected x.y.z"
+  [[ "${lab}" =~ ^4\.[0-9]+\.[0-9]+$ ]] ||
+    die "bad JupyterLab version '${lab}': expected 4.x.y (Posit's extension needs JupyterLab 4)"
+  [[ "${extension}" =~ ${SEMVER_RE} ]] ||
+    die "bad ${EXTENSION_PACKAGE} version '${extension}': expected x.y.z"
+  root="${PWB_ROOT}/opt/python/${python_version}"
+  python="${root}/bin/python3"
+  [[ -x "${python}" ]] || die "Python ${python_version} is not installed (${python}); run install-python.sh first"
+  install_jupyter "${python}" "${lab}" "${extension}" "${index}"
+  [[ -x "${root}/bin/jupyter" ]] || die "JupyterLab installed but ${root}/bin/jupyter is missing"
+  [[ "$(installed_version "${python}" jupyterlab)" == "${lab}" ]] ||
+    die "JupyterLab ${lab} is not what pip reports in ${root}"
+  log "jupyter-exe for Workbench: /opt/python/${python_version}/bin/jupyter"
+}
+
+[[ "${BASH_SOURCE[0]}" == "$0" ]] && main "$@"
