@@ -44,6 +44,22 @@ verify_sha256() {
   log "checksum ok: ${file##*/}"
 }
 
+# published_sha256 SUMS NAME: the SHA-256 that a `sha256sum`-style file lists for NAME.
+published_sha256() {
+  awk -v n="$2" '$2 == n || $2 == "*" n { print $1; exit }' "$1"
+}
+
+# expected_sha256 NAME PUBLISHED PINNED: the checksum to verify NAME against. The
+# vendor's published value is used; a pinned value (from the config) must agree with it.
+expected_sha256() {
+  local name="$1" published="$2" pinned="$3"
+  [[ -n "${published}" ]] || die "${name} is not listed in the vendor's published checksums"
+  if [[ -n "${pinned}" && "${pinned,,}" != "${published,,}" ]]; then
+    die "pinned SHA-256 for ${name} (${pinned}) differs from the vendor's published ${published}"
+  fi
+  printf '%s' "${published,,}"
+}
+
 # link_if_needed TARGET LINK: (re)point LINK at TARGET only when it differs.
 link_if_needed() {
   local target="$1" link="$2"

@@ -86,7 +86,8 @@ run_component() {
     gpu)
       argv=(install-gpu.sh --enabled "${ENV[GPU_ENABLED]}" --cuda-version "${ENV[CUDA_VERSION]}"
         --repo-os "${ENV[NVIDIA_REPO_OS]}" --repo-base "${ENV[CUDA_REPO_BASE]}"
-        --keyring-sha256 "$(env_or_empty CUDA_KEYRING_SHA256)") ;;
+        --keyring-sha256 "$(env_or_empty CUDA_KEYRING_SHA256)"
+        --key-fingerprint "$(env_or_empty CUDA_REPO_KEY_FINGERPRINT)") ;;
     verify)
       argv=(verify-image.sh --r-versions "${ENV[R_VERSIONS]}"
         --python-versions "${ENV[PYTHON_VERSIONS]}" --python-default "${ENV[PYTHON_DEFAULT]}") ;;

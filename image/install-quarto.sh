@@ -35,8 +35,7 @@ install_quarto() {
   sums="${PWB_WORKDIR}/quarto-${version}-checksums.txt"
   fetch "${base}/v${version}/${name}" "${tarball}"
   fetch "${base}/v${version}/quarto-${version}-checksums.txt" "${sums}"
-  expected="$(awk -v n="${name}" '$2 == n || $2 == "*" n { print $1 }' "${sums}")"
-  [[ -n "${expected}" ]] || die "${name} is not listed in the published checksums"
+  expected="$(expected_sha256 "${name}" "$(published_sha256 "${sums}" "${name}")" "")"
   verify_sha256 "${tarball}" "${expected}"
   mkdir -p "${dest}"
   tar -xzf "${tarball}" -C "${dest}" --strip-components=1

@@ -112,6 +112,14 @@ pkg="${!#}"
 [[ -f "${FAKE_DB}/${pkg}" ]] || { echo "dpkg-query: no packages found matching ${pkg}" >&2; exit 1; }
 echo "install ok installed $(cat "${FAKE_DB}/${pkg}")"'
 
+  # dpkg-deb -x DEB DIR unpacks a keyring holding the key $FAKE_KEY_FPR; gpg lists it.
+  export FAKE_KEY_FPR="EB693B3035CD5710E231E123A4B469963BF863CC"
+  stub dpkg-deb '
+[[ "$1" == "-x" ]] || exit 0
+mkdir -p "$3/usr/share/keyrings"
+echo "${FAKE_KEY_FPR}" >"$3/usr/share/keyrings/cuda-archive-keyring.gpg"'
+  stub gpg 'printf "pub:-:4096:1:%s:::::\nfpr:::::::::%s:\n" "x" "$(cat "${!#}")"'
+
   # Parent-image tools the verify step looks for (the ParallelCluster AMI has them).
   stub aws
   stub openssl
@@ -151,6 +159,22 @@ minimal_path() {
     ln -sf "$(command -v "${tool}")" "${dir}/${tool}"
   done
   printf '%s:%s' "${BATS_TEST_TMPDIR}/bin" "${dir}"
+}
+
+# make_apptainer_release VERSION: the release .deb and its sha256sums asset.
+make_apptainer_release() {
+  echo "apptainer $1 package" >"${FAKE_WWW}/apptainer_$1_amd64.deb"
+  echo "apptainer $1 sources" >"${FAKE_WWW}/apptainer-$1.tar.gz"
+  (cd "${FAKE_WWW}" && sha256sum "apptainer-$1.tar.gz" "apptainer_$1_amd64.deb" >sha256sums)
+}
+
+# make_cuda_repo: NVIDIA's keyring package and the Packages.gz index listing its SHA-256.
+make_cuda_repo() {
+  local deb="${FAKE_WWW}/cuda-keyring_1.1-1_all.deb" sha
+  echo "cuda keyring package" >"${deb}"
+  sha="$(sha256sum "${deb}" | awk '{ print $1 }')"
+  printf 'Package: cuda-compat-12-8\nFilename: ./cuda-compat-12-8_1_amd64.deb\nSHA256: %s\n\nPackage: cuda-keyring\nVersion: 1.1-1\nFilename: ./cuda-keyring_1.1-1_all.deb\nSHA256: %s\n\n' \
+    "$(printf '0%.0s' {1..64})" "${sha}" | gzip >"${FAKE_WWW}/Packages.gz"
 }
 
 calls_count() {

@@ -196,6 +196,7 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
   install_fake_python "3.12.11"
   bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2 2>/dev/null
   bash "${IMAGE_DIR}/install-workbench.sh" --version 2025.05.1+513.pro3 --codename jammy 2>/dev/null
+  make_apptainer_release 1.5.4
   bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4 2>/dev/null
   make_quarto_release 1.10.20
   bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20 2>/dev/null
@@ -252,11 +253,15 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
   [ ! -e "${PWB_ROOT}/opt/quarto/1.10.20/bin/quarto" ]
 }
 
-@test "apptainer: installs the release package once" {
+@test "apptainer: installs the release package once, verified against the release's sha256sums" {
+  make_apptainer_release 1.5.4
   run bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4
   [ "$status" -eq 0 ]
+  [[ "$output" == *"checksum ok: apptainer_1.5.4_amd64.deb"* ]]
+  [[ "$output" != *WARNING* ]]
   run stub_calls curl
   [[ "$output" == *"https://github.com/apptainer/apptainer/releases/download/v1.5.4/apptainer_1.5.4_amd64.deb"* ]]
+  [[ "$output" == *"https://github.com/apptainer/apptainer/releases/download/v1.5.4/sha256sums"* ]]
   rm -f "${BATS_TEST_TMPDIR}/calls/"*
   run bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4
   [ "$status" -eq 0 ]
@@ -265,6 +270,32 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
   run bash "${IMAGE_DIR}/install-apptainer.sh" --version v1.5
   [ "$status" -eq 1 ]
   [[ "$output" == *"bad Apptainer version 'v1.5'"* ]]
+}
+
+@test "apptainer: a tampered package, an unlisted one or a disagreeing pin is refused" {
+  make_apptainer_release 1.5.4
+  echo tampered >>"${FAKE_WWW}/apptainer_1.5.4_amd64.deb"
+  run bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"checksum mismatch for apptainer_1.5.4_amd64.deb"* ]]
+  make_apptainer_release 1.5.4
+  run bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4 --sha256 "$(printf 'a%.0s' {1..64})"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"pinned SHA-256 for apptainer_1.5.4_amd64.deb"*"differs from the vendor's published"* ]]
+  sed -i '/_amd64.deb/d' "${FAKE_WWW}/sha256sums"
+  run bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"apptainer_1.5.4_amd64.deb is not listed in the vendor's published checksums"* ]]
+  [ "$(calls_count apt-get)" -eq 0 ]
+  [ ! -e "${FAKE_DB}/apptainer" ]
+}
+
+@test "apptainer: an agreeing pin passes" {
+  make_apptainer_release 1.5.4
+  pin="$(sha256sum "${FAKE_WWW}/apptainer_1.5.4_amd64.deb" | awk '{ print $1 }')"
+  run bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4 --sha256 "${pin^^}"
+  [ "$status" -eq 0 ]
+  [ "$(cat "${FAKE_DB}/apptainer")" = "1.5.4" ]
 }
 
 @test "gpu: disabled does nothing" {
@@ -276,10 +307,15 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
 
 @test "gpu: keeps an existing driver, installs CUDA toolkit and cuDNN for the version" {
   stub nvidia-smi
-  run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 12.8 --repo-os ubuntu2204
+  make_cuda_repo
+  run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 12.8 --repo-os ubuntu2204 \
+    --key-fingerprint eb693b3035cd5710e231e123a4b469963bf863cc
   [ "$status" -eq 0 ]
+  [[ "$output" == *"checksum ok: cuda-keyring_1.1-1_all.deb"* ]]
+  [[ "$output" == *"repository key fingerprint ok: EB693B3035CD5710E231E123A4B469963BF863CC"* ]]
   run stub_calls curl
   [[ "$output" == *"https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/cuda-keyring_1.1-1_all.deb"* ]]
+  [[ "$output" == *"https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/Packages.gz"* ]]
   run stub_calls apt-get
   [[ "$output" == *"cuda-toolkit-12-8 cudnn9-cuda-12"* ]]
   [[ "$output" != *cuda-drivers* ]]
@@ -291,6 +327,7 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
 }
 
 @test "gpu: installs the driver where none is present; rejects a bad CUDA version" {
+  make_cuda_repo
   run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 13.0 --repo-os ubuntu2404
   [ "$status" -eq 0 ]
   run stub_calls apt-get
@@ -298,6 +335,28 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
   run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 12 --repo-os ubuntu2204
   [ "$status" -eq 1 ]
   [[ "$output" == *"bad CUDA version '12'"* ]]
+}
+
+@test "gpu: a keyring unlike NVIDIA's index or holding another key is never installed" {
+  make_cuda_repo
+  echo tampered >>"${FAKE_WWW}/cuda-keyring_1.1-1_all.deb"
+  run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 12.8 --repo-os ubuntu2204
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"checksum mismatch for cuda-keyring_1.1-1_all.deb"* ]]
+  make_cuda_repo
+  FAKE_KEY_FPR=0000000000000000000000000000000000000001 run bash "${IMAGE_DIR}/install-gpu.sh" \
+    --enabled true --cuda-version 12.8 --repo-os ubuntu2204 --key-fingerprint EB693B3035CD5710E231E123A4B469963BF863CC
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"does not hold NVIDIA's repository key EB693B3035CD5710E231E123A4B469963BF863CC (found: 0000000000000000000000000000000000000001)"* ]]
+  run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 12.8 --repo-os ubuntu2204 \
+    --keyring-sha256 "$(printf 'b%.0s' {1..64})"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"differs from the vendor's published"* ]]
+  run bash "${IMAGE_DIR}/install-gpu.sh" --enabled true --cuda-version 12.8 --repo-os ubuntu2204 --key-fingerprint 3bf863cc
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"bad --key-fingerprint '3bf863cc'"* ]]
+  [ "$(calls_count dpkg)" -eq 0 ]
+  [ "$(calls_count apt-get)" -eq 0 ]
 }
 
 write_env() {
@@ -329,6 +388,7 @@ ENV
 @test "install-image: runs every component from the env file; a second run changes nothing" {
   write_env
   make_quarto_release 1.10.20
+  make_apptainer_release 1.5.4
   run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env"
   [ "$status" -eq 0 ]
   [[ "$output" == *"all components installed"* ]]

@@ -22,6 +22,7 @@ from ..pcluster.venv import PCLUSTER_VERSION
 from ..stages import contracts
 from ..stages.state import State
 from . import amis, service
+from .envfile import unverified_downloads
 from .parent import official_name_prefix
 from .pcluster_images import LogFollower, PclusterImages
 
@@ -68,6 +69,8 @@ def dry_run(config: Any, console: Console, mode: str = "real") -> service.Prepar
             f"{DRY_RUN_PARENT} stands for it below. The fingerprint does not depend on it.",
             highlight=False,
         )
+    for item in unverified_downloads(image):
+        console.print(f"[yellow]Unverified download[/yellow]: {item}", highlight=False)
     table = Table(title=f"Upload to s3://{network.bucket_name}/ (skipped when already there)")
     table.add_column("key")
     table.add_column("bytes", justify="right")

@@ -53,11 +53,43 @@ def image_env(image: dict[str, Any]) -> dict[str, str]:
         "GPU_ENABLED": "true" if image["gpu"]["enabled"] else "false",
         "CUDA_VERSION": str(image["gpu"]["cuda_version"]),
         **VENDOR_URLS,
+        **_checksums(image),
     }
     for key, value in env.items():
         if not _SAFE_VALUE.match(value):
             raise ValueError(f"image env value for {key} has unexpected characters: {value!r}")
     return env
+
+
+def _checksums(image: dict[str, Any]) -> dict[str, str]:
+    """The checksum keys that are set (the scripts treat a missing key as unset)."""
+    values = {
+        "WORKBENCH_SHA256": (image["workbench"].get("sha256") or {}).get(image["os"]),
+        "APPTAINER_SHA256": image["apptainer"].get("sha256"),
+        "CUDA_KEYRING_SHA256": image["gpu"].get("keyring_sha256"),
+        "CUDA_REPO_KEY_FINGERPRINT": image["gpu"].get("repo_key_fingerprint"),
+    }
+    return {
+        key: str(value).lower() if key.endswith("SHA256") else str(value)
+        for key, value in values.items()
+        if value
+    }
+
+
+def unverified_downloads(image: dict[str, Any]) -> list[str]:
+    """What the build would trust on TLS alone, each with what to set in the config."""
+    out = []
+    if not (image["workbench"].get("sha256") or {}).get(image["os"]):
+        out.append(
+            f"Workbench {image['workbench']['version']} ({image['os']}): set "
+            f"image.workbench.sha256.{image['os']} to the SHA-256 Posit's download page lists"
+        )
+    if image["gpu"]["enabled"] and not image["gpu"].get("repo_key_fingerprint"):
+        out.append(
+            "NVIDIA repository key: set image.gpu.repo_key_fingerprint "
+            "(the keyring package is still checked against the repository's index)"
+        )
+    return out
 
 
 def render_env(env: dict[str, str]) -> str:

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from ..errors import StageError
 from ..image import amis, bundle, service
+from ..image.envfile import unverified_downloads
 from ..image.parent import resolve_parent
 from ..image.pcluster_images import PclusterImages, ami_of, wait_for_build
 from ..image.standins import register_standin, remove_parent_standins, sandbox_parent
@@ -87,6 +88,8 @@ def _run_real(
     image = ctx.config.data["image"]
     parent = resolve_parent(ec2, image, PCLUSTER_VERSION)
     prepared = service.prepare(ctx.config, network, parent)
+    for item in unverified_downloads(image):
+        console.print(f"image: [yellow]unverified download[/yellow]: {item}", highlight=False)
     report = bundle.upload_bundle(s3, prepared.bundle)
     console.print(
         f"image: scripts at s3://{network.bucket_name}/{prepared.scripts_prefix} "
