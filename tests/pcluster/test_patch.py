@@ -81,6 +81,8 @@ def test_dry_run_changes_nothing(patched_copy: Path) -> None:
     before = snapshot(patched_copy)
     (result,) = patch.apply(patched_copy, dry_run=True)
     assert result.after is patch.State.NOT_APPLIED and not result.changed
+    assert result.would_become is patch.State.APPLIED
+    assert "dry run: would apply it" in result.describe()
     assert snapshot(patched_copy) == before
 
 

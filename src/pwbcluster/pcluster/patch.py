@@ -59,10 +59,14 @@ class PatchResult:
     before: State
     after: State
     changed: bool
+    would_become: State | None = None  # a dry run that found work to do
 
     def describe(self) -> str:
         if self.changed:
             return f"{self.patch.name}: {self.before.value} -> {self.after.value}"
+        if self.would_become is not None:
+            action = "apply" if self.would_become is State.APPLIED else "revert"
+            return f"{self.patch.name}: {self.after.value} (dry run: would {action} it)"
         return f"{self.patch.name}: {self.after.value}"
 
 
@@ -186,8 +190,11 @@ def apply(
             before = state(site_dir, patch)
             if before is State.CONFLICT:
                 raise _conflict(site_dir, patch, "apply")
-            if before is State.APPLIED or dry_run:
+            if before is State.APPLIED:
                 results.append(PatchResult(patch, before, before, changed=False))
+                continue
+            if dry_run:
+                results.append(PatchResult(patch, before, before, False, State.APPLIED))
                 continue
             run = _run_patch(site_dir, patch)
             if run.returncode != 0:
@@ -209,8 +216,11 @@ def revert(
             before = state(site_dir, patch)
             if before is State.CONFLICT:
                 raise _conflict(site_dir, patch, "revert")
-            if before is State.NOT_APPLIED or dry_run:
+            if before is State.NOT_APPLIED:
                 results.append(PatchResult(patch, before, before, changed=False))
+                continue
+            if dry_run:
+                results.append(PatchResult(patch, before, before, False, State.NOT_APPLIED))
                 continue
             run = _run_patch(site_dir, patch, "--reverse")
             if run.returncode != 0:
