@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import ldap3
@@ -162,32 +163,36 @@ def create(
             store.save(wanted)  # before the directory changes: no password is ever lost
             log.info("stored %d passwords in %s", len(wanted), store.describe())
 
-        def make(
-            item: tuple[int, str, str],
-        ) -> tuple[str, str, str | None, tuple[bool, str] | None]:
+        # Writers and verifiers run side by side: the directory serialises its writes (one
+        # transaction at a time), so Kerberos logins of the users already made overlap
+        # with the writes of the next ones instead of stalling them.
+        verifier = ThreadPoolExecutor(workers.concurrency, thread_name_prefix="pwb-verify")
+        pending: list[tuple[str, Future[tuple[bool, str]]]] = []
+
+        def make(item: tuple[int, str, str]) -> tuple[str, str, str | None]:
             index, name, kind = item
             try:
                 with_retries(
                     name, lambda: _make_one(workers.session(), batch, index, name, kind, wanted)
                 )
             except DirectoryError as exc:
-                return name, kind, str(exc), None
-            # Verified right away by the same worker: Kerberos logins then overlap with
-            # the directory's writes instead of waiting for all of them.
-            checked = _check_login(workers, name, wanted[name]) if verify_after else None
-            return name, kind, None, checked
+                return name, kind, str(exc)
+            if verify_after:
+                pending.append((name, verifier.submit(_check_login, workers, name, wanted[name])))
+            return name, kind, None
 
         phase = time.monotonic()
-        checks: list[tuple[str, tuple[bool, str]]] = []
-        for name, kind, error, checked in workers.map(make, todo):
-            if error:
-                report.failed += 1
-                report.failures.append((name, error))
-                continue
-            attr = {"create": "created", "complete": "completed", "update": "updated"}[kind]
-            setattr(report, attr, getattr(report, attr) + 1)
-            if checked is not None:
-                checks.append((name, checked))
+        try:
+            for name, kind, error in workers.map(make, todo):
+                if error:
+                    report.failed += 1
+                    report.failures.append((name, error))
+                    continue
+                attr = {"create": "created", "complete": "completed", "update": "updated"}[kind]
+                setattr(report, attr, getattr(report, attr) + 1)
+            checks = [(name, future.result()) for name, future in pending]
+        finally:
+            verifier.shutdown(wait=True, cancel_futures=True)
         log.info("%d users written in %.1f s", len(todo), time.monotonic() - phase)
         phase = time.monotonic()
         failed = {n for n, _ in report.failures}
