@@ -10,6 +10,8 @@ log = logging.getLogger(__name__)
 FINGERPRINT_TAG = "pwbcluster:image-fingerprint"
 PARENT_TAG = "pwbcluster:parent-image"
 SIMULATED_TAG = "pwbcluster:simulated"
+# How EC2 answers for an AMI id that no longer exists.
+GONE_CODES = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable")
 # Set on every resource by Config.tags().
 DEPLOYMENT_TAG = "Deployment"
 
@@ -49,7 +51,12 @@ def list_images(ec2: Any) -> list[dict[str, Any]]:
 
 def deregister(ec2: Any, ami_id: str) -> list[str]:
     """Deregister the AMI and delete its EBS snapshots; returns the snapshot ids deleted."""
-    found = ec2.describe_images(ImageIds=[ami_id])["Images"]
+    try:
+        found = ec2.describe_images(ImageIds=[ami_id])["Images"]
+    except ec2.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in GONE_CODES:
+            raise
+        found = []
     if not found:
         log.info("image %s is already gone", ami_id)
         return []

@@ -21,7 +21,7 @@ import boto3
 from rich.console import Console
 
 from ..errors import StageError
-from ..image import amis, bundle, service
+from ..image import amis, bundle, cleanup, service
 from ..image.envfile import unverified_downloads
 from ..image.parent import resolve_parent
 from ..image.pcluster_images import PclusterImages, ami_of, wait_for_build
@@ -32,6 +32,9 @@ from .pipeline import section_inputs
 from .runner import StageContext
 
 log = logging.getLogger(__name__)
+
+# pcluster tags the AMIs it builds with their image id.
+PCLUSTER_IMAGE_TAG = "parallelcluster:image_id"
 
 
 def inputs(ctx: StageContext) -> Any:
@@ -148,18 +151,46 @@ def _run_sandbox(
 
 
 def destroy(ctx: StageContext, outputs: ImageOutputs | None) -> None:
-    if outputs is None:
-        return
+    """Remove the image and its uploads; with no outputs (the stage failed part-way),
+    whatever the stage may have made for this deployment, found by tag and by id.
+    Safe to run again: what is already gone is skipped."""
     ec2, s3 = _session(ctx)
-    if ctx.mode == "sandbox" or outputs.simulated:
-        amis.deregister(ec2, outputs.ami_id)
+    sandbox = ctx.mode == "sandbox"
+    client = None if sandbox else PclusterImages(ctx.config.region)
+    removed: set[str] = set()  # pcluster deletes asynchronously: ask it once per image
+    if outputs is not None:
+        _remove_image(
+            ec2, None if outputs.simulated else client, outputs.image_name, outputs.ami_id
+        )
+        removed.update((outputs.image_name, outputs.ami_id))
+    for image in cleanup.deployment_images(ec2, ctx.config.name):
+        tags = amis.tags_of(image)
+        name = tags.get(PCLUSTER_IMAGE_TAG) or str(image.get("Name", ""))
+        if image["ImageId"] in removed or name in removed:
+            continue
+        simulated = tags.get(amis.SIMULATED_TAG) == "true"
+        _remove_image(ec2, None if simulated else client, name, image["ImageId"])
+        removed.update((name, image["ImageId"]))
+    pending = service.image_id(ctx.config.data["image"], service.fingerprint_for(ctx.config))
+    if client is not None and pending not in removed and client.describe(pending):
+        # a build that failed or was cut off before it made an AMI
+        client.delete(pending, force=True)
+        log.info("deleted pcluster image %s", pending)
+    if sandbox or (outputs is not None and outputs.simulated):
         remove_parent_standins(ec2)
+    if outputs is not None and outputs.bucket_name:
+        buckets = [outputs.bucket_name]
     else:
-        client = PclusterImages(ctx.config.region)
-        if client.describe(outputs.image_name):
-            client.delete(outputs.image_name, force=True)
-        else:  # not pcluster's (or already gone there): remove the AMI itself
-            amis.deregister(ec2, outputs.ami_id)
-    if outputs.bucket_name:
-        deleted = bundle.delete_prefix(s3, outputs.bucket_name, outputs.scripts_prefix)
-        log.info("removed %d object(s) under %s", deleted, outputs.scripts_prefix)
+        state_path = ctx.config.build_dir / "state.json"
+        buckets = cleanup.scripts_buckets(s3, state_path, ctx.mode, ctx.config.name)
+    for bucket in buckets:
+        cleanup.remove_uploads(s3, bucket)
+
+
+def _remove_image(ec2: Any, client: PclusterImages | None, name: str, ami_id: str) -> None:
+    """Through pcluster when it knows the image (its stack goes too), else from EC2."""
+    if client is not None and name and client.describe(name):
+        client.delete(name, force=True)
+        log.info("deleted pcluster image %s", name)
+    else:
+        amis.deregister(ec2, ami_id)
