@@ -436,7 +436,7 @@ ENV
 
 @test "scripts: sourcing runs nothing, --help prints the header, no cron entries" {
   local script
-  for script in "${IMAGE_DIR}"/install-*.sh; do
+  for script in "${IMAGE_DIR}"/install-*.sh "${IMAGE_DIR}/verify-image.sh"; do
     run bash -c "source '${script}' || true; declare -F main >/dev/null && echo main-defined"
     [ "$status" -eq 0 ]
     [ "$output" = "main-defined" ]
