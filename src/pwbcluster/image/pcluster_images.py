@@ -42,9 +42,10 @@ class PclusterImages:
         self, region: str, cli: Sequence[str] | None = None, runner: Runner | None = None
     ) -> None:
         if cli is None:
-            from ..pcluster.venv import ensure_venv, pcluster_cli
+            from ..pcluster.patch import ensure_patched
+            from ..pcluster.venv import pcluster_cli
 
-            ensure_venv()
+            ensure_patched()  # every pcluster run goes through the patched package
             cli = pcluster_cli()
         self.region = region
         self.cli = list(cli)
