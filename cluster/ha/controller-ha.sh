@@ -240,6 +240,19 @@ install_scaling() {
   log "installed resume/suspend programs from ${src}"
 }
 
+# Login: slurmctld runs as SlurmUser and must be able to write its log file here (the
+# head node has it from ParallelCluster; a login node never ran slurmctld).
+prepare_local_files() {
+  local user logfile
+  user="$(slurm_user)"
+  logfile="$(slurm_conf_value SlurmctldLogFile)"
+  logfile="${logfile:-/var/log/slurmctld.log}"
+  mkdir -p "$(dirname "${logfile}")"
+  [[ -e "${logfile}" ]] || touch "${logfile}"
+  chown "${user}:" "${logfile}"
+  chmod 0640 "${logfile}"
+}
+
 # Login: ParallelCluster copies the key too; re-check so a rotated key is picked up.
 install_munge_key() {
   [[ "${MUNGE_KEY_SRC}" == "none" ]] && return 0
@@ -377,6 +390,7 @@ main() {
   else
     wait_for_head
     install_munge_key
+    prepare_local_files
     install_scaling
   fi
   install_reconciler

@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config",
         type=Path,
-        default=Path("/etc/pwb-ha/reconcile.json"),
+        default=Path("/var/lib/pwb-ha/reconcile.json"),
         help="settings written by controller-ha.sh",
     )
     parser.add_argument(

@@ -233,3 +233,14 @@ enable --now pwb-ha-reconcile.timer" ]
   [ "${status}" -eq 1 ]
   [[ "${output}" == *"head did not set up ${SHARED} within 1 s"* ]]
 }
+
+@test "login: the slurmctld log file is created for SlurmUser, kept when present" {
+  printf 'SlurmctldLogFile=%s/log/slurmctld.log\n' "${BATS_TEST_TMPDIR}" >>"${ETC}/slurm.conf"
+  run prepare_local_files
+  [ "${status}" -eq 0 ]
+  [ "$(stat -c '%U %a' "${BATS_TEST_TMPDIR}/log/slurmctld.log")" = "$(id -un) 640" ]
+  echo "old line" >"${BATS_TEST_TMPDIR}/log/slurmctld.log"
+  run prepare_local_files
+  [ "${status}" -eq 0 ]
+  [ "$(cat "${BATS_TEST_TMPDIR}/log/slurmctld.log")" = "old line" ]
+}
