@@ -13,7 +13,7 @@ from typing import Any
 from invoke import Collection, Context, task
 from rich.console import Console
 
-from ..errors import StageError
+from ..errors import StageError, ToolkitError
 from .common import CONFIG_HELP, require_config, wired
 
 HELP = {
@@ -39,6 +39,15 @@ def _services(cfg: Any) -> Any:
     return from_dict(ServicesOutputs, rec.outputs)
 
 
+def _integer(flag: str, value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ToolkitError(f"{flag} {value!r}: give a whole number") from None
+
+
 def _run(
     c: Context,
     action: str,
@@ -55,6 +64,9 @@ def _run(
     from ..users.spec import UserBatch
 
     cfg = load_config(require_config(config))
+    # invoke passes flags whose default is None as strings.
+    count = _integer("--count", count)
+    concurrency = _integer("--concurrency", concurrency)
     batch = UserBatch.from_config(cfg.data["aux"]["users"], count=count, prefix=prefix)
     batch.check()
     services = _services(cfg)

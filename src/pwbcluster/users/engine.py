@@ -177,7 +177,7 @@ def create(
                 )
             except DirectoryError as exc:
                 return name, kind, str(exc)
-            if verify_after:
+            if verify_after and name in wanted:
                 pending.append((name, verifier.submit(_check_login, workers, name, wanted[name])))
             return name, kind, None
 
@@ -248,8 +248,16 @@ def _make_one(
                 return
         else:
             attrs["userAccountControl"] = UAC_NORMAL | UAC_DISABLED | UAC_DONT_EXPIRE
-            session.add(dn, USER_CLASSES, attrs)
-        # Made disabled (kpasswd), or it appeared meanwhile (68): finish it below.
+            if session.add(dn, USER_CLASSES, attrs) == 0:
+                attrs = {}
+        if attrs:
+            # 68: it exists already (our add whose answer was lost, or someone else's).
+            found = session.search(f"(sAMAccountName={escape(name)})", ["description"])
+            if not found or not _is_ours(found[0]):
+                raise DirectoryError(
+                    f"{name} appeared meanwhile, not made by pwb-users: left alone"
+                )
+        # Made disabled (kpasswd), half-made earlier, or ours already: finish it.
     session.set_password(name, dn, password)
     session.modify(dn, {"userAccountControl": [(ldap3.MODIFY_REPLACE, [UAC_ENABLED_USER])]})
 
