@@ -161,3 +161,25 @@ def test_cli_create_list_delete_json(samba_dc: SambaDC, tmp_path: Path) -> None:
     assert (rc, doc["verified"]) == (0, 3), out
     rc, doc, out = tool("delete", *common, *store)
     assert (rc, doc["deleted"]) == (0, 3), out
+
+
+def test_stage_direct_path_returns_the_contract(
+    samba_dc: SambaDC, target: Target, tmp_path: Path
+) -> None:
+    from pwbcluster.users import stage
+
+    users_cfg = {
+        "count": 2,
+        "prefix": "st",
+        "digits": 2,
+        "groups": {"users": "st-u", "admins": "st-a"},
+    }
+    out = stage.run_users_direct(
+        target,
+        users_cfg,
+        samba_dc.admin_password,
+        FileStore(tmp_path / "pw.json"),
+        password_secret_arn="arn:aws:secretsmanager:eu-west-1:000000000000:secret:x",
+    )
+    assert (out.requested, out.created, out.verified, out.failed) == (2, 2, 2, 0)
+    assert out.password_secret_arn.endswith(":secret:x")
