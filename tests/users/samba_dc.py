@@ -3,9 +3,9 @@
 The DC answers on 10.77.8.10 (namespace ``pwbad-dc``) behind the bridge ``pwbad0``
 (10.77.8.1 on this machine); only those names and the subnet 10.77.8.0/24 are touched.
 Like SimpleAD it has no LDAPS and no StartTLS (``tls enabled = no``), so passwords can
-only be set over Kerberos (kpasswd) or a sealed SASL session, and, like SimpleAD (which
-ParallelCluster's own tests reach with a simple bind over ``ldap://``), it accepts simple
-binds without TLS.
+only be set over Kerberos (kpasswd) or a sealed SASL session. Samba's default
+``ldap server require strong auth = yes`` is kept: plain simple binds are refused, so
+the tool's Kerberos-sealed path is what every test exercises.
 
 Provisioning takes about 11 s; the tests do it once per session. Samba is started with a
 known pid file and stopped by that PID; ``close()`` removes the namespace, veths and the
@@ -193,9 +193,8 @@ class SambaDC:
     def _configure(self) -> None:
         """Settings provision does not keep: they go into [global] of the DC's smb.conf."""
         settings = [
-            # Stand for SimpleAD: no LDAPS or StartTLS; simple binds accepted without TLS.
+            # Stand for SimpleAD: no LDAPS, no StartTLS.
             "tls enabled = no",
-            "ldap server require strong auth = no",
             f"log file = {self.target / 'log'}/%m.log",
             "log level = 1",
             # Nothing to forward to: the tests stay inside the namespace.

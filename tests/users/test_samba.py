@@ -183,3 +183,21 @@ def test_stage_direct_path_returns_the_contract(
     )
     assert (out.requested, out.created, out.verified, out.failed) == (2, 2, 2, 0)
     assert out.password_secret_arn.endswith(":secret:x")
+
+
+def test_the_dc_stands_for_simplead_no_ldaps_no_plain_binds(samba_dc: SambaDC) -> None:
+    import socket
+
+    import ldap3
+
+    with pytest.raises(OSError), socket.create_connection((DC_ADDR, 636), timeout=2):
+        pass
+    conn = ldap3.Connection(
+        ldap3.Server(DC_ADDR, get_info=ldap3.NONE),
+        user=f"Administrator@{DOMAIN}",
+        password=samba_dc.admin_password,
+    )
+    conn.open()
+    assert not conn.bind()
+    assert conn.result["description"] == "strongerAuthRequired"
+    conn.unbind()
