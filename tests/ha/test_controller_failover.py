@@ -170,7 +170,8 @@ def test_vanished_login_node_is_removed(ha_cluster: Cluster) -> None:
     ha_cluster.remove_host("login2")
     time.sleep(2.5)
     # login1's timer fires after login2's heartbeat went stale (2 s here, 120 s by default)
-    assert ha_cluster.reconcile("login1", "--stale-after", "2").strip() == "restarted"
+    action = ha_cluster.reconcile("login1", "--stale-after", "2").strip()
+    assert action in {"restarted", "restarted-hung"}
     assert controllers(ha_cluster) == ["login1"]
     assert ha_cluster.reconcile("head").strip() == "reconfigured"
     assert ping(ha_cluster) == [("head", "UP"), ("login1", "UP")]
@@ -205,7 +206,7 @@ def test_reasserts_after_pcluster_rewrites_its_config(ha_cluster: Cluster) -> No
     login1_pid = ha_cluster.hosts["login1"].daemon_pid("slurmctld")
     assert ha_cluster.reconcile("head").strip() == "reconfigured"
     assert conf.read_text().rstrip().endswith(f"include {ha_cluster.etc}/pwb_ha.conf")
-    assert ha_cluster.reconcile("login1").strip() == "restarted"
+    assert ha_cluster.reconcile("login1").strip() in {"restarted", "restarted-hung"}
     assert ha_cluster.hosts["login1"].daemon_pid("slurmctld") != login1_pid
     config = ha_cluster.hosts["login3"].run(["scontrol", "show", "config"])
     assert re.search(rf"^StateSaveLocation\s*=\s*{ha_cluster.shared}/state$", config, re.M)
