@@ -270,3 +270,40 @@ def test_hung_needs_two_failed_pings_on_an_old_process(standby, monkeypatch) -> 
     assert rc.hung(login, 4242) is True
     monkeypatch.setattr(rc, "process_age", lambda pid: 3.0)
     assert rc.hung(login, 4242) is False  # just started: not answering yet is normal
+
+
+def test_systemd_nodes_start_and_restart_through_their_unit(tmp_path, monkeypatch) -> None:
+    login = make_settings(
+        tmp_path, "login1", "login", init="systemd", slurmctld_unit="pwb-slurmctld.service"
+    )
+    calls: list[str] = []
+    pids = iter([None, 4242, 4242, 4243])
+    monkeypatch.setattr(rc, "slurmctld_pid", lambda s: next(pids))
+    monkeypatch.setattr(
+        rc,
+        "run",
+        lambda argv, timeout=30: (
+            calls.append(" ".join(argv)),
+            rc.subprocess.CompletedProcess(argv, 0, "", ""),
+        )[1],
+    )
+    rc.start_local(login, restart=False)
+    rc.start_local(login, restart=True)
+    assert calls == [
+        "systemctl start pwb-slurmctld.service",
+        "systemctl restart pwb-slurmctld.service",
+    ]
+
+
+def test_a_unit_that_does_not_start_is_an_error(tmp_path, monkeypatch) -> None:
+    head = make_settings(tmp_path, init="systemd")
+    monkeypatch.setattr(rc, "slurmctld_pid", lambda s: None)
+    monkeypatch.setattr(
+        rc,
+        "run",
+        lambda argv, timeout=30: rc.subprocess.CompletedProcess(
+            argv, 1, "", "Job for slurmctld.service failed"
+        ),
+    )
+    with pytest.raises(rc.ReconcileError, match="did not start on head: Job for"):
+        rc.start_local(head, restart=False)
