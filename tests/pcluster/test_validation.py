@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -126,15 +127,19 @@ def test_validation_against_a_moto_server_with_its_own_ids(
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        iam.create_policy(
-            PolicyName="example-compute-node-PLANNED",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
-                }
-            ),
-        )
+        # moto's servers in one process share their state: another test may have made it.
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+            iam.create_policy(
+                PolicyName="example-compute-node-PLANNED",
+                PolicyDocument=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}
+                        ],
+                    }
+                ),
+            )
         text = json.dumps(render(example))
         for planned, actual in real.items():
             text = text.replace(planned, actual)

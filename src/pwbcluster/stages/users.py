@@ -1,16 +1,25 @@
-"""The users stage: see pipeline.STAGES for what it creates.
+"""The users stage: directory users, created and verified (see pwbcluster.users).
 
-Not built yet: issue #8 provides the real and sandbox adapters. Until then the stage
-says so instead of pretending.
+Real mode runs ``pwb-users`` on the jump host through SSM (no ssh, no public IP); the
+admin password is read there from Secrets Manager. In the sandbox the directory is a
+moto record with no LDAP server behind it, so the stage says it skipped and why rather
+than pretending: the tool itself is proven against a real Samba AD DC in tests/users.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from ..errors import StageError
 from .pipeline import section_inputs
 from .runner import StageContext
+
+log = logging.getLogger(__name__)
+
+SANDBOX_REASON = (
+    "the sandbox's directory is a moto record with no LDAP server behind it "
+    "(the user tool is proven against a real Samba AD DC in tests/users)"
+)
 
 
 def inputs(ctx: StageContext) -> Any:
@@ -18,8 +27,17 @@ def inputs(ctx: StageContext) -> Any:
 
 
 def run(ctx: StageContext) -> Any:
-    raise StageError(f"the users stage ({ctx.mode}) is not built yet (issue #8)")
+    from ..users.stage import run_users, skipped_users
+
+    services = ctx.upstream["services"]
+    users_cfg = ctx.config.data["aux"]["users"]
+    if ctx.mode == "sandbox":
+        log.info("users: skipped in the sandbox: %s", SANDBOX_REASON)
+        return skipped_users(services, users_cfg, SANDBOX_REASON)
+    return run_users(services, users_cfg, ctx.config.region)
 
 
 def destroy(ctx: StageContext, outputs: Any) -> None:
-    raise StageError(f"the users stage ({ctx.mode}) cannot be destroyed yet (issue #8)")
+    # The users live in the directory and their passwords in the users secret; the
+    # services stage deletes both, so there is nothing of this stage's own to remove.
+    log.info("users: removed with the directory by the services stage")
