@@ -66,6 +66,9 @@ class JumpHostSetup:
     admin_secret_arn: Any
     bind_secret_arn: Any
     extra_secret_arns: Sequence[Any] = ()
+    # Secrets the jump host also writes: the users' password batch (``pwb-users`` stores
+    # each run's passwords there with PutSecretValue).
+    writable_secret_arns: Sequence[Any] = ()
     # SimpleAD's administrator is Administrator; Managed AD's is Admin, writing in its OU.
     admin_user: str = "Administrator"
     users_ou: str = ""
@@ -121,6 +124,7 @@ class JumpHost(pulumi.ComponentResource):
                 None,
                 None,
                 [setup.admin_secret_arn, setup.bind_secret_arn, *setup.extra_secret_arns],
+                writable_secret_arns=list(setup.writable_secret_arns),
             ),
             opts=child,
         )

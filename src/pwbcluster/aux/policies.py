@@ -41,28 +41,46 @@ def secrets_read_statement(secret_arns: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def secrets_write_statement(secret_arns: Sequence[str]) -> dict[str, Any]:
+    # PutSecretValue only: the writer stores a new version of a secret that exists; it can
+    # neither create, delete nor re-key secrets, nor change their policies.
+    return {
+        "Sid": "WriteOwnSecrets",
+        "Effect": "Allow",
+        "Action": ["secretsmanager:PutSecretValue"],
+        "Resource": sorted(secret_arns),
+    }
+
+
 def node_policy_document(
     bucket_arn: pulumi.Input[str] | None,
     prefix: str | None,
     secret_arns: Sequence[pulumi.Input[str]] = (),
     extra_statements: Sequence[dict[str, Any]] = (),
+    writable_secret_arns: Sequence[pulumi.Input[str]] = (),
 ) -> pulumi.Output[str]:
     """JSON policy: read ``prefix`` of the bucket (if given) and exactly ``secret_arns``.
 
+    ``writable_secret_arns`` may also be written (a new value, nothing else).
     ``extra_statements`` are static statements appended as they are (read-only calls).
     """
+    readable = list(secret_arns)
 
     def render(values: list[Any]) -> str:
-        bucket, *secrets = values
+        bucket = values[0]
+        secrets = values[1 : 1 + len(readable)]
+        writable = values[1 + len(readable) :]
         statements: list[dict[str, Any]] = []
         if bucket and prefix:
             statements.extend(scripts_read_statements(bucket, prefix))
         if secrets:
             statements.append(secrets_read_statement(secrets))
+        if writable:
+            statements.append(secrets_write_statement(writable))
         statements.extend(extra_statements)
         return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
-    return pulumi.Output.all(bucket_arn, *secret_arns).apply(render)
+    return pulumi.Output.all(bucket_arn, *readable, *writable_secret_arns).apply(render)
 
 
 def tls_only_bucket_policy(bucket_arn: pulumi.Input[str]) -> pulumi.Output[str]:

@@ -107,7 +107,9 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
                 users_ou=args.directory.users_ou,
                 admin_secret_arn=directory.admin_secret.arn,
                 bind_secret_arn=directory.bind_secret.arn,
+                # pwb-users reads the batch (a re-run completes it) and writes it back.
                 extra_secret_arns=[users.arn],
+                writable_secret_arns=[users.arn],
                 key_name=ssh.key_name,
                 tags=tags,
             ),
