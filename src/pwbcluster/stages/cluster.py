@@ -238,6 +238,8 @@ def destroy(ctx: StageContext, outputs: ClusterOutputs | None) -> None:
         if bucket and endpoint:
             removed = remove_uploads(bucket, prefix, endpoint)
             log.info("sandbox: removed %d uploaded objects", removed)
+        if endpoint:
+            _remove_synthesis_buckets(config.region, endpoint)
         (Path(config.build_dir) / PLAN_FILE).unlink(missing_ok=True)
         return
     from . import cluster_pcluster
@@ -248,6 +250,22 @@ def destroy(ctx: StageContext, outputs: ClusterOutputs | None) -> None:
     cluster_pcluster.delete(name, config.region)
     if bucket:
         remove_uploads(bucket, prefix, None)
+
+
+def _remove_synthesis_buckets(region: str, endpoint: str) -> None:
+    """The scratch bucket pcluster's offline synthesis made in this sandbox's moto."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    for bucket in s3.list_buckets().get("Buckets", []):
+        name = bucket["Name"]
+        if not (name.startswith("parallelcluster-") and name.endswith(f"-offline-{region}")):
+            continue
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                s3.delete_object(Bucket=name, Key=item["Key"], VersionId=item["VersionId"])
+        s3.delete_bucket(Bucket=name)
+        log.info("sandbox: removed pcluster's synthesis bucket %s", name)
 
 
 def _bucket_of(config: Any, mode: str) -> str | None:
