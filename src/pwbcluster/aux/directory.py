@@ -211,6 +211,14 @@ class Directory(pulumi.ComponentResource):
             extra: dict[str, Any] = {"edition": edition}
         else:
             extra = {"size": "Large" if args.size == "Large" else "Small"}
+        # Reaching the domain controllers: Directory Service gives them a security group
+        # of its own ("AWS created security group for <id> directory controllers") whose
+        # inbound rules admit Active Directory's ports (DNS 53, Kerberos 88, LDAP 389,
+        # kpasswd 464, SMB 445, LDAPS 636, GC 3268...) from any source (newer directories:
+        # from the VPC's CIDR), so every host in the VPC reaches them: the jump host
+        # (realm join, adcli, pwb-users: Kerberos, LDAP with SASL sealing, kpasswd) and the
+        # TLS front below (389). This program neither creates nor narrows that group; the
+        # clients' side is their egress (the jump host's is open, see jumphost.py).
         directory = aws.directoryservice.Directory(
             f"{name}-directory",
             name=args.domain,

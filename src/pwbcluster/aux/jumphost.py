@@ -90,6 +90,12 @@ class JumpHost(pulumi.ComponentResource):
         super().__init__("pwbcluster:aux:JumpHost", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**dict(args.tags), "Name": f"{args.deployment}-jump-host"}
+        # Outbound is open on purpose: the host talks to the domain controllers (DNS 53,
+        # Kerberos 88 TCP/UDP, LDAP 389, kpasswd 464 TCP/UDP, and for realm/sssd the global
+        # catalog 3268 and SMB 445), the databases, the SSM, S3 and Secrets Manager
+        # endpoints, the Ubuntu archive and PyPI (first boot), and time servers; a
+        # port-by-port list would break Kerberos the day one of them moves. The other half
+        # of the directory path is the DCs' own security group (see directory.py).
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args.vpc_id,
@@ -100,7 +106,7 @@ class JumpHost(pulumi.ComponentResource):
                     "from_port": 0,
                     "to_port": 0,
                     "cidr_blocks": ["0.0.0.0/0"],
-                    "description": "SSM, Secrets Manager, directory, package archive",
+                    "description": "Directory (53, 88, 389, 464), SSM, S3, Secrets Manager, apt, PyPI",
                 }
             ],
             tags=tags,
