@@ -68,9 +68,13 @@ class State:
             self._write()
 
     def forget(self, name: str) -> None:
+        """Drop a destroyed stage; the file goes when no stage is left (nothing deployed)."""
         with self._lock:
             self.stages.pop(name, None)
-            self._write()
+            if self.stages:
+                self._write()
+            else:
+                self.path.unlink(missing_ok=True)
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
