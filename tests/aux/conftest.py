@@ -17,6 +17,7 @@ from pwbcluster.aux.fakes import OfflineMocks
 from pwbcluster.aux.mockrun import MockRun, Registered, run_with_mocks
 from pwbcluster.aux.outputs import to_contract
 from pwbcluster.aux.program import network_program, services_program
+from pwbcluster.aux.toolwheel import build_tool_wheel
 from pwbcluster.config import Config, load_config
 from pwbcluster.stages.contracts import NetworkOutputs, ServicesOutputs
 
@@ -64,14 +65,14 @@ def _variant(base: Config, change: Callable[[dict[str, Any]], None] | None) -> C
     return dataclasses.replace(base, data=data)
 
 
-def deploy(config: Config) -> Deployed:
+def deploy(config: Config, tool_wheel: str | None = None) -> Deployed:
     tags = config.tags()
     net_args = aux_args.network_args(config.data, tags)
     net_run = run_with_mocks(
         lambda: network_program(net_args), OfflineMocks(config.region), "test", "network"
     )
     network = to_contract(NetworkOutputs, net_run.outputs)
-    svc_args = aux_args.services_args(config.data, tags, network)
+    svc_args = aux_args.services_args(config.data, tags, network, tool_wheel=tool_wheel)
     svc_run = run_with_mocks(
         lambda: services_program(svc_args), OfflineMocks(config.region), "test", "services"
     )
@@ -121,9 +122,18 @@ VARIANTS: dict[str, Callable[[dict[str, Any]], None] | None] = {
 
 
 @pytest.fixture(scope="session")
-def deployments(base_config: Config) -> Iterator[dict[str, Deployed]]:
+def tool_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The jump host's pwb-users wheel, built as the services stage builds it (0.2 s)."""
+    return build_tool_wheel(tmp_path_factory.mktemp("jump"))
+
+
+@pytest.fixture(scope="session")
+def deployments(base_config: Config, tool_wheel: Path) -> Iterator[dict[str, Deployed]]:
     """Every variant, run once per session (about 0.5 s each)."""
-    yield {name: deploy(_variant(base_config, change)) for name, change in VARIANTS.items()}
+    yield {
+        name: deploy(_variant(base_config, change), str(tool_wheel))
+        for name, change in VARIANTS.items()
+    }
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,24 @@ the tool installed. Each assertion names the resource URN it fails on.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import ipaddress
+import os
+import re
+import shlex
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pwbcluster.aux.args import JUMP_TOOL_PREFIX, ServicesArgs
 from pwbcluster.aux.mockrun import Registered
+from pwbcluster.aux.stage import part_args
+from pwbcluster.aux.toolwheel import build_tool_wheel
 
 from .conftest import Deployed, policy_of
 
@@ -129,3 +141,106 @@ def instance_vpc(d: Deployed, instance: Registered) -> str:
         if g.id in instance.inputs["vpcSecurityGroupIds"]
     ]
     return str(sg.inputs["vpcId"])
+
+
+def _statement_resources(policy: Registered, action: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in policy_of(policy)["Statement"]
+        if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+
+
+@pytest.mark.parametrize("variant", ["default", "managed-ad", "existing-vpc"])
+def test_jump_host_installs_pwb_users_from_the_jump_prefix(
+    deployments: dict[str, Deployed], variant: str, tool_wheel: Path
+) -> None:
+    d = deployments[variant]
+    bucket, bucket_arn = d.network.bucket_name, d.network.bucket_arn
+    obj = d.one("s3/bucketObjectv2:BucketObjectv2")
+    key = f"{JUMP_TOOL_PREFIX}{tool_wheel.name}"
+    assert (obj.inputs["bucket"], obj.inputs["key"]) == (bucket, key), f"{obj.urn}: {obj.inputs}"
+    assert Path(obj.inputs["source"].path) == tool_wheel.resolve(), f"{obj.urn}: source"
+    digest = hashlib.sha256(tool_wheel.read_bytes()).hexdigest()
+    assert obj.inputs["sourceHash"] == digest, f"{obj.urn}: a new wheel would not be uploaded"
+    (instance,) = d.of_type("ec2/instance:Instance")
+    assert obj.urn in instance.dependencies, f"{instance.urn}: may boot before {obj.urn} exists"
+    env = _user_data_env(instance.inputs["userData"])
+    assert env.get("TOOL_WHEEL_URI") == f"s3://{bucket}/{key}", f"{instance.urn}: {env}"
+    pins = env.get("TOOL_REQUIREMENTS", "").split()
+    assert sorted(p.split("==")[0] for p in pins) == ["boto3", "ldap3"], f"{instance.urn}: {pins}"
+    assert all(re.fullmatch(r"[a-z0-9]+==[0-9][0-9.]*", p) for p in pins), f"{instance.urn}: {pins}"
+    # The role reads exactly that prefix: objects under jump/, listing only jump/.
+    policy = _jump_policy(d)
+    assert _allowed(policy, "s3:GetObject") == {f"{bucket_arn}/{JUMP_TOOL_PREFIX}*"}, policy.urn
+    (listing,) = _statement_resources(policy, "s3:ListBucket")
+    assert listing["Resource"] == [bucket_arn], f"{policy.urn}: {listing}"
+    prefixes = listing["Condition"]["StringLike"]["s3:prefix"]
+    assert all(p.startswith(JUMP_TOOL_PREFIX) for p in prefixes), f"{policy.urn}: {prefixes}"
+    s3_actions = {
+        a
+        for s in policy_of(policy)["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        if a.startswith("s3:")
+    }
+    assert s3_actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}, policy.urn
+
+
+def _user_data_env(user_data: str) -> dict[str, str]:
+    """The env file the user-data writes (KEY=quoted value lines), parsed back."""
+    body = user_data.split("<<'PWBCLUSTER_ENV'\n", 1)[1].split("\nPWBCLUSTER_ENV\n", 1)[0]
+    env: dict[str, str] = {}
+    for line in body.splitlines():
+        key, _, value = line.partition("=")
+        (env[key],) = shlex.split(value) or [""]
+    return env
+
+
+def test_the_wheel_is_deterministic_and_pwb_users_starts_from_it(
+    tool_wheel: Path, tmp_path: Path
+) -> None:
+    again = build_tool_wheel(tmp_path / "again")
+    assert again.read_bytes() == tool_wheel.read_bytes(), "two builds of one tree differ"
+    names = zipfile.ZipFile(tool_wheel).namelist()
+    assert "pwbcluster/users/cli.py" in names and "pwbcluster/errors.py" in names, names
+    assert "pwbcluster/templates/aux/jump-host-user-data.sh" in names, "package data missing"
+    assert not [n for n in names if "__pycache__" in n or "/." in n], "stray files in the wheel"
+    # What the jump host does: pip install --no-deps <wheel>, then run the console script.
+    target = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
+         "--disable-pip-version-check", "--target", str(target), str(tool_wheel)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    started = subprocess.run(
+        [str(target / "bin" / "pwb-users"), "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
+    assert "create" in started.stdout, started.stdout
+    imported = subprocess.run(
+        [sys.executable, "-c", "import pwbcluster.users.cli as m; print(m.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert imported.stdout.strip().startswith(str(target)), imported.stdout + imported.stderr
+
+
+def test_the_services_stage_builds_the_wheel_into_the_deployment_build_dir(
+    default: Deployed, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(default.config, root=tmp_path)
+    args = part_args(config, "services", {"network": default.network})
+    assert isinstance(args, ServicesArgs) and args.jump_host is not None
+    wheel = Path(str(args.jump_host.tool_wheel))
+    assert wheel.parent == Path(config.build_dir) / "jump", wheel
+    assert wheel.is_file() and zipfile.is_zipfile(wheel), wheel

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pwbcluster.aux.args import CLUSTER_SCRIPTS_PREFIX, IMAGE_SCRIPTS_PREFIX
+from pwbcluster.aux.args import CLUSTER_SCRIPTS_PREFIX, IMAGE_SCRIPTS_PREFIX, JUMP_TOOL_PREFIX
 from pwbcluster.aux.mockrun import Registered
 from pwbcluster.aux.outputs import contract_fields
 from pwbcluster.aux.program import SECRET_OUTPUTS
@@ -201,6 +201,7 @@ def test_iam_policies_name_exact_arns(deployments: dict[str, Deployed], variant:
     allowed_objects = {
         f"{bucket_arn}/{IMAGE_SCRIPTS_PREFIX}*",
         f"{bucket_arn}/{CLUSTER_SCRIPTS_PREFIX}*",
+        f"{bucket_arn}/{JUMP_TOOL_PREFIX}*",
     }
     policies = d.of_type("iam/policy:Policy") + d.of_type("iam/rolePolicy:RolePolicy")
     assert len(policies) == 5, [p.urn for p in policies]
@@ -248,7 +249,12 @@ def test_each_node_reads_exactly_its_secrets(deployments: dict[str, Deployed]) -
     assert _secrets_read_by(d, "example-nodes-login-node") == workbench
     assert _secrets_read_by(d, "example-nodes-compute-node") == set()
     (jump,) = d.of_type("iam/rolePolicy:RolePolicy")
-    jump_reads = {arn for st in _statements(jump) for arn in st["Resource"]}
+    jump_reads = {
+        arn
+        for st in _statements(jump)
+        if any(a.startswith("secretsmanager:") for a in st["Action"])
+        for arn in st["Resource"]
+    }
     assert jump_reads == {
         s.admin_password_secret_arn,
         s.bind_password_secret_arn,

@@ -97,6 +97,12 @@ def test_stages_create_what_their_contracts_name_in_moto(
         assert sm.describe_secret(SecretId=arn)["ARN"] == arn
     bind = sm.get_secret_value(SecretId=svc.bind_password_secret_arn)["SecretString"]
     assert len(bind) >= 32
+    # The jump host's pwb-users wheel, under the prefix its role may read.
+    (wheel,) = (tmp_path / "build").rglob("jump/*.whl")
+    listed = c("s3").list_objects_v2(Bucket=net.bucket_name, Prefix="jump/")["Contents"]
+    assert [o["Key"] for o in listed] == [f"jump/{wheel.name}"], listed
+    body = c("s3").get_object(Bucket=net.bucket_name, Key=f"jump/{wheel.name}")["Body"].read()
+    assert body == wheel.read_bytes()
     reservations = ec2.describe_instances(InstanceIds=[svc.jump_host_instance_id])
     assert reservations["Reservations"], "jump host not in moto"
     ec2.describe_key_pairs(KeyNames=[svc.key_pair_name])

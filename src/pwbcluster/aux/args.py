@@ -15,6 +15,8 @@ from typing import Any
 # Key prefixes in the scripts bucket; each role reads exactly its prefix.
 IMAGE_SCRIPTS_PREFIX = "image/"
 CLUSTER_SCRIPTS_PREFIX = "cluster/"
+# The jump host's pwb-users wheel (aux/toolwheel.py); only the jump host reads it.
+JUMP_TOOL_PREFIX = "jump/"
 
 PROJECT = "pwbcluster-aux"
 SLURM_ACCOUNTING_ENGINE_VERSIONS = {"mariadb": "10.11", "mysql": "8.0"}
@@ -110,6 +112,8 @@ class JumpHostArgs:
     subnet_id: str
     instance_type: str = "t3.medium"
     os: str = "ubuntu-24.04"
+    # Local path of the pwb-users wheel to upload and install (None: no tool on the host).
+    tool_wheel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,8 +156,16 @@ def network_args(data: Mapping[str, Any], tags: Mapping[str, str]) -> NetworkArg
     )
 
 
-def services_args(data: Mapping[str, Any], tags: Mapping[str, str], network: Any) -> ServicesArgs:
-    """ServicesArgs from the merged config and the network stage's ``NetworkOutputs``."""
+def services_args(
+    data: Mapping[str, Any],
+    tags: Mapping[str, str],
+    network: Any,
+    tool_wheel: str | None = None,
+) -> ServicesArgs:
+    """ServicesArgs from the merged config and the network stage's ``NetworkOutputs``.
+
+    ``tool_wheel`` is the pwb-users wheel the jump host installs (``aux.toolwheel``).
+    """
     aux = data["aux"]
     dep = data["deployment"]
     name = dep["name"]
@@ -242,5 +254,6 @@ def services_args(data: Mapping[str, Any], tags: Mapping[str, str], network: Any
             subnet_id=private[0],
             instance_type=aux["jump_host"]["instance_type"],
             os=aux["jump_host"]["os"],
+            tool_wheel=tool_wheel,
         ),
     )

@@ -1,24 +1,32 @@
 """The jump host: Ubuntu LTS in a private subnet, reached through SSM only.
 
 No inbound rule at all (SSM needs none), IMDSv2 only, encrypted root volume. At first boot
-it joins the directory and creates the read-only bind user; its user-data carries only
-names, addresses and secret ARNs, and the instance role may read exactly those secrets.
+it joins the directory, creates the read-only bind user and installs ``pwb-users`` (the
+directory users tool ``invoke users.*`` runs here through SSM) from a wheel this program
+uploads under the scripts bucket's ``jump/`` prefix. Its user-data carries only names,
+addresses, an S3 URI and secret ARNs; the instance role may read exactly those secrets and
+that prefix, and write exactly the users' password secret.
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pulumi_aws as aws
 
 import pulumi
 
-from .args import JumpHostArgs
+from .args import JUMP_TOOL_PREFIX, JumpHostArgs
 from .policies import assume_role_policy, node_policy_document
+from .toolwheel import TOOL_REQUIREMENTS, sha256_of
+
+log = logging.getLogger(__name__)
 
 CANONICAL_OWNER = "099720109477"
 UBUNTU_NAMES = {
@@ -73,6 +81,9 @@ class JumpHostSetup:
     admin_user: str = "Administrator"
     users_ou: str = ""
     key_name: Any = None
+    # The scripts bucket: the pwb-users wheel goes under its jump/ prefix.
+    bucket_name: str = ""
+    bucket_arn: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -123,12 +134,13 @@ class JumpHost(pulumi.ComponentResource):
         aws.iam.RolePolicyAttachment(
             f"{name}-ssm", role=role.name, policy_arn=SSM_CORE_POLICY, opts=child
         )
+        tool = self._tool_wheel(name, args, setup, tags, child)
         aws.iam.RolePolicy(
             f"{name}-secrets",
             role=role.id,
             policy=node_policy_document(
-                None,
-                None,
+                setup.bucket_arn if tool else None,
+                JUMP_TOOL_PREFIX if tool else None,
                 [setup.admin_secret_arn, setup.bind_secret_arn, *setup.extra_secret_arns],
                 writable_secret_arns=list(setup.writable_secret_arns),
             ),
@@ -159,6 +171,8 @@ class JumpHost(pulumi.ComponentResource):
                     "BIND_USER": setup.bind_user,
                     "ADMIN_USER": setup.admin_user,
                     "USERS_OU": setup.users_ou,
+                    "TOOL_WHEEL_URI": tool.uri if tool else "",
+                    "TOOL_REQUIREMENTS": " ".join(TOOL_REQUIREMENTS),
                 }
             )
         )
@@ -177,8 +191,46 @@ class JumpHost(pulumi.ComponentResource):
             root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": 20},
             tags=tags,
             volume_tags=tags,
-            opts=child,
+            # The wheel must be in the bucket before the first boot looks for it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[tool.obj] if tool else []),
         )
         self.instance_id = instance.id
         self.security_group_id = sg.id
         self.register_outputs({"instance_id": self.instance_id})
+
+    @staticmethod
+    def _tool_wheel(
+        name: str,
+        args: JumpHostArgs,
+        setup: JumpHostSetup,
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions,
+    ) -> ToolWheel | None:
+        """Upload the pwb-users wheel under jump/ (its key stays put while its bytes change)."""
+        if not args.tool_wheel:
+            log.warning("no pwb-users wheel given: the jump host cannot run invoke users.*")
+            return None
+        if not setup.bucket_name or not setup.bucket_arn:
+            raise ValueError("the jump host's pwb-users wheel needs the scripts bucket")
+        path = Path(args.tool_wheel).resolve()
+        key = JUMP_TOOL_PREFIX + path.name
+        obj = aws.s3.BucketObjectv2(
+            f"{name}-pwb-users-wheel",
+            bucket=setup.bucket_name,
+            key=key,
+            source=pulumi.FileAsset(str(path)),
+            # Updates the object when the wheel changes; the key (and so the user-data)
+            # stays, so a new tool version does not replace the jump host: re-running
+            # /usr/local/sbin/pwbcluster-jump-host on it (through SSM) installs the new one.
+            source_hash=sha256_of(path),
+            content_type="application/zip",
+            tags=dict(tags),
+            opts=opts,
+        )
+        return ToolWheel(obj=obj, uri=f"s3://{setup.bucket_name}/{key}")
+
+
+@dataclass(frozen=True)
+class ToolWheel:
+    obj: Any  # aws.s3.BucketObjectv2
+    uri: str

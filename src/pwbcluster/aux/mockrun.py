@@ -34,6 +34,8 @@ class Registered:
     inputs: dict[str, Any]
     secret_inputs: frozenset[str]
     outputs: dict[str, Any] = field(default_factory=dict)
+    # URNs of the resources it was declared to depend on (``depends_on`` included).
+    dependencies: tuple[str, ...] = ()
 
 
 def unwrap_secrets(value: Any) -> tuple[Any, bool]:
@@ -83,6 +85,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs=inputs,
             secret_inputs=frozenset(secret),
             outputs=outputs,
+            dependencies=tuple(request.dependencies),
         )
         with self._records_lock:
             self.registered[response.urn] = record

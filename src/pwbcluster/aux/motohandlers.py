@@ -8,7 +8,9 @@ the attributes moto computed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from .sandbox import MotoMocks
@@ -182,6 +184,25 @@ def _bucket(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, 
         m.c("s3").put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": _tag_list(i)})
     m.undo(name, "s3", "_empty_and_delete_bucket", Bucket=bucket)
     return bucket, {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}"}
+
+
+def _bucket_object(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """An object from a file (the jump host's pwb-users wheel): uploaded as it is."""
+    source = i.get("source")
+    path = getattr(source, "path", None)
+    body = Path(path).read_bytes() if path else str(i.get("content") or "").encode()
+    put = m.c("s3").put_object(
+        Bucket=i["bucket"],
+        Key=i["key"],
+        Body=body,
+        ContentType=i.get("contentType") or "binary/octet-stream",
+        Tagging="&".join(f"{t['Key']}={quote(t['Value'])}" for t in _tag_list(i)),
+    )
+    m.undo(name, "s3", "delete_object", Bucket=i["bucket"], Key=i["key"])
+    return i["key"], {
+        "etag": str(put.get("ETag", "")).strip('"'),
+        "versionId": put.get("VersionId", ""),
+    }
 
 
 def _bucket_setting(method: str, build: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
@@ -461,6 +482,7 @@ HANDLERS: dict[str, Handler] = {
         )
     ),
     "aws:s3/bucketPolicy:BucketPolicy": _bucket_policy,
+    "aws:s3/bucketObjectv2:BucketObjectv2": _bucket_object,
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _bucket_setting(
         "put_bucket_ownership_controls",
         lambda i: {"OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}},

@@ -111,6 +111,8 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
                 extra_secret_arns=[users.arn],
                 writable_secret_arns=[users.arn],
                 key_name=ssh.key_name,
+                bucket_name=args.bucket_name,
+                bucket_arn=args.bucket_arn,
                 tags=tags,
             ),
         )

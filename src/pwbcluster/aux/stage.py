@@ -31,7 +31,11 @@ def part_args(config: Any, part: str, upstream: Mapping[str, Any]) -> NetworkArg
     network = upstream.get("network")
     if network is None:
         raise StageError("the services stage needs the network stage's outputs")
-    return services_args(config.data, config.tags(), network)
+    from .toolwheel import build_tool_wheel
+
+    # The jump host installs pwb-users from this wheel (uploaded by the services program).
+    wheel = build_tool_wheel(Path(config.build_dir) / "jump")
+    return services_args(config.data, config.tags(), network, tool_wheel=str(wheel))
 
 
 def program_for(part: str, args: Any) -> Callable[[], dict[str, Any]]:

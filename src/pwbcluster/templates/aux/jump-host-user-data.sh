@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# jump-host-user-data: join the jump host to the directory and create the read-only bind user.
+# jump-host-user-data: join the directory, create the read-only bind user, install pwb-users.
 #
 # Runs once at first boot of the jump host (Ubuntu LTS, private subnet, managed through
 # SSM). Reads its parameters from /etc/pwbcluster/jump-host.env (domain, DNS addresses,
-# secret ARNs, region, bind user name: no secret values) and the passwords from Secrets
-# Manager through the instance role, which may read exactly those secrets.
-# Needs: network access to the directory, Secrets Manager and the Ubuntu archive (NAT).
-# Safe to re-run: each step checks before it acts.
+# secret ARNs, region, bind user name, the pwb-users wheel's S3 URI: no secret values) and
+# the passwords from Secrets Manager through the instance role.
+# Needs: network access to the directory, S3, Secrets Manager, the Ubuntu archive and PyPI.
+# Safe to re-run (through SSM: /usr/local/sbin/pwbcluster-jump-host): each step checks
+# before it acts, and a re-run installs a newer pwb-users wheel if one was uploaded.
 #
 # Usage: jump-host-user-data.sh [--help]
 set -o errexit -o nounset -o pipefail
 
 readonly ENV_FILE="/etc/pwbcluster/jump-host.env"
 readonly DONE_MARKER="/var/lib/pwbcluster/jump-host.done"
-readonly PACKAGES=(sssd sssd-tools realmd adcli krb5-user samba-common-bin ldap-utils packagekit)
+# python3-venv: pwb-users' own venv (it brings pip); libkrb5-3 and libgssapi-krb5-2: the
+# Kerberos and GSSAPI libraries pwb-users loads (ctypes) for kpasswd and sealed LDAP.
+readonly PACKAGES=(sssd sssd-tools realmd adcli krb5-user samba-common-bin ldap-utils packagekit
+  python3-venv libkrb5-3 libgssapi-krb5-2)
+# Where pwb-users goes (the environment may move both, as the bats tests do).
+readonly TOOL_VENV="${PWB_USERS_VENV:-/opt/pwb-users}"
+readonly TOOL_STAMP="${TOOL_VENV}/.pwbcluster-installed"
+readonly TOOL_LINK="${PWB_USERS_LINK:-/usr/local/bin/pwb-users}"
 
 log() { printf '[jump-host] %s\n' "$*" >&2; }
 warn() { printf '[jump-host] warning: %s\n' "$*" >&2; }
@@ -49,6 +57,63 @@ install_packages() {
     log "installing the AWS CLI (snap)"
     timeout 600 snap install aws-cli --classic
   fi
+}
+
+retry() {
+  # retry ATTEMPTS DELAY COMMAND...: a bounded number of tries for a network step.
+  local attempts="$1" delay="$2" try=1
+  shift 2
+  until "$@"; do
+    if [[ ${try} -ge ${attempts} ]]; then
+      warn "gave up after ${attempts} attempts: $*"
+      return 1
+    fi
+    warn "attempt ${try}/${attempts} failed, retrying in ${delay} s: $*"
+    sleep "${delay}"
+    try=$((try + 1))
+  done
+}
+
+install_pwb_users() {
+  # The jump host is plain Ubuntu, not the cluster's AMI, and nothing else installs
+  # software on it: pwb-users (what `invoke users.*` runs here through SSM) is installed at
+  # its first boot, the one exception to "no software at boot". Its own venv holds the
+  # toolkit's wheel (--no-deps) beside exactly the pinned runtime of pwb-users.
+  if [[ -z "${TOOL_WHEEL_URI:-}" ]]; then
+    warn "TOOL_WHEEL_URI is empty: pwb-users is not installed (invoke users.* will fail)"
+    return 0
+  fi
+  local workdir wheel stamp
+  local reqs=()
+  read -r -a reqs <<<"${TOOL_REQUIREMENTS:-}"
+  [[ ${#reqs[@]} -gt 0 ]] || die "${ENV_FILE} does not set TOOL_REQUIREMENTS"
+  workdir="$(mktemp -d)"
+  wheel="${workdir}/${TOOL_WHEEL_URI##*/}"
+  if ! retry 5 15 timeout 300 aws s3 cp --only-show-errors --region "${REGION}" \
+    --cli-connect-timeout 10 --cli-read-timeout 60 "${TOOL_WHEEL_URI}" "${wheel}"; then
+    rm -rf "${workdir}"
+    die "cannot download ${TOOL_WHEEL_URI}"
+  fi
+  stamp="$(sha256sum "${wheel}" | cut -d' ' -f1) ${reqs[*]}"
+  if [[ -x "${TOOL_VENV}/bin/pwb-users" && "$(cat "${TOOL_STAMP}" 2>/dev/null)" == "${stamp}" ]]; then
+    log "pwb-users is up to date"
+  else
+    log "installing pwb-users into ${TOOL_VENV}"
+    if [[ ! -x "${TOOL_VENV}/bin/python" ]]; then
+      timeout 300 python3 -m venv "${TOOL_VENV}" || die "cannot create ${TOOL_VENV}"
+    fi
+    local pip=("${TOOL_VENV}/bin/python" -m pip --disable-pip-version-check --no-input
+      --timeout 60 --retries 3)
+    rm -f "${TOOL_STAMP}"
+    retry 3 30 timeout 600 "${pip[@]}" install "${reqs[@]}" \
+      || die "cannot install ${reqs[*]} from PyPI"
+    timeout 300 "${pip[@]}" install --no-deps --force-reinstall "${wheel}" \
+      || die "cannot install ${wheel##*/}"
+    printf '%s\n' "${stamp}" >"${TOOL_STAMP}"
+  fi
+  rm -rf "${workdir}"
+  ln -sfn "${TOOL_VENV}/bin/pwb-users" "${TOOL_LINK}"
+  "${TOOL_LINK}" --help >/dev/null || die "pwb-users is installed but does not start"
 }
 
 use_directory_dns() {
@@ -121,6 +186,7 @@ main() {
   use_directory_dns
   join_domain
   ensure_bind_user
+  install_pwb_users
   # The toolkit waits for this marker (through SSM) before the cluster stage binds.
   install -d -m 0755 "$(dirname "${DONE_MARKER}")"
   touch "${DONE_MARKER}"
