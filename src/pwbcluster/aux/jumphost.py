@@ -29,8 +29,8 @@ from .toolwheel import TOOL_REQUIREMENTS, sha256_of
 log = logging.getLogger(__name__)
 
 CANONICAL_OWNER = "099720109477"
+# 24.04 only: pwb-users needs Python 3.11 or newer, and 22.04 ships 3.10.
 UBUNTU_NAMES = {
-    "ubuntu-22.04": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*",
     "ubuntu-24.04": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
 }
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
