@@ -7,7 +7,6 @@ import importlib.util
 import json
 import multiprocessing
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -122,16 +121,20 @@ def test_no_slurmctldhost_at_all_is_an_error(tmp_path: Path) -> None:
         rc.update_shared_config(head)
 
 
-def _hold_lock(path: str, held: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+def _hold_lock(
+    path: str,
+    held: multiprocessing.synchronize.Event,  # type: ignore[name-defined]
+    release: multiprocessing.synchronize.Event,  # type: ignore[name-defined]
+) -> None:
     with rc.shared_lock(Path(path)):
         held.set()
-        time.sleep(1.5)
+        release.wait(30)
 
 
 def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
     lock = tmp_path / "reconcile.lock"
-    held = multiprocessing.Event()
-    holder = multiprocessing.Process(target=_hold_lock, args=(str(lock), held))
+    held, release = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_lock, args=(str(lock), held, release))
     holder.start()
     try:
         assert held.wait(10)
@@ -140,9 +143,15 @@ def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
             rc.shared_lock(lock, wait=0.3),
         ):
             pass
-        with rc.shared_lock(lock, wait=10):
+        # The holder still holds it (it waits for `release`), so the refusal above was
+        # the lock's doing; once it lets go, the lock is ours.
+        assert holder.is_alive()
+        release.set()
+        with rc.shared_lock(lock, wait=30):
+            holder.join(10)
             assert not holder.is_alive()
     finally:
+        release.set()
         holder.join(10)
 
 
