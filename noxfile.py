@@ -58,7 +58,7 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
     # pytest exits 5 when it collected nothing; nox fails on it, which is what we want:
     # a suite that silently ran no test is not a green suite.
-    session.run("pytest", *(session.posargs or ["tests"]))
+    session.run("pytest", "--durations=15", *(session.posargs or ["tests"]))
 
 
 @nox.session
