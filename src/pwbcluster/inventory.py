@@ -76,8 +76,18 @@ def inventory(session: Any, tag_filter: dict[str, str] | None = None) -> dict[st
     def objects() -> int:
         total = 0
         for bucket in s3.list_buckets().get("Buckets", []):
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+                total += len(page.get("Contents", []))
+        return total
+
+    def old_versions() -> int:
+        # History in a versioned bucket: not resources of their own, but billable until
+        # deleted, so `down` must leave none.
+        total = 0
+        for bucket in s3.list_buckets().get("Buckets", []):
             for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket["Name"]):
-                total += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+                total += sum(1 for v in page.get("Versions", []) if not v.get("IsLatest"))
+                total += len(page.get("DeleteMarkers", []))
         return total
 
     def secrets() -> int:

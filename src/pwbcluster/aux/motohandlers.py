@@ -7,6 +7,7 @@ the attributes moto computed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -318,9 +319,17 @@ def _directory(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[st
     }
 
 
+def _elb_name(wanted: str) -> str:
+    """An ELB/target-group name as AWS accepts it: [A-Za-z0-9-], at most 32, no '--' and no
+    hyphen at either end (auto-names cut at 32 characters can break each rule)."""
+    cleaned = re.sub(r"[^A-Za-z0-9-]", "-", wanted)
+    cleaned = re.sub(r"-{2,}", "-", cleaned).strip("-")
+    return cleaned[:32].rstrip("-")
+
+
 def _nlb(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     lb = m.c("elbv2").create_load_balancer(
-        Name=i.get("name") or name[:32],
+        Name=_elb_name(i.get("name") or name),
         Subnets=list(i["subnets"]),
         SecurityGroups=list(i.get("securityGroups") or []),
         Scheme="internal" if i.get("internal") else "internet-facing",
@@ -333,7 +342,7 @@ def _nlb(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, Any
 
 def _target_group(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     tg = m.c("elbv2").create_target_group(
-        Name=i.get("name") or name[:32],
+        Name=_elb_name(i.get("name") or name),
         Protocol=i["protocol"],
         Port=int(i["port"]),
         VpcId=i["vpcId"],
