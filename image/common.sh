@@ -94,6 +94,28 @@ make_workdir() {
   trap "rm -rf '${PWB_WORKDIR}'" EXIT
 }
 
+# posit_deb_url BASE OS PACKAGE VERSION: where Posit publishes its R and Python builds.
+posit_deb_url() {
+  printf '%s/%s/pkgs/%s-%s_1_amd64.deb' "$1" "$2" "$3" "$4"
+}
+
+# install_posit_build LABEL PACKAGE VERSION OS BASE BINARY: install one of Posit's .deb builds
+# unless BINARY (a path under PWB_ROOT) is already there; it must be there afterwards.
+install_posit_build() {
+  local label="$1" package="$2" version="$3" os="$4" base="$5" binary="$6" deb
+  if [[ -x "${PWB_ROOT}${binary}" ]]; then
+    log "${label} ${version} already installed"
+    return 0
+  fi
+  [[ -n "${PWB_WORKDIR:-}" ]] || make_workdir
+  deb="${PWB_WORKDIR}/${package}-${version}_1_amd64.deb"
+  fetch "$(posit_deb_url "${base}" "${os}" "${package}" "${version}")" "${deb}"
+  apt_install "${deb}"
+  [[ -x "${PWB_ROOT}${binary}" ]] ||
+    die "${label} ${version} installed but ${PWB_ROOT}${binary} is missing"
+  log "installed ${label} ${version}"
+}
+
 # in_list WORD LIST...: true when WORD is one of the words in LIST.
 in_list() {
   local word="$1" item

@@ -26,23 +26,11 @@ source "${HERE}/common.sh"
 usage() { print_header "${BASH_SOURCE[0]}"; }
 
 python_url() {
-  local base="$1" os="$2" version="$3"
-  printf '%s/%s/pkgs/python-%s_1_amd64.deb' "${base}" "${os}" "${version}"
+  posit_deb_url "$1" "$2" python "$3"
 }
 
 install_python_version() {
-  local version="$1" os="$2" base="$3" deb
-  if [[ -x "${PWB_ROOT}/opt/python/${version}/bin/python3" ]]; then
-    log "Python ${version} already installed"
-    return 0
-  fi
-  [[ -n "${PWB_WORKDIR:-}" ]] || make_workdir
-  deb="${PWB_WORKDIR}/python-${version}_1_amd64.deb"
-  fetch "$(python_url "${base}" "${os}" "${version}")" "${deb}"
-  apt_install "${deb}"
-  [[ -x "${PWB_ROOT}/opt/python/${version}/bin/python3" ]] ||
-    die "Python ${version} installed but ${PWB_ROOT}/opt/python/${version}/bin/python3 is missing"
-  log "installed Python ${version}"
+  install_posit_build Python python "$1" "$2" "$3" "/opt/python/${1}/bin/python3"
 }
 
 link_default_python() {

@@ -25,23 +25,11 @@ source "${HERE}/common.sh"
 usage() { print_header "${BASH_SOURCE[0]}"; }
 
 r_url() {
-  local base="$1" os="$2" version="$3"
-  printf '%s/%s/pkgs/r-%s_1_amd64.deb' "${base}" "${os}" "${version}"
+  posit_deb_url "$1" "$2" r "$3"
 }
 
 install_r_version() {
-  local version="$1" os="$2" base="$3" deb
-  if [[ -x "${PWB_ROOT}/opt/R/${version}/bin/R" ]]; then
-    log "R ${version} already installed"
-    return 0
-  fi
-  [[ -n "${PWB_WORKDIR:-}" ]] || make_workdir
-  deb="${PWB_WORKDIR}/r-${version}_1_amd64.deb"
-  fetch "$(r_url "${base}" "${os}" "${version}")" "${deb}"
-  apt_install "${deb}"
-  [[ -x "${PWB_ROOT}/opt/R/${version}/bin/R" ]] ||
-    die "R ${version} installed but ${PWB_ROOT}/opt/R/${version}/bin/R is missing"
-  log "installed R ${version}"
+  install_posit_build R r "$1" "$2" "$3" "/opt/R/${1}/bin/R"
 }
 
 link_default_r() {
