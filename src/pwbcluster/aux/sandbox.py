@@ -120,7 +120,7 @@ def destroy_ledger(ledger: Ledger, endpoint_url: str, region: str) -> list[str]:
         )
         try:
             if method == "_empty_and_delete_bucket":
-                _empty_and_delete_bucket(client, kwargs["Bucket"])
+                empty_and_delete_bucket(client, kwargs["Bucket"])
             else:
                 getattr(client, method)(**kwargs)
         except Exception as exc:  # one failure must not stop the rest of the clean-up
@@ -130,8 +130,9 @@ def destroy_ledger(ledger: Ledger, endpoint_url: str, region: str) -> list[str]:
     return failures
 
 
-def _empty_and_delete_bucket(s3: Any, bucket: str) -> None:
-    versions = s3.list_object_versions(Bucket=bucket)
-    for item in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
-        s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+def empty_and_delete_bucket(s3: Any, bucket: str) -> None:
+    """Delete every object version and delete marker of a (versioned) bucket, then it."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
     s3.delete_bucket(Bucket=bucket)

@@ -256,15 +256,14 @@ def _remove_synthesis_buckets(region: str, endpoint: str) -> None:
     """The scratch bucket pcluster's offline synthesis made in this sandbox's moto."""
     import boto3
 
+    from ..aux.sandbox import empty_and_delete_bucket
+
     s3 = boto3.client("s3", endpoint_url=endpoint)
     for bucket in s3.list_buckets().get("Buckets", []):
         name = bucket["Name"]
         if not (name.startswith("parallelcluster-") and name.endswith(f"-offline-{region}")):
             continue
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
-            for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                s3.delete_object(Bucket=name, Key=item["Key"], VersionId=item["VersionId"])
-        s3.delete_bucket(Bucket=name)
+        empty_and_delete_bucket(s3, name)
         log.info("sandbox: removed pcluster's synthesis bucket %s", name)
 
 
