@@ -16,15 +16,18 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from pwbcluster.aux import args as aux_args
-from pwbcluster.aux.fakes import OfflineMocks
-from pwbcluster.aux.mockrun import run_with_mocks
-from pwbcluster.aux.outputs import to_contract
-from pwbcluster.aux.program import network_program, services_program
 from pwbcluster.config import load_config
-from pwbcluster.stages import network, services
-from pwbcluster.stages.contracts import NetworkOutputs
-from pwbcluster.stages.runner import StageContext
+from pwbcluster.contracts import NetworkOutputs
+from pwbcluster.pipeline.runner import StageContext
+from pwbcluster.sandbox.fakes import OfflineMocks
+from pwbcluster.sandbox.mockrun import run_with_mocks
+from pwbcluster.stages.network import stage as network
+from pwbcluster.stages.network.args import network_args
+from pwbcluster.stages.network.program import network_program
+from pwbcluster.stages.services import stage as services
+from pwbcluster.stages.services.args import services_args
+from pwbcluster.stages.services.program import services_program
+from pwbcluster.stages.stack_outputs import to_contract
 
 
 def timed(fn: object) -> float:
@@ -40,10 +43,10 @@ def main() -> None:
     opts = parser.parse_args()
     config = load_config(opts.config)
     tags = config.tags()
-    net_args = aux_args.network_args(config.data, tags)
+    net_args = network_args(config.data, tags)
     net_run = run_with_mocks(lambda: network_program(net_args), OfflineMocks(), "b", "n")
     contract = to_contract(NetworkOutputs, net_run.outputs)
-    svc_args = aux_args.services_args(config.data, tags, contract)
+    svc_args = services_args(config.data, tags, contract)
     for label, program, count in (
         ("network", lambda: network_program(net_args), len(net_run.registered)),
         ("services", lambda: services_program(svc_args), None),

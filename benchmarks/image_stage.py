@@ -16,8 +16,9 @@ from pathlib import Path
 from rich.console import Console
 
 from pwbcluster.config import load_config
-from pwbcluster.image import commands, service
-from pwbcluster.stages.contracts import planned_network
+from pwbcluster.contracts import planned_network
+from pwbcluster.pipeline import image_tasks as commands
+from pwbcluster.stages.image import service
 
 
 def timed(label: str, fn: object, runs: int) -> None:

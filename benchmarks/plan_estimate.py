@@ -21,8 +21,8 @@ from pwbcluster.estimate.cost import build_estimate
 from pwbcluster.estimate.diagram import draw, unavailable_reason
 from pwbcluster.estimate.prices import PriceCache, resolve_prices
 from pwbcluster.estimate.resources import bill_of_materials
-from pwbcluster.plan import planned_context
-from pwbcluster.render.cluster_config import render_cluster_config
+from pwbcluster.pipeline.plan import planned_context
+from pwbcluster.stages.cluster.render import render_cluster_config
 
 
 def main() -> None:

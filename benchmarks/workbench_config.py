@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pwbcluster.workbench import render_workbench, settings_from, write_tree  # noqa: E402
+from pwbcluster.stages.cluster.workbench import render_workbench, settings_from, write_tree  # noqa: E402
 from tests.cluster.fixtures import example_data, upstream, write_bucket  # noqa: E402
 
 

@@ -14,10 +14,12 @@ import os
 from pathlib import Path
 
 import pulumi
-from pwbcluster.aux.args import network_args, services_args
-from pwbcluster.aux.program import SECRET_OUTPUTS, network_program, services_program
 from pwbcluster.config import load_config
-from pwbcluster.stages.contracts import NetworkOutputs, from_dict
+from pwbcluster.contracts import NetworkOutputs, from_dict
+from pwbcluster.stages.network.args import network_args
+from pwbcluster.stages.network.program import network_program
+from pwbcluster.stages.services.args import services_args
+from pwbcluster.stages.services.program import SECRET_OUTPUTS, services_program
 
 
 def main() -> None:

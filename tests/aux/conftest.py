@@ -12,14 +12,16 @@ from typing import Any
 
 import pytest
 
-from pwbcluster.aux import args as aux_args
-from pwbcluster.aux.fakes import OfflineMocks
-from pwbcluster.aux.mockrun import MockRun, Registered, run_with_mocks
-from pwbcluster.aux.outputs import to_contract
-from pwbcluster.aux.program import network_program, services_program
-from pwbcluster.aux.toolwheel import build_tool_wheel
 from pwbcluster.config import Config, load_config
-from pwbcluster.stages.contracts import NetworkOutputs, ServicesOutputs
+from pwbcluster.contracts import NetworkOutputs, ServicesOutputs
+from pwbcluster.sandbox.fakes import OfflineMocks
+from pwbcluster.sandbox.mockrun import MockRun, Registered, run_with_mocks
+from pwbcluster.stages.network.args import network_args
+from pwbcluster.stages.network.program import network_program
+from pwbcluster.stages.services.args import services_args
+from pwbcluster.stages.services.program import services_program
+from pwbcluster.stages.services.toolwheel import build_tool_wheel
+from pwbcluster.stages.stack_outputs import to_contract
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
@@ -67,12 +69,12 @@ def _variant(base: Config, change: Callable[[dict[str, Any]], None] | None) -> C
 
 def deploy(config: Config, tool_wheel: str | None = None) -> Deployed:
     tags = config.tags()
-    net_args = aux_args.network_args(config.data, tags)
+    net_args = network_args(config.data, tags)
     net_run = run_with_mocks(
         lambda: network_program(net_args), OfflineMocks(config.region), "test", "network"
     )
     network = to_contract(NetworkOutputs, net_run.outputs)
-    svc_args = aux_args.services_args(config.data, tags, network, tool_wheel=tool_wheel)
+    svc_args = services_args(config.data, tags, network, tool_wheel=tool_wheel)
     svc_run = run_with_mocks(
         lambda: services_program(svc_args), OfflineMocks(config.region), "test", "services"
     )

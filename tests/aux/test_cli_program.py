@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pwbcluster.aux.fakes import OfflineMocks
-from pwbcluster.aux.mockrun import run_with_mocks
+from pwbcluster.sandbox.fakes import OfflineMocks
+from pwbcluster.sandbox.mockrun import run_with_mocks
 
 MAIN = Path(__file__).resolve().parents[2] / "pulumi" / "__main__.py"
 

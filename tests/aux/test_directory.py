@@ -7,10 +7,10 @@ import logging
 import pytest
 from cryptography import x509
 
-from pwbcluster.aux import args as aux_args
-from pwbcluster.aux.fakes import OfflineMocks
-from pwbcluster.aux.mockrun import run_with_mocks
-from pwbcluster.aux.program import network_program
+from pwbcluster.sandbox.fakes import OfflineMocks
+from pwbcluster.sandbox.mockrun import run_with_mocks
+from pwbcluster.stages.network.args import network_args
+from pwbcluster.stages.network.program import network_program
 
 from .conftest import Deployed, _no_ldaps, _variant, deploy
 
@@ -71,7 +71,7 @@ def test_managed_ad_binds_in_its_own_ou(deployments: dict[str, Deployed]) -> Non
 def test_plain_ldap_only_when_opted_out_with_a_warning(
     base_config: object, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="pwbcluster.aux.directory"):
+    with caplog.at_level(logging.WARNING, logger="pwbcluster.stages.services.directory"):
         d = deploy(_variant(base_config, _no_ldaps))  # type: ignore[arg-type]
     assert not d.of_type("lb/loadBalancer:LoadBalancer"), "a TLS front without ldaps"
     assert not d.of_type("acm/certificate:Certificate")
@@ -100,7 +100,7 @@ def test_existing_vpc_needs_two_private_subnets(base_config: object) -> None:
         data["aux"]["network"]["private_subnet_ids"] = ["subnet-0123456789abcdef0"]
 
     config = _variant(base_config, one_subnet)  # type: ignore[arg-type]
-    net_args = aux_args.network_args(config.data, config.tags())
+    net_args = network_args(config.data, config.tags())
     with pytest.raises(ValueError, match="at least two private subnets"):
         run_with_mocks(lambda: network_program(net_args), OfflineMocks(), "test", "bad")
 

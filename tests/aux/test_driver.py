@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from invoke import Context, Exit
 
-from pwbcluster.aux import driver, manage
+from pwbcluster.aws import pulumi_driver as driver
 from pwbcluster.config import Config
 from pwbcluster.errors import MissingDependency, StageError
+from pwbcluster.pipeline import aux_tasks as manage
 from pwbcluster.tasks import aux as aux_tasks
 
 from .conftest import EXAMPLE

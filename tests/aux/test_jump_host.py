@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
-from pwbcluster.aux.args import JUMP_TOOL_PREFIX, ServicesArgs
-from pwbcluster.aux.mockrun import Registered
-from pwbcluster.aux.stage import part_args
-from pwbcluster.aux.toolwheel import build_tool_wheel
+from pwbcluster.contracts import JUMP_TOOL_PREFIX
+from pwbcluster.sandbox.mockrun import Registered
+from pwbcluster.stages.services.args import ServicesArgs
+from pwbcluster.stages.services.toolwheel import build_tool_wheel
+from pwbcluster.stages.stack import part_args
 
 from .conftest import Deployed, policy_of
 
@@ -202,7 +203,7 @@ def test_the_wheel_is_deterministic_and_pwb_users_starts_from_it(
     again = build_tool_wheel(tmp_path / "again")
     assert again.read_bytes() == tool_wheel.read_bytes(), "two builds of one tree differ"
     names = zipfile.ZipFile(tool_wheel).namelist()
-    assert "pwbcluster/users/cli.py" in names and "pwbcluster/errors.py" in names, names
+    assert "pwbcluster/stages/users/cli.py" in names and "pwbcluster/errors.py" in names, names
     assert "pwbcluster/templates/aux/jump-host-user-data.sh" in names, "package data missing"
     assert not [n for n in names if "__pycache__" in n or "/." in n], "stray files in the wheel"
     # What the jump host does: pip install --no-deps <wheel>, then run the console script.
@@ -226,7 +227,7 @@ def test_the_wheel_is_deterministic_and_pwb_users_starts_from_it(
     assert started.returncode == 0, started.stderr
     assert "create" in started.stdout, started.stdout
     imported = subprocess.run(
-        [sys.executable, "-c", "import pwbcluster.users.cli as m; print(m.__file__)"],
+        [sys.executable, "-c", "import pwbcluster.stages.users.cli as m; print(m.__file__)"],
         capture_output=True,
         text=True,
         env=env,

@@ -6,11 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pwbcluster.aux import args as aux_args
-from pwbcluster.aux.fakes import OfflineMocks
-from pwbcluster.aux.mockrun import run_with_mocks
-from pwbcluster.aux.program import network_program
 from pwbcluster.config import Config
+from pwbcluster.sandbox.fakes import OfflineMocks
+from pwbcluster.sandbox.mockrun import run_with_mocks
+from pwbcluster.stages.network.args import network_args
+from pwbcluster.stages.network.program import network_program
 
 
 @pytest.mark.timeout(60)  # without the lock, concurrent runs deadlock
@@ -18,7 +18,7 @@ def test_concurrent_runs_from_threads_stay_apart(base_config: Config) -> None:
     def run(deployment: str) -> tuple[str, set[str], str]:
         data = {**base_config.data, "deployment": {**base_config.data["deployment"]}}
         data["deployment"]["name"] = deployment
-        net_args = aux_args.network_args(data, {"Deployment": deployment})
+        net_args = network_args(data, {"Deployment": deployment})
         result = run_with_mocks(
             lambda: network_program(net_args), OfflineMocks(), "test", deployment
         )

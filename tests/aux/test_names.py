@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pwbcluster.aux.motohandlers import _elb_name
+from pwbcluster.sandbox.moto_handlers import _elb_name
 
 VALID = re.compile(r"^(?!.*--)(?!-)(?!.*-$)[A-Za-z0-9-]{1,32}$")
 

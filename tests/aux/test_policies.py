@@ -16,11 +16,16 @@ from typing import Any
 
 import pytest
 
-from pwbcluster.aux.args import CLUSTER_SCRIPTS_PREFIX, IMAGE_SCRIPTS_PREFIX, JUMP_TOOL_PREFIX
-from pwbcluster.aux.mockrun import Registered
-from pwbcluster.aux.outputs import contract_fields
-from pwbcluster.aux.program import SECRET_OUTPUTS
-from pwbcluster.stages.contracts import NetworkOutputs, ServicesOutputs
+from pwbcluster.contracts import (
+    CLUSTER_SCRIPTS_PREFIX,
+    IMAGE_SCRIPTS_PREFIX,
+    JUMP_TOOL_PREFIX,
+    NetworkOutputs,
+    ServicesOutputs,
+)
+from pwbcluster.sandbox.mockrun import Registered
+from pwbcluster.stages.services.program import SECRET_OUTPUTS
+from pwbcluster.stages.stack_outputs import contract_fields
 
 from .conftest import LICENCE_ARN, Deployed, policy_of
 

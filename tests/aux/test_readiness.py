@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pwbcluster.aux.readiness import DONE_MARKER, wait_for_jump_host
+from pwbcluster.aws.readiness import DONE_MARKER, wait_for_jump_host
 from pwbcluster.errors import StageError
 
 

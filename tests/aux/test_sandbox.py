@@ -17,10 +17,11 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from pwbcluster.config import Config
-from pwbcluster.inventory import inventory
-from pwbcluster.stages import network, services
-from pwbcluster.stages.contracts import NetworkOutputs, ServicesOutputs
-from pwbcluster.stages.runner import StageContext
+from pwbcluster.contracts import NetworkOutputs, ServicesOutputs
+from pwbcluster.pipeline.runner import StageContext
+from pwbcluster.sandbox.inventory import inventory
+from pwbcluster.stages.network import stage as network
+from pwbcluster.stages.services import stage as services
 
 
 @pytest.fixture(scope="module")

@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
+from pwbcluster import contracts  # noqa: E402
 from pwbcluster.config import load_config  # noqa: E402
-from pwbcluster.stages import contracts  # noqa: E402
-from pwbcluster.workbench.bundle import bundle_objects, format_env, node_env  # noqa: E402
-from pwbcluster.workbench.generate import render_workbench  # noqa: E402
-from pwbcluster.workbench.settings import settings_from  # noqa: E402
+from pwbcluster.stages.cluster.workbench.bundle import bundle_objects, format_env, node_env  # noqa: E402
+from pwbcluster.stages.cluster.workbench.generate import render_workbench  # noqa: E402
+from pwbcluster.stages.cluster.workbench.settings import settings_from  # noqa: E402
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"

@@ -9,9 +9,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pwbcluster.render.cluster_config import LB_PORTS_TAG, render_cluster_config, trace
-from pwbcluster.workbench import render_workbench, settings_from
-from pwbcluster.workbench.bundle import format_env, node_env
+from pwbcluster.stages.cluster.render import LB_PORTS_TAG, render_cluster_config, trace
+from pwbcluster.stages.cluster.workbench import render_workbench, settings_from
+from pwbcluster.stages.cluster.workbench.bundle import format_env, node_env
 
 from .fixtures import PREFIX, REGION, random_secret, upstream
 

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from pwbcluster.workbench import render_workbench, settings_from, write_tree
+from pwbcluster.stages.cluster.workbench import render_workbench, settings_from, write_tree
 
 from .fixtures import REGION, random_secret, upstream
 

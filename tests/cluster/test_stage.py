@@ -15,11 +15,11 @@ import boto3
 import pytest
 from rich.console import Console
 
+from pwbcluster.aws import pcluster_cluster as cluster_pcluster
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import offline
-from pwbcluster.stages import cluster as stage
-from pwbcluster.stages import cluster_pcluster
-from pwbcluster.stages.runner import StageContext
+from pwbcluster.pipeline.runner import StageContext
+from pwbcluster.stages.cluster import stage
 
 from .fixtures import BUCKET, REGION, upstream
 

@@ -13,9 +13,14 @@ from typing import Any
 import pytest
 
 from pwbcluster.errors import ToolkitError
-from pwbcluster.workbench import node_load_balancer, render_workbench, settings_from, write_tree
-from pwbcluster.workbench.bundle import container_tag_version, format_env, node_env
-from pwbcluster.workbench.sizing import instance_size
+from pwbcluster.stages.cluster.workbench import (
+    node_load_balancer,
+    render_workbench,
+    settings_from,
+    write_tree,
+)
+from pwbcluster.stages.cluster.workbench.bundle import container_tag_version, format_env, node_env
+from pwbcluster.stages.cluster.workbench.sizing import instance_size
 
 from .fixtures import PREFIX, upstream
 

@@ -23,7 +23,7 @@ from botocore.stub import Stubber
 
 from pwbcluster.config import Config, load_config
 from pwbcluster.estimate.catalogue import PriceQuery
-from pwbcluster.plan import PlanContext, planned_context, render_step
+from pwbcluster.pipeline.plan import PlanContext, planned_context, render_step
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from pwbcluster.estimate import steps
 from pwbcluster.estimate.prices import PriceCache
 from pwbcluster.estimate.resources import bill_of_materials
-from pwbcluster.plan import PlanContext
+from pwbcluster.pipeline import plan_estimate as steps
+from pwbcluster.pipeline.plan import PlanContext
 
 from .conftest import answer, expected, price_item
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from pwbcluster.config import load_config
-from pwbcluster.estimate import diagram, steps
-from pwbcluster.plan import PlanContext
+from pwbcluster.estimate import diagram
+from pwbcluster.pipeline import plan_estimate as steps
+from pwbcluster.pipeline.plan import PlanContext
 
 from .conftest import ROOT, rendered
 
@@ -179,7 +180,7 @@ def test_a_graphviz_failure_is_one_line_not_a_traceback(
 
 
 def test_without_the_render_step_both_steps_say_so(full_project: Path) -> None:
-    from pwbcluster.plan import planned_context
+    from pwbcluster.pipeline.plan import planned_context
 
     ctx = planned_context(load_config(full_project / "config" / "example.yaml"))
     steps.diagram_step(ctx)

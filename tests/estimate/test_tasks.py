@@ -13,7 +13,7 @@ from rich.console import Console
 
 from pwbcluster.config import load_config
 from pwbcluster.estimate import diagram
-from pwbcluster.plan import STEPS, make_plan, print_plan
+from pwbcluster.pipeline.plan import STEPS, make_plan, print_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]

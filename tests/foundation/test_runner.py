@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from pwbcluster import contracts
 from pwbcluster.errors import StageError
-from pwbcluster.stages import contracts
-from pwbcluster.stages.pipeline import stage_specs
-from pwbcluster.stages.runner import (
+from pwbcluster.pipeline.registry import stage_specs
+from pwbcluster.pipeline.runner import (
     FAULT_ENV,
     Runner,
     StageContext,
@@ -26,7 +26,7 @@ from pwbcluster.stages.runner import (
     critical_path,
     fingerprint,
 )
-from pwbcluster.stages.state import State
+from pwbcluster.pipeline.state import State
 
 
 @dataclass

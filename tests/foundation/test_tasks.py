@@ -78,7 +78,7 @@ def test_missing_config_file_is_a_clear_error() -> None:
 def test_plan_writes_the_build_directory(project: Path) -> None:
     shutil.copytree(ROOT / "image", project / "image", dirs_exist_ok=True)
     from pwbcluster.config import load_config
-    from pwbcluster.plan import STEPS, make_plan
+    from pwbcluster.pipeline.plan import STEPS, make_plan
 
     cfg = load_config(project / "config" / "example.yaml")
     ctx = make_plan(cfg, steps=[s for s in STEPS if s[0] == "render"])

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from pwbcluster.config import Config, load_config
-from pwbcluster.stages.contracts import NetworkOutputs
+from pwbcluster.contracts import NetworkOutputs
 
 REGION = "eu-west-1"
 

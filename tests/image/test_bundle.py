@@ -13,8 +13,8 @@ import pytest
 
 from pwbcluster.config import Config, load_config
 from pwbcluster.errors import StageError
-from pwbcluster.image import bundle, service
-from pwbcluster.image.envfile import ENV_FILE, image_env
+from pwbcluster.stages.image import bundle, service
+from pwbcluster.stages.image.envfile import ENV_FILE, image_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,15 +9,14 @@ from typing import Any
 
 import pytest
 
+from pwbcluster import contracts
+from pwbcluster.aws import pcluster_images as pi
 from pwbcluster.config import Config
-from pwbcluster.image import amis, bundle, service
-from pwbcluster.image import pcluster_images as pi
-from pwbcluster.image.standins import register_standin, sandbox_parent
 from pwbcluster.pcluster.venv import PCLUSTER_VERSION
-from pwbcluster.stages import contracts
-from pwbcluster.stages import image as stage
-from pwbcluster.stages.runner import StageContext
-from pwbcluster.stages.state import StageRecord, State
+from pwbcluster.pipeline.runner import StageContext
+from pwbcluster.pipeline.state import StageRecord, State
+from pwbcluster.sandbox.image_standins import register_standin, sandbox_parent
+from pwbcluster.stages.image import amis, bundle, service, stage
 
 REGION = "eu-west-1"
 

@@ -10,8 +10,8 @@ import pytest
 
 from pwbcluster.config import Config, load_config
 from pwbcluster.errors import ToolkitError
-from pwbcluster.image.envfile import image_env, unverified_downloads
-from pwbcluster.image.service import fingerprint_for
+from pwbcluster.stages.image.envfile import image_env, unverified_downloads
+from pwbcluster.stages.image.service import fingerprint_for
 
 WORKBENCH_SHA = "AB" * 32
 NVIDIA_KEY = "EB693B3035CD5710E231E123A4B469963BF863CC"

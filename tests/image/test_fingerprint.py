@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from pwbcluster.config import load_config
-from pwbcluster.image.fingerprint import image_files, image_fingerprint
-from pwbcluster.image.service import fingerprint_for
+from pwbcluster.stages.image.fingerprint import image_files, image_fingerprint
+from pwbcluster.stages.image.service import fingerprint_for
 
 
 def _fp(project: Path) -> str:
@@ -29,7 +29,7 @@ def test_same_in_a_fresh_process_with_another_cwd_and_hash_seed(
 ) -> None:
     code = (
         "import sys; from pwbcluster.config import load_config; "
-        "from pwbcluster.image.service import fingerprint_for; "
+        "from pwbcluster.stages.image.service import fingerprint_for; "
         "print(fingerprint_for(load_config(sys.argv[1])))"
     )
     out = subprocess.run(

@@ -10,11 +10,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from pwbcluster.config import Config
-from pwbcluster.image import amis, service
+from pwbcluster.contracts import NetworkOutputs, planned_network
 from pwbcluster.pcluster import offline
-from pwbcluster.stages import image as stage
-from pwbcluster.stages.contracts import NetworkOutputs, planned_network
-from pwbcluster.stages.runner import StageContext
+from pwbcluster.pipeline.runner import StageContext
+from pwbcluster.stages.image import amis, service, stage
 
 pytestmark = pytest.mark.pcluster
 

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from pwbcluster.aws import pcluster_images as pi
 from pwbcluster.config import Config
 from pwbcluster.errors import StageError
-from pwbcluster.image import amis, service
-from pwbcluster.image import pcluster_images as pi
-from pwbcluster.image.standins import register_standin
-from pwbcluster.stages import image as stage
-from pwbcluster.stages.runner import StageContext
+from pwbcluster.pipeline.runner import StageContext
+from pwbcluster.sandbox.image_standins import register_standin
+from pwbcluster.stages.image import amis, service, stage
 
 
 class FakePcluster:

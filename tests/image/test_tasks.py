@@ -11,7 +11,7 @@ import pytest
 from invoke import Context, Exit
 
 from pwbcluster.config import load_config
-from pwbcluster.image.service import fingerprint_for
+from pwbcluster.stages.image.service import fingerprint_for
 from pwbcluster.tasks import image as tasks
 
 

@@ -15,10 +15,10 @@ import pytest
 
 from pwbcluster.config import Config, load_config
 from pwbcluster.pcluster import offline, patch
-from pwbcluster.pcluster.plan_step import pcluster_step
 from pwbcluster.pcluster.venv import PCLUSTER_PACKAGE, ensure_venv
-from pwbcluster.plan import PlanContext, make_plan, planned_context, render_step
-from pwbcluster.render.cluster_config import LB_CERTIFICATE_TAG, LB_PORTS_TAG, render_cluster_config
+from pwbcluster.pipeline.plan import PlanContext, make_plan, planned_context, render_step
+from pwbcluster.pipeline.plan_pcluster import pcluster_step
+from pwbcluster.stages.cluster.render import LB_CERTIFICATE_TAG, LB_PORTS_TAG, render_cluster_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CERTIFICATE = "arn:aws:acm:eu-west-1:000000000000:certificate/11111111-2222-3333-4444-555555555555"

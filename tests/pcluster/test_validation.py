@@ -13,9 +13,9 @@ import pytest
 from pwbcluster.config import Config, load_config
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import offline
-from pwbcluster.pcluster.plan_step import override_key, pcluster_step
-from pwbcluster.plan import PlanContext, make_plan, planned_context, render_step
-from pwbcluster.render.cluster_config import render_cluster_config, trace
+from pwbcluster.pipeline.plan import PlanContext, make_plan, planned_context, render_step
+from pwbcluster.pipeline.plan_pcluster import override_key, pcluster_step
+from pwbcluster.stages.cluster.render import render_cluster_config, trace
 
 from .conftest import render
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pwbcluster import sandbox
-from pwbcluster.audit import audit
-from pwbcluster.inventory import inventory
+from pwbcluster.sandbox import server as sandbox
+from pwbcluster.sandbox.canary import audit
+from pwbcluster.sandbox.inventory import inventory
 
 SECRET = "s3cr3t-Value-that-is-long"
 JSON_PASSWORD = "pg-password-9f8e7d6c"

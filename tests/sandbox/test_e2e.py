@@ -18,10 +18,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pwbcluster import sandbox
-from pwbcluster.audit import audit
-from pwbcluster.inventory import inventory
-from pwbcluster.stages.runner import FAULT_ENV
+from pwbcluster.pipeline.runner import FAULT_ENV
+from pwbcluster.sandbox import server as sandbox
+from pwbcluster.sandbox.canary import audit
+from pwbcluster.sandbox.inventory import inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pwbcluster.users.directory import Target
+from pwbcluster.stages.users.directory import Target
 
 from .samba_dc import DC_ADDR, DOMAIN, SambaDC, unavailable_reason
 

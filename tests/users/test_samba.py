@@ -14,10 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from pwbcluster.users import engine
-from pwbcluster.users.directory import UAC_DISABLED, UAC_NORMAL, USER_CLASSES, AuthError, Target
-from pwbcluster.users.spec import MANAGED_MARK, UserBatch
-from pwbcluster.users.store import FileStore
+from pwbcluster.stages.users import engine
+from pwbcluster.stages.users.directory import (
+    UAC_DISABLED,
+    UAC_NORMAL,
+    USER_CLASSES,
+    AuthError,
+    Target,
+)
+from pwbcluster.stages.users.spec import MANAGED_MARK, UserBatch
+from pwbcluster.stages.users.store import FileStore
 
 from .samba_dc import DC_ADDR, DOMAIN, SambaDC
 
@@ -138,7 +144,7 @@ def test_cli_create_list_delete_json(samba_dc: SambaDC, tmp_path: Path) -> None:
 
     def tool(*args: str) -> tuple[int, dict, str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "pwbcluster.users.cli", *args],
+            [sys.executable, "-m", "pwbcluster.stages.users.cli", *args],
             env=env,
             capture_output=True,
             text=True,
@@ -166,7 +172,7 @@ def test_cli_create_list_delete_json(samba_dc: SambaDC, tmp_path: Path) -> None:
 def test_stage_direct_path_returns_the_contract(
     samba_dc: SambaDC, target: Target, tmp_path: Path
 ) -> None:
-    from pwbcluster.users import stage
+    from pwbcluster.stages.users import run as stage
 
     users_cfg = {
         "count": 2,

@@ -14,10 +14,17 @@ import pytest
 from invoke import MockContext
 from moto import mock_aws
 
-from pwbcluster.stages.contracts import planned_services, to_dict
-from pwbcluster.users import cli, ssm, stage
-from pwbcluster.users.spec import BatchError, UserBatch, generate_password
-from pwbcluster.users.store import FileStore, SecretsManagerStore, StoreError, read_admin_password
+from pwbcluster.aws import jump_host as ssm
+from pwbcluster.contracts import planned_services, to_dict
+from pwbcluster.stages.users import cli
+from pwbcluster.stages.users import run as stage
+from pwbcluster.stages.users.spec import BatchError, UserBatch, generate_password
+from pwbcluster.stages.users.store import (
+    FileStore,
+    SecretsManagerStore,
+    StoreError,
+    read_admin_password,
+)
 
 REGION = "eu-west-1"
 
@@ -171,7 +178,7 @@ def test_stage_entry_skips_an_empty_batch() -> None:
 def test_invoke_dry_run_prints_the_command(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pwbcluster.stages.state import StageRecord, State
+    from pwbcluster.pipeline.state import StageRecord, State
     from pwbcluster.tasks import users as tasks
 
     state = State.load(project / "build" / "example" / "state.json", "real")

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
-from ..errors import ConfigError
-from . import checks as _checks
-from .problems import Level, Origin, Path, Problem, format_path
-from .schema import validate
-from .source import Origins, load_file, merge, origin_of
+from pwbcluster.config import checks as _checks
+from pwbcluster.config.problems import Level, Origin, Path, Problem, format_path
+from pwbcluster.config.schema import validate
+from pwbcluster.config.source import Origins, load_file, merge, origin_of
+from pwbcluster.errors import ConfigError
 
 __all__ = ["Config", "ConfigError", "Level", "Origin", "Problem", "find_root", "load_config"]
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .problems import Level, Path, Problem
+from pwbcluster.config.problems import Level, Path, Problem
 
 if TYPE_CHECKING:
-    from . import Config
+    from pwbcluster.config import Config
 
 Finding = tuple[Path, str, str | None]
 CheckFn = Callable[[dict[str, Any]], Iterator[Finding]]

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from .schema import SCHEMA_FILES, load_schemas
+from pwbcluster.config.schema import SCHEMA_FILES, load_schemas
+from pwbcluster.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
 STAGE_SOURCES = {

@@ -13,8 +13,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from .problems import Path, Problem
-from .source import Origins, origin_of
+from pwbcluster.config.problems import Path, Problem
+from pwbcluster.config.source import Origins, origin_of
 
 SCHEMA_FILES = {
     "deployment": "deployment.schema.json",

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from .problems import Origin, Path, Problem
+from pwbcluster.config.problems import Origin, Path, Problem
 
 Origins = dict[Path, Origin]
 

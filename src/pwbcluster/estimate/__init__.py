@@ -10,6 +10,6 @@
 
 from __future__ import annotations
 
-from .steps import cost_step, diagram_step
+from pwbcluster.pipeline.plan_estimate import cost_step, diagram_step
 
 __all__ = ["cost_step", "diagram_step"]

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from .catalogue import HOUR
-from .prices import PriceResult
-from .resources import NOT_INCLUDED, Item
+from pwbcluster.estimate.catalogue import HOUR
+from pwbcluster.estimate.prices import PriceResult
+from pwbcluster.estimate.resources import NOT_INCLUDED, Item
 
 HOURS_PER_MONTH = Decimal(730)
 CENT = Decimal("0.01")

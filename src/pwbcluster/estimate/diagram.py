@@ -17,8 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..render.cluster_config import WORKBENCH_SHARED_DIR, lb_listeners
-from .resources import BASE_SECRETS
+from pwbcluster.estimate.resources import BASE_SECRETS
+from pwbcluster.stages.cluster.render import WORKBENCH_SHARED_DIR, lb_listeners
 
 log = logging.getLogger(__name__)
 

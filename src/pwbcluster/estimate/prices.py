@@ -24,8 +24,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..errors import ToolkitError
-from .catalogue import GB_MONTH, HOUR, PriceQuery
+from pwbcluster.errors import ToolkitError
+from pwbcluster.estimate.catalogue import GB_MONTH, HOUR, PriceQuery
 
 log = logging.getLogger(__name__)
 

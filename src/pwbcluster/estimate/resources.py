@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from . import catalogue as cat
+from pwbcluster.estimate import catalogue as cat
 
 # EFS is billed for what is stored; these are the sizes assumed for a new deployment.
 ASSUMED_EFS_GB = {"workbench": 5, "parallelcluster": 5, "home": 100}
-# Root volume of the jump host, as the aux stage creates it (pwbcluster.aux.jumphost).
+# Root volume of the jump host, as the aux stage creates it (pwbcluster.stages.services.jumphost).
 JUMP_HOST_ROOT_GB = 20
 # Secrets the services stage creates whatever the options: directory bind and admin
 # passwords, Workbench database password, secure-cookie-key, user passwords, ssh key.

@@ -7,6 +7,6 @@
 
 from __future__ import annotations
 
-from .venv import PCLUSTER_VERSION, ensure_venv, pcluster_cli, pcluster_python
+from pwbcluster.pcluster.venv import PCLUSTER_VERSION, ensure_venv, pcluster_cli, pcluster_python
 
 __all__ = ["PCLUSTER_VERSION", "ensure_venv", "pcluster_cli", "pcluster_python"]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MissingDependency, PclusterError
+from pwbcluster.errors import MissingDependency, PclusterError
 
 LINT_TIMEOUT_SECONDS = 300
 

@@ -26,12 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import PclusterError
-from .venv import ensure_venv, pcluster_python
+from pwbcluster.errors import PclusterError
+from pwbcluster.pcluster.venv import ensure_venv, pcluster_python
 
 log = logging.getLogger(__name__)
 
-WORKER = Path(__file__).with_name("worker.py")
+# The worker runs inside the pcluster venv, not in ours: its folder is not a Python package
+# (the hyphen keeps it from ever being imported here).
+WORKER_DIR = Path(__file__).with_name("in-venv")
+WORKER = WORKER_DIR / "worker.py"
 WORKER_TIMEOUT_SECONDS = 600
 DEFAULT_ACCOUNT = "123456789012"
 

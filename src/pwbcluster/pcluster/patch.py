@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from ..errors import MissingDependency, PatchError
-from .venv import PCLUSTER_PACKAGE, ensure_venv, project_root, site_packages
+from pwbcluster.errors import MissingDependency, PatchError
+from pwbcluster.pcluster.venv import PCLUSTER_PACKAGE, ensure_venv, project_root, site_packages
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import MissingDependency, PclusterError
+from pwbcluster.errors import MissingDependency, PclusterError
 
 log = logging.getLogger(__name__)
 

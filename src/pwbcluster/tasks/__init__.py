@@ -16,7 +16,7 @@ AREAS = ("config", "pcluster", "patch", "aux", "image", "cluster", "users", "pri
 
 
 def build_namespace() -> Collection:
-    from . import top
+    from pwbcluster.tasks import top
 
     ns = Collection()
     for task in top.TASKS:

@@ -6,11 +6,11 @@ import boto3
 from invoke import Collection, Context, task
 from rich.console import Console
 
-from .. import sandbox
-from ..audit import audit
-from ..config import load_config
-from ..errors import ToolkitError
-from .common import CONFIG_HELP, require_config, wired
+from pwbcluster.config import load_config
+from pwbcluster.errors import ToolkitError
+from pwbcluster.sandbox import server as sandbox
+from pwbcluster.sandbox.canary import audit
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 
 @task(help={"config": CONFIG_HELP})

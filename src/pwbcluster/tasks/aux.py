@@ -1,7 +1,7 @@
 """aux.*: the auxiliary services' Pulumi stacks (network, services) on real AWS.
 
 Wiring only: each task loads the deployment, calls one function of
-``pwbcluster.aux.manage`` and lets ``wired`` turn the toolkit's errors (no pulumi CLI,
+``pwbcluster.pipeline.aux_tasks`` and lets ``wired`` turn the toolkit's errors (no pulumi CLI,
 no AWS credentials, a failed update) into a clean message.
 """
 
@@ -12,8 +12,8 @@ import json
 from invoke import Collection, Context, task
 from rich.console import Console
 
-from ..config import load_config
-from .common import CONFIG_HELP, require_config, wired
+from pwbcluster.config import load_config
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 PART_HELP = "network or services (repeatable); default: both, in dependency order"
 
@@ -27,7 +27,7 @@ def _config(c: Context, config: str | None) -> object:
 @wired
 def preview(c: Context, config: str | None = None, part: list[str] | None = None) -> None:
     """Show what `aux.up` would create or change (pulumi preview; changes nothing)."""
-    from ..aux import manage
+    from pwbcluster.pipeline import aux_tasks as manage
 
     manage.preview(_config(c, config), part)
 
@@ -36,8 +36,8 @@ def preview(c: Context, config: str | None = None, part: list[str] | None = None
 @wired
 def up(c: Context, config: str | None = None, part: list[str] | None = None) -> None:
     """Create or update the network and services stacks; print their contracts."""
-    from ..aux import manage
-    from ..stages import contracts
+    from pwbcluster import contracts
+    from pwbcluster.pipeline import aux_tasks as manage
 
     results = manage.up(_config(c, config), part)
     Console().print_json(json.dumps({k: contracts.to_dict(v) for k, v in results.items()}))
@@ -52,7 +52,7 @@ def down(
     c: Context, config: str | None = None, part: list[str] | None = None, yes: bool = False
 ) -> None:
     """Destroy the services stack, then the network stack (asks first unless --yes)."""
-    from ..aux import manage
+    from pwbcluster.pipeline import aux_tasks as manage
 
     def confirm(question: str) -> bool:
         if yes:
@@ -67,8 +67,8 @@ def down(
 @wired
 def outputs(c: Context, config: str | None = None, part: list[str] | None = None) -> None:
     """Print the stacks' outputs as the typed contracts (secret ARNs, never secret values)."""
-    from ..aux import manage
-    from ..stages import contracts
+    from pwbcluster import contracts
+    from pwbcluster.pipeline import aux_tasks as manage
 
     results = manage.outputs(_config(c, config), part)
     Console().print_json(json.dumps({k: contracts.to_dict(v) for k, v in results.items()}))

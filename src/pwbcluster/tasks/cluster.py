@@ -9,14 +9,15 @@ from typing import Any
 from invoke import Collection, Context, task
 from rich.console import Console
 
-from .. import orchestrate, sandbox
-from ..config import Config, load_config
-from ..errors import ToolkitError
-from ..stages import cluster as cluster_stage
-from ..stages import contracts
-from ..stages.runner import StageContext
-from ..stages.state import State
-from .common import CONFIG_HELP, require_config, wired
+from pwbcluster import contracts
+from pwbcluster.config import Config, load_config
+from pwbcluster.errors import ToolkitError
+from pwbcluster.pipeline import orchestrate
+from pwbcluster.pipeline.runner import StageContext
+from pwbcluster.pipeline.state import State
+from pwbcluster.sandbox import server as sandbox
+from pwbcluster.stages.cluster import stage as cluster_stage
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 SANDBOX_HELP = "the sandbox rehearsal (local moto server) instead of AWS"
 
@@ -68,7 +69,7 @@ def status(c: Context, config: str | None = None, sandbox: bool = False) -> None
         return
     out = contracts.from_dict(contracts.ClusterOutputs, rec.outputs)
     if mode == "real":
-        from ..stages import cluster_pcluster
+        from pwbcluster.aws import pcluster_cluster as cluster_pcluster
 
         info = cluster_pcluster.describe(out.cluster_name, out.region)
         state = info.get("clusterStatus", "UNKNOWN") if info else "DOES NOT EXIST"
@@ -118,7 +119,7 @@ def down(
         cluster_stage.destroy(ctx, out)
     state.forget("cluster")
     if mode == "real":
-        from ..stages import cluster_pcluster
+        from pwbcluster.aws import pcluster_cluster as cluster_pcluster
 
         if cluster_pcluster.describe(name, cfg.region) is not None:
             raise ToolkitError(f"cluster {name} still exists after delete")

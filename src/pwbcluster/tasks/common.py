@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from invoke import Exit
 
-from ..errors import ToolkitError
+from pwbcluster.errors import ToolkitError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from invoke import Collection, Context, task
 from rich.console import Console
 
-from ..config import load_config
-from .common import CONFIG_HELP, require_config, wired
+from pwbcluster.config import load_config
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 
 @task(
@@ -33,7 +33,7 @@ def validate(
 @wired
 def checks(c: Context) -> None:
     """List the named semantic checks and their levels."""
-    from ..config.checks import REGISTRY
+    from pwbcluster.config.checks import REGISTRY
 
     for item in sorted(REGISTRY.values(), key=lambda k: k.name):
         print(f"{item.name:26} {item.level.value:8} {item.summary}")
@@ -43,7 +43,7 @@ def checks(c: Context) -> None:
 @wired
 def docs(c: Context, check: bool = False) -> None:
     """Regenerate docs/configuration.md (the configuration reference) from the schemas."""
-    from ..config.reference import write_reference
+    from pwbcluster.config.reference import write_reference
 
     write_reference(check=check)
 

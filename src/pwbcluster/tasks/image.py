@@ -5,10 +5,10 @@ from __future__ import annotations
 from invoke import Collection, Context, task
 from rich.console import Console
 
-from .. import orchestrate
-from ..config import Config, load_config
-from ..image import commands
-from .common import CONFIG_HELP, require_config, wired
+from pwbcluster.config import Config, load_config
+from pwbcluster.pipeline import image_tasks as commands
+from pwbcluster.pipeline import orchestrate
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 SANDBOX_HELP = "use the deployment's sandbox (local moto server) instead of AWS"
 

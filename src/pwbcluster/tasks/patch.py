@@ -5,8 +5,8 @@ from __future__ import annotations
 from invoke import Collection, Context, task
 from rich.console import Console
 
-from ..pcluster import patch as pcpatch
-from .common import wired
+from pwbcluster.pcluster import patch as pcpatch
+from pwbcluster.tasks.common import wired
 
 DRY_RUN_HELP = "only say what would change (dry runs of GNU patch), change nothing"
 

@@ -7,9 +7,9 @@ import subprocess
 from invoke import Collection, Context, task
 from rich.console import Console
 
-from ..pcluster import patch as pcpatch
-from ..pcluster.venv import PCLUSTER_VERSION, pcluster_cli
-from .common import wired
+from pwbcluster.pcluster import patch as pcpatch
+from pwbcluster.pcluster.venv import PCLUSTER_VERSION, pcluster_cli
+from pwbcluster.tasks.common import wired
 
 
 @task

@@ -11,11 +11,11 @@ from pathlib import Path
 from invoke import Collection, Context, task
 from rich.console import Console
 
-from ..config import load_config
-from ..errors import ToolkitError
-from ..estimate import prices
-from ..estimate.steps import items_for_config
-from .common import CONFIG_HELP, require_config, wired
+from pwbcluster.config import load_config
+from pwbcluster.errors import ToolkitError
+from pwbcluster.estimate import prices
+from pwbcluster.pipeline.plan_estimate import items_for_config
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 DEFAULTS = {"prices": {"cache_dir": None, "max_age_days": prices.DEFAULT_MAX_AGE_DAYS}}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from invoke import Context, task
 from rich.console import Console
 
-from .. import orchestrate
-from ..config import Config, load_config
-from ..errors import ToolkitError
-from ..plan import make_plan, print_plan
-from .common import CONFIG_HELP, require_config, wired
+from pwbcluster.config import Config, load_config
+from pwbcluster.errors import ToolkitError
+from pwbcluster.pipeline import orchestrate
+from pwbcluster.pipeline.plan import make_plan, print_plan
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 DEFAULTS = {"pwbcluster": {"config": None}}
 

@@ -13,8 +13,8 @@ from typing import Any
 from invoke import Collection, Context, task
 from rich.console import Console
 
-from ..errors import StageError, ToolkitError
-from .common import CONFIG_HELP, require_config, wired
+from pwbcluster.errors import StageError, ToolkitError
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 HELP = {
     "config": CONFIG_HELP,
@@ -27,9 +27,9 @@ HELP = {
 
 
 def _services(cfg: Any) -> Any:
-    from .. import orchestrate
-    from ..stages.contracts import ServicesOutputs, from_dict
-    from ..stages.state import State
+    from pwbcluster.contracts import ServicesOutputs, from_dict
+    from pwbcluster.pipeline import orchestrate
+    from pwbcluster.pipeline.state import State
 
     rec = State.load(orchestrate.state_path(cfg), "real").stages.get("services")
     if rec is None or rec.status != "done" or not rec.outputs:
@@ -59,9 +59,9 @@ def _run(
     dry_run: bool,
     flags: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    from ..config import load_config
-    from ..users import ssm
-    from ..users.spec import UserBatch
+    from pwbcluster.aws import jump_host as ssm
+    from pwbcluster.config import load_config
+    from pwbcluster.stages.users.spec import UserBatch
 
     cfg = load_config(require_config(config))
     # invoke passes flags whose default is None as strings.

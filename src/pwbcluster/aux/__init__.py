@@ -1,1 +1,0 @@
-"""Auxiliary services (Pulumi): network, directory, databases, bucket, secrets, IAM, jump host."""

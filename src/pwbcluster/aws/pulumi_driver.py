@@ -1,0 +1,184 @@
+"""Drive the real stacks through Pulumi's Automation API (inline programs).
+
+The stacks are ``<deployment>-network`` and ``<deployment>-services`` of the project
+``pwbcluster-aux``; their programs are ``pwbcluster.stages.stack_programs``, configured from the
+deployment YAML (nobody edits a Pulumi.yaml). State lives where
+``deployment.pulumi_backend`` says, by default in a file backend under
+``~/.pwbcluster/pulumi`` (never inside ``build/``, which sits in the checkout).
+
+Secrets in that state are encrypted with a passphrase. The toolkit never hard-codes
+one: it uses ``PULUMI_CONFIG_PASSPHRASE``/``PULUMI_CONFIG_PASSPHRASE_FILE`` when set,
+and otherwise generates a random one on first use into
+``~/.config/pwbcluster/pulumi-passphrase`` (mode 600). Back that file up with the state:
+without it, the state's secrets cannot be read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pwbcluster.contracts import PROJECT, stack_name
+from pwbcluster.errors import MissingDependency, StageError, ToolkitError
+from pwbcluster.stages.stack_outputs import to_contract
+
+log = logging.getLogger(__name__)
+
+
+def default_backend_dir() -> Path:
+    return Path.home() / ".pwbcluster" / "pulumi"
+
+
+PLUGINS = {"aws": "pulumi_aws", "random": "pulumi_random", "tls": "pulumi_tls"}
+INSTALL_HINT = (
+    "the `pulumi` CLI is not installed (the Automation API drives it). Install it: "
+    "`curl -fsSL https://get.pulumi.com | sh` on Linux or macOS, "
+    "`brew install pulumi/tap/pulumi`, or `choco install pulumi` on Windows; then open a new "
+    "shell and check `pulumi version`. To rehearse without AWS, run `invoke up --sandbox`."
+)
+CREDENTIALS_HINT = (
+    "no AWS credentials found. Configure them the usual way, for example "
+    "`aws configure sso` then `aws sso login --profile NAME` and `export AWS_PROFILE=NAME`, "
+    "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; check with `aws sts get-caller-identity`. "
+    "To rehearse without AWS, run `invoke up --sandbox`."
+)
+
+
+def backend_url(config: Any) -> str:
+    url = config.data["deployment"].get("pulumi_backend")
+    if url:
+        return str(url)
+    directory = default_backend_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return f"file://{directory}"
+
+
+def passphrase_env(backend: str) -> dict[str, str]:
+    """How the stack's secrets are encrypted: the user's passphrase, or a generated one."""
+    if backend.startswith("https://"):
+        return {}  # Pulumi Cloud (or self-hosted service) keeps its own secrets provider
+    if os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get(
+        "PULUMI_CONFIG_PASSPHRASE_FILE"
+    ):
+        return {}
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "pwbcluster"
+    path = base / "pulumi-passphrase"
+    if not path.exists():
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+        log.warning("generated the Pulumi state passphrase in %s: back it up", path)
+    if path.stat().st_mode & 0o077:
+        raise ToolkitError(f"{path} is readable by others: run `chmod 600 {path}`")
+    return {"PULUMI_CONFIG_PASSPHRASE_FILE": str(path)}
+
+
+def require_cli() -> None:
+    if shutil.which("pulumi") is None:
+        raise MissingDependency(INSTALL_HINT)
+
+
+def require_credentials(region: str) -> None:
+    import boto3
+
+    if boto3.session.Session(region_name=region).get_credentials() is None:
+        raise MissingDependency(CREDENTIALS_HINT)
+
+
+def _stack(config: Any, part: str, args: Any, create: bool = True) -> Any:
+    require_cli()
+    require_credentials(config.region)
+    from pulumi import automation as auto
+    from pwbcluster.stages.services.program import SECRET_OUTPUTS
+    from pwbcluster.stages.stack import program_for
+
+    backend = backend_url(config)
+    build = program_for(part, args)
+
+    def program() -> None:
+        import pulumi
+
+        for key, value in build().items():
+            if value is not None:
+                pulumi.export(key, pulumi.Output.secret(value) if key in SECRET_OUTPUTS else value)
+
+    opts = auto.LocalWorkspaceOptions(
+        env_vars={"PULUMI_BACKEND_URL": backend, **passphrase_env(backend)},
+        project_settings=auto.ProjectSettings(
+            name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend)
+        ),
+    )
+    name = stack_name(config.name, part)
+    if create:
+        stack = auto.create_or_select_stack(
+            stack_name=name, project_name=PROJECT, program=program, opts=opts
+        )
+    else:
+        try:
+            stack = auto.select_stack(
+                stack_name=name, project_name=PROJECT, program=program, opts=opts
+            )
+        except auto.errors.StackNotFoundError:
+            raise StageError(
+                f"the {part} stack ({name}) does not exist in {backend}: run `invoke aux.up` first"
+            ) from None
+    stack.set_config("aws:region", auto.ConfigValue(value=config.region))
+    # Inline programs cannot always report their plugins: install the ones the Python
+    # packages were built for (a no-op when present).
+    for plugin, package in PLUGINS.items():
+        stack.workspace.install_plugin(plugin, f"v{metadata.version(package)}")
+    return stack
+
+
+def _command(action: str, part: str, call: Any) -> Any:
+    from pulumi import automation as auto
+
+    try:
+        return call()
+    except auto.errors.CommandError as exc:
+        tail = "\n".join(str(exc).strip().splitlines()[-15:])
+        raise StageError(f"pulumi {action} of the {part} stack failed:\n{tail}") from None
+
+
+def up(config: Any, part: str, args: Any, preview: bool = False) -> Any:
+    """Create or update one part; return its contract (``preview`` changes nothing)."""
+    stack = _stack(config, part, args)
+    if preview:
+        result = _command("preview", part, lambda: stack.preview(on_output=log.info))
+        log.info("%s: %s", part, result.change_summary)
+        return None
+    _command("up", part, lambda: stack.up(on_output=log.info))
+    result = outputs(config, part, args, stack=stack)
+    if part == "services" and result.jump_host_instance_id:
+        import boto3
+
+        from pwbcluster.aws.readiness import wait_for_jump_host
+
+        ssm = boto3.session.Session(region_name=config.region).client("ssm")
+        wait_for_jump_host(ssm, result.jump_host_instance_id)
+    return result
+
+
+def outputs(config: Any, part: str, args: Any, stack: Any = None) -> Any:
+    from pwbcluster.stages.stack import CONTRACTS
+
+    stack = stack or _stack(config, part, args, create=False)
+    values = {k: v.value for k, v in _command("outputs", part, stack.outputs).items()}
+    if not values:
+        raise StageError(f"the {part} stack has no outputs yet: run `invoke aux.up` first")
+    return to_contract(CONTRACTS[part], values)
+
+
+def destroy(config: Any, part: str, args: Any = None) -> None:
+    try:
+        stack = _stack(config, part, args, create=False)
+    except StageError as exc:
+        log.info("%s: nothing to destroy (%s)", part, exc)
+        return
+    _command("destroy", part, lambda: stack.destroy(on_output=log.info))

@@ -1,1 +1,0 @@
-"""The custom AMI: fingerprint of its inputs, script upload, build-image driver."""

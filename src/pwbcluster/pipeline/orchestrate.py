@@ -1,0 +1,186 @@
+"""``invoke up``/``down``/``status``: run the stage graph, resume, tear down, report."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pwbcluster.config import Config
+from pwbcluster.pipeline.registry import stage_specs
+from pwbcluster.pipeline.runner import Runner, StageContext, StageEvent, critical_path
+from pwbcluster.pipeline.state import State
+from pwbcluster.sandbox import server as sandbox
+
+log = logging.getLogger(__name__)
+
+
+def state_path(config: Config) -> Path:
+    return config.build_dir / "state.json"
+
+
+@contextlib.contextmanager
+def run_log(config: Config, command: str) -> Iterator[Path]:
+    """Keep this run's log lines in build/<deployment>/logs/ (searched by the canary)."""
+    logs = config.build_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    path = logs / f"{command}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        handler.close()
+
+
+def _runner(
+    config: Config,
+    mode: str,
+    console: Console,
+    extra: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+) -> Runner:
+    state = State.load(state_path(config), mode)
+
+    def make_context(upstream: Mapping[str, Any]) -> StageContext:
+        return StageContext(config, upstream, mode, dry_run, extra or {})
+
+    def on_event(event: StageEvent) -> None:
+        style = {"failed": "red", "done": "green", "skipped": "cyan"}.get(event.kind, "bold")
+        took = f" ({event.seconds:.1f} s)" if event.seconds else ""
+        detail = f": {event.detail}" if event.detail else ""
+        log.info("stage %s %s%s%s", event.stage, event.kind, took, detail)
+        console.print(
+            f"[{style}]{event.stage}: {event.kind}{took}[/{style}]{detail}", highlight=False
+        )
+
+    return Runner(stage_specs(), state, make_context, on_event)
+
+
+@contextlib.contextmanager
+def _account(config: Config, mode: str, start_server: bool) -> Iterator[dict[str, Any]]:
+    """The environment a run talks to: the sandbox's moto server, or the real account."""
+    if mode != "sandbox":
+        yield {}
+        return
+    server = sandbox.start(config.build_dir) if start_server else sandbox.running(config.build_dir)
+    if server is None:
+        yield {}
+        return
+    with sandbox.aws_environment(server, config.region):
+        yield {"aws_endpoint_url": server.endpoint, "sandbox_pid": server.pid}
+
+
+def up(
+    config: Config,
+    mode: str,
+    console: Console,
+    only: set[str] | None = None,
+) -> dict[str, Any]:
+    with run_log(config, "up"), _account(config, mode, start_server=True) as extra:
+        if mode == "sandbox":
+            console.print(
+                f"[bold]Sandbox rehearsal[/bold] against moto at {extra['aws_endpoint_url']}: "
+                "it checks wiring and configuration, not that AWS accepts them."
+            )
+        started = time.time()
+        outputs = _runner(config, mode, console, extra).run(only)
+        summary(config, mode, console, outputs, time.time() - started)
+        return outputs
+
+
+def down(config: Config, mode: str, console: Console) -> tuple[list[str], dict[str, int]]:
+    """Destroy in reverse order; return (stages removed, what remains in the account)."""
+    with run_log(config, "down"), _account(config, mode, start_server=False) as extra:
+        if mode == "sandbox" and not extra:
+            # No sandbox server runs for this deployment: moto keeps everything in memory,
+            # so whatever the state file lists vanished with the server.
+            if state_path(config).exists():
+                log.warning("no sandbox server is running: its resources are already gone")
+                state_path(config).unlink()
+            sandbox.record_path(config.build_dir).unlink(missing_ok=True)
+            return [], {}
+        removed = _runner(config, mode, console, extra).destroy()
+        remaining = remaining_resources(config, mode)
+    if mode == "sandbox":
+        sandbox.stop(config.build_dir)
+    return removed, remaining
+
+
+def remaining_resources(config: Config, mode: str) -> dict[str, int]:
+    if mode != "sandbox":
+        return {}  # the real stages report what they could not delete themselves
+    import boto3
+
+    from pwbcluster.sandbox.inventory import inventory
+
+    return inventory(boto3.Session(region_name=config.region))
+
+
+def summary(
+    config: Config, mode: str, console: Console, outputs: Mapping[str, Any], seconds: float
+) -> None:
+    console.print(status_table(config))
+    path, minutes = critical_path(stage_specs())
+    console.print(
+        f"Critical path on AWS: {' -> '.join(path)} (about {minutes:.0f} min); "
+        f"this run took {seconds:.1f} s."
+    )
+    if mode == "sandbox":
+        remaining = remaining_resources(config, mode)
+        listing = ", ".join(f"{n} {kind}" for kind, n in sorted(remaining.items())) or "nothing"
+        console.print(f"In the sandbox now: {listing}.", highlight=False)
+    cluster = outputs.get("cluster")
+    if cluster is not None:
+        label = " (simulated)" if getattr(cluster, "simulated", False) else ""
+        console.print(f"Workbench URL{label}: [bold]{cluster.workbench_url}[/bold]")
+
+
+def status_table(config: Config) -> Table:
+    path = state_path(config)
+    table = Table(title=f"Deployment '{config.name}' ({path.relative_to(config.root)})")
+    for column in ("stage", "status", "took", "outputs"):
+        table.add_column(column)
+    if not path.exists():
+        table.caption = "nothing deployed yet (no state file)"
+        return table
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    table.caption = f"mode: {raw.get('mode', '?')}"
+    for spec in stage_specs():
+        rec = raw.get("stages", {}).get(spec.name)
+        if rec is None:
+            table.add_row(spec.name, "not run", "", "")
+            continue
+        took = rec["finished"] - rec["started"] if rec.get("finished") else 0
+        outputs = rec.get("outputs") or {}
+        shown = _summarise(spec.name, outputs) if rec["status"] == "done" else rec.get("error")
+        table.add_row(spec.name, rec["status"], f"{took:.1f} s" if took else "", shown or "")
+    return table
+
+
+def _summarise(stage: str, outputs: dict[str, Any]) -> str:
+    keys = {
+        "network": ("vpc_id", "bucket_name"),
+        "services": ("directory_id", "ldap_uri"),
+        "image": ("ami_id", "fingerprint"),
+        "cluster": ("cluster_name", "workbench_url"),
+        "users": ("created", "verified", "skipped_reason"),
+    }.get(stage, ())
+    shown = [f"{k}={str(outputs.get(k))[:40]}" for k in keys if outputs.get(k) is not None]
+    if outputs.get("simulated"):
+        shown.append("simulated")
+    return ", ".join(shown)

@@ -1,0 +1,103 @@
+"""The ``invoke plan`` steps "diagram" and "cost".
+
+Each step needs the "render" step before it (``ctx.cluster``). A missing dependency
+(Graphviz, the ``diagrams`` package) skips the diagram with a one-line note, never a
+traceback; a price nobody can supply (no cache entry, no credentials, an API error) makes
+that line "unknown" in the estimate, with the reason and the command that fetches it.
+
+Environment: ``PWBCLUSTER_PRICE_CACHE`` names the price cache directory (default
+``~/.cache/pwbcluster/prices``); ``PWBCLUSTER_PRICES_OFFLINE=1`` keeps the plan from
+calling the Price List API even when credentials are present.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from pwbcluster.estimate.cost import Estimate, build_estimate
+from pwbcluster.estimate.prices import (
+    OFFLINE_ENV,
+    PriceCache,
+    credentials_available,
+    default_cache_dir,
+    pricing_client,
+    resolve_prices,
+)
+from pwbcluster.estimate.resources import Item, bill_of_materials
+
+if TYPE_CHECKING:
+    from pwbcluster.config import Config
+    from pwbcluster.pipeline.plan import PlanContext
+
+log = logging.getLogger(__name__)
+
+
+def refresh_command(ctx: PlanContext) -> str:
+    config = ctx.config
+    try:
+        path = config.deployment_file.relative_to(config.root)
+    except ValueError:
+        path = config.deployment_file
+    return f"invoke prices.refresh --config {path}"
+
+
+def diagram_step(ctx: PlanContext) -> None:
+    from pwbcluster.estimate.diagram import draw, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        ctx.notes.append(f"Diagram skipped: {reason}.")
+        return
+    if ctx.cluster is None:
+        ctx.notes.append("Diagram skipped: the render step did not run.")
+        return
+    from graphviz import CalledProcessError, ExecutableNotFound
+
+    try:
+        png, svg = draw(ctx.config.data, ctx.cluster.config, ctx.build_dir / "architecture")
+    except (ExecutableNotFound, CalledProcessError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        ctx.notes.append(f"Diagram skipped: Graphviz failed: {first}")
+        log.debug("graphviz failure", exc_info=True)
+        return
+    ctx.files.extend([png, svg])
+
+
+def estimate_for(ctx: PlanContext, allow_api: bool | None = None) -> Estimate:
+    """Price the plan: cache first, the API when allowed and credentials are present."""
+    assert ctx.cluster is not None
+    items = bill_of_materials(ctx.config.data, ctx.cluster.config)
+    if allow_api is None:
+        allow_api = os.environ.get(OFFLINE_ENV, "") in ("", "0") and credentials_available()
+    prices = resolve_prices(
+        [item.query for item in items],
+        ctx.config.region,
+        PriceCache(default_cache_dir()),
+        pricing_client if allow_api else None,
+    )
+    return build_estimate(ctx.config.name, ctx.config.region, items, prices, refresh_command(ctx))
+
+
+def cost_step(ctx: PlanContext) -> None:
+    if ctx.cluster is None:
+        ctx.notes.append("Cost estimate skipped: the render step did not run.")
+        return
+    estimate = estimate_for(ctx)
+    ctx.write("cost.json", json.dumps(estimate.to_json(), indent=2) + "\n")
+    ctx.extra["cost"] = estimate
+    ctx.notes.extend(estimate.text_lines())
+
+
+def items_for_config(config: Config) -> list[Item]:
+    """The bill of materials of a deployment, rendered as ``invoke plan`` would render it."""
+    from pwbcluster.pipeline.plan import planned_context
+    from pwbcluster.stages.cluster.render import render_cluster_config
+
+    ctx = planned_context(config)
+    rendered = render_cluster_config(
+        config.data, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, config.tags()
+    )
+    return bill_of_materials(config.data, rendered.config)

@@ -1,0 +1,226 @@
+"""A small DAG runner: stages run as soon as what they need is done, in parallel.
+
+Each stage is a function from a ``StageContext`` (the merged config, the typed outputs
+of the stages it needs, the mode) to its typed outputs. The runner fingerprints each
+stage's inputs; a stage recorded as done with the same fingerprint is skipped and its
+recorded outputs handed on, so a re-run after a failure resumes at the first stage that
+failed or whose inputs changed, and never creates anything twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from pwbcluster import contracts
+from pwbcluster.errors import StageError, ToolkitError
+from pwbcluster.pipeline.state import StageRecord, State
+
+log = logging.getLogger(__name__)
+
+FAULT_ENV = "PWBCLUSTER_FAIL_STAGE"
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage gets: config, upstream outputs by stage name, and the mode."""
+
+    config: Any  # pwbcluster.config.Config (Any keeps this module free of the import)
+    upstream: Mapping[str, Any]
+    mode: str  # "real" | "sandbox"
+    dry_run: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    needs: tuple[str, ...]
+    run: Callable[[StageContext], Any]
+    # JSON-able description of the stage's own inputs (config sections, script hashes...).
+    inputs: Callable[[StageContext], Any]
+    destroy: Callable[[StageContext, Any], None] | None = None
+    # Typical duration in minutes on AWS, for the plan's critical path.
+    minutes: float = 1.0
+    description: str = ""
+
+
+@dataclass
+class StageEvent:
+    stage: str
+    kind: str  # "skipped" | "started" | "done" | "failed"
+    seconds: float = 0.0
+    detail: str = ""
+
+
+def fingerprint(spec: StageSpec, ctx: StageContext) -> str:
+    upstream = {n: contracts.to_dict(ctx.upstream[n]) for n in spec.needs}
+    doc = {"stage": spec.name, "inputs": spec.inputs(ctx), "upstream": upstream}
+    blob = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def topological(stages: list[StageSpec]) -> list[StageSpec]:
+    by_name = {s.name: s for s in stages}
+    order: list[StageSpec] = []
+    seen: set[str] = set()
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if name in seen:
+            return
+        if name in trail:
+            raise StageError(f"stage cycle: {' -> '.join((*trail, name))}")
+        if name not in by_name:
+            raise StageError(f"stage '{trail[-1]}' needs unknown stage '{name}'")
+        for need in by_name[name].needs:
+            visit(need, (*trail, name))
+        seen.add(name)
+        order.append(by_name[name])
+
+    for s in stages:
+        visit(s.name, ())
+    return order
+
+
+def critical_path(stages: list[StageSpec]) -> tuple[list[str], float]:
+    """The longest chain of typical durations: what decides the wall time."""
+    best: dict[str, tuple[float, list[str]]] = {}
+    for s in topological(stages):
+        prior = max((best[n] for n in s.needs), key=lambda b: b[0], default=(0.0, []))
+        best[s.name] = (prior[0] + s.minutes, [*prior[1], s.name])
+    total, path = max(best.values(), key=lambda b: b[0])
+    return path, total
+
+
+class Runner:
+    def __init__(
+        self,
+        stages: list[StageSpec],
+        state: State,
+        make_context: Callable[[Mapping[str, Any]], StageContext],
+        on_event: Callable[[StageEvent], None] | None = None,
+        max_workers: int = 4,
+    ) -> None:
+        self.stages = topological(stages)
+        self.state = state
+        self.make_context = make_context
+        self.on_event = on_event or (lambda event: None)
+        self.max_workers = max_workers
+
+    def run(self, only: set[str] | None = None) -> dict[str, Any]:
+        """Run every stage (or ``only`` those and what they need); return all outputs."""
+        wanted = self._closure(only) if only else {s.name for s in self.stages}
+        outputs: dict[str, Any] = {}
+        pending = [s for s in self.stages if s.name in wanted]
+        running: dict[Future[Any], tuple[StageSpec, str, float]] = {}
+        failures: list[str] = []
+        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            while pending or running:
+                progressed = True
+                while progressed and not failures:
+                    progressed = False
+                    for spec in [s for s in pending if all(n in outputs for n in s.needs)]:
+                        pending.remove(spec)
+                        progressed = True
+                        ctx = self.make_context({n: outputs[n] for n in spec.needs})
+                        fp = fingerprint(spec, ctx)
+                        rec = self.state.stages.get(spec.name)
+                        if rec and rec.status == "done" and rec.fingerprint == fp and rec.outputs:
+                            out_type = contracts.STAGE_OUTPUT_TYPES[spec.name]
+                            outputs[spec.name] = contracts.from_dict(out_type, rec.outputs)
+                            self.on_event(StageEvent(spec.name, "skipped", detail="unchanged"))
+                            continue
+                        started = time.time()
+                        self.state.record(spec.name, StageRecord("running", fp, started=started))
+                        self.on_event(StageEvent(spec.name, "started"))
+                        running[pool.submit(self._call, spec, ctx)] = (spec, fp, started)
+                if not running:
+                    if pending and not failures:
+                        blocked = ", ".join(s.name for s in pending)
+                        raise StageError(f"stages cannot start (unmet needs): {blocked}")
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    spec, fp, started = running.pop(future)
+                    finished = time.time()
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # recorded, reported, then re-raised below
+                        detail = str(exc) if isinstance(exc, ToolkitError) else repr(exc)
+                        rec = StageRecord("failed", fp, None, detail, started, finished)
+                        self.state.record(spec.name, rec)
+                        failures.append(f"{spec.name}: {detail}")
+                        self.on_event(StageEvent(spec.name, "failed", finished - started, detail))
+                        continue
+                    outputs[spec.name] = result
+                    rec = StageRecord(
+                        "done", fp, contracts.to_dict(result), None, started, finished
+                    )
+                    self.state.record(spec.name, rec)
+                    self.on_event(StageEvent(spec.name, "done", finished - started))
+        if failures:
+            raise StageError(
+                "stage failed: " + "; ".join(failures) + "\nFix the cause and run the same "
+                "command again: finished stages are kept and the run resumes there."
+            )
+        return outputs
+
+    def _closure(self, only: set[str]) -> set[str]:
+        by_name = {s.name: s for s in self.stages}
+        unknown = only - set(by_name)
+        if unknown:
+            raise StageError(f"unknown stage(s): {', '.join(sorted(unknown))}")
+        result: set[str] = set()
+        todo = list(only)
+        while todo:
+            name = todo.pop()
+            if name not in result:
+                result.add(name)
+                todo.extend(by_name[name].needs)
+        return result
+
+    @staticmethod
+    def _call(spec: StageSpec, ctx: StageContext) -> Any:
+        maybe_inject_fault(spec.name, ctx)
+        return spec.run(ctx)
+
+    def destroy(self) -> list[str]:
+        """Destroy recorded stages in reverse order; returns the names destroyed."""
+        removed: list[str] = []
+        for spec in reversed(self.stages):
+            rec = self.state.stages.get(spec.name)
+            if rec is None:
+                continue
+            if spec.destroy is not None:
+                ctx = self.make_context({})
+                out_type = contracts.STAGE_OUTPUT_TYPES[spec.name]
+                outputs = contracts.from_dict(out_type, rec.outputs) if rec.outputs else None
+                self.on_event(StageEvent(spec.name, "started", detail="destroy"))
+                spec.destroy(ctx, outputs)
+            self.state.forget(spec.name)
+            removed.append(spec.name)
+            self.on_event(StageEvent(spec.name, "done", detail="destroyed"))
+        return removed
+
+
+def maybe_inject_fault(stage: str, ctx: StageContext) -> None:
+    """Fault injection for tests: ``PWBCLUSTER_FAIL_STAGE=<stage>`` fails it once.
+
+    The marker file under the build directory makes it once: the next run passes.
+    """
+    target = os.environ.get(FAULT_ENV)
+    if target != stage:
+        return
+    marker = ctx.config.build_dir / f".fault-injected-{stage}"
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("fault injected once by " + FAULT_ENV + "\n")
+    raise StageError(f"injected fault in stage '{stage}' ({FAULT_ENV})")

@@ -1,0 +1,133 @@
+"""What the cluster stage uploads for the nodes: scripts, node.env, the Workbench tree.
+
+Layout under ``s3://<bucket>/<scripts_prefix>/`` (the stage uses the bucket's root: the
+node policies of the services stage read exactly its ``cluster/`` prefix)::
+
+    cluster/node-start.sh, head-node.sh, login-node.sh, compute-node.sh, lib/, ha/
+    cluster/node.env                  non-secret settings (secret ARNs, endpoints, switches)
+    cluster/ldap-ca.pem               the directory's CA certificate (public), with ldaps://
+    cluster/workbench/etc/rstudio/... the rendered Workbench configuration (no secrets)
+
+A node's OnNodeStart copies the whole ``cluster/`` prefix once (one bounded call); the
+head node publishes the Workbench tree from that copy.
+
+``node.env`` is ``KEY=value`` lines that cluster/lib/common.sh reads as data (never
+executed), so a value needs no quoting and cannot run anything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pwbcluster.contracts import NetworkOutputs, ServicesOutputs
+from pwbcluster.errors import ToolkitError
+from pwbcluster.stages.cluster.render import (
+    LDAP_CA_PATH,
+    WORKBENCH_SHARED_DIR,
+    lb_listeners,
+    s3_key,
+)
+from pwbcluster.stages.cluster.workbench.generate import RenderedFile
+
+# Where the controller-HA scripts (cluster/ha, issue 7) keep their shared state.
+HA_SHARED_DIR = "/opt/slurm/pwb-ha"
+_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+=,* -]*$")
+# Files in cluster/ that are not for the nodes.
+NOT_UPLOADED = {"cluster.yaml"}
+
+
+@dataclass(frozen=True)
+class BundleObject:
+    key: str  # S3 key under the bucket
+    body: bytes
+
+
+def license_secret_arn(data: dict[str, Any], services: ServicesOutputs) -> str | None:
+    return services.license_secret_arn or data["cluster"]["workbench"].get("license_secret_arn")
+
+
+def container_tag_version(workbench_version: str) -> str:
+    """r-session-complete tags carry the release without the build: 2025.05.1+513.pro3 -> 2025.05.1."""
+    return re.split(r"[+-]", workbench_version, maxsplit=1)[0]
+
+
+def node_env(
+    data: dict[str, Any],
+    network: NetworkOutputs,
+    services: ServicesOutputs,
+    cluster_name: str,
+    scripts_prefix: str = "",
+) -> dict[str, str]:
+    cluster = data["cluster"]
+    wb = cluster["workbench"]
+    ports, cert = lb_listeners(cluster)
+    audit = services.audit_db if wb["audit_database"] else None
+    env = {
+        "DEPLOYMENT": data["deployment"]["name"],
+        "REGION": data["deployment"]["region"],
+        "CLUSTER_NAME": cluster_name,
+        "WORKBENCH_SHARED_DIR": WORKBENCH_SHARED_DIR,
+        "WORKBENCH_PORT": str(wb["port"]),
+        "LB_SCHEME": "https" if cert else "http",
+        "LB_PORT": ports.split(":", 1)[0],
+        "DB_PASSWORD_SECRET_ARN": services.workbench_db.password_secret_arn,
+        "AUDIT_DB_PASSWORD_SECRET_ARN": audit.password_secret_arn if audit else "",
+        "COOKIE_KEY_SECRET_ARN": services.cookie_key_secret_arn,
+        "LICENSE_SECRET_ARN": license_secret_arn(data, services) or "",
+        "LDAP_TLS": "true" if services.ldap_tls else "false",
+        "LDAP_CA_PATH": LDAP_CA_PATH,
+        "HA_CONTROLLERS": "true" if cluster["ha"]["controllers"] else "false",
+        "HA_SHARED_DIR": HA_SHARED_DIR,
+        "HA_TIMEOUT": str(cluster["ha"]["slurmctld_timeout"]),
+        "CONTAINER_SESSIONS": "true" if wb["container_sessions"] else "false",
+        "CONTAINER_IMAGES": " ".join(wb["container_images"]),
+        "CONTAINER_TAG_VERSION": container_tag_version(str(data["image"]["workbench"]["version"])),
+    }
+    return env
+
+
+def format_env(env: dict[str, str]) -> str:
+    lines = [
+        "# Non-secret node settings written by pwbcluster; read as data by cluster/lib/common.sh."
+    ]
+    for key, value in env.items():
+        if not _KEY.match(key):
+            raise ToolkitError(f"node.env: bad key {key!r}")
+        if not _SAFE_VALUE.match(value):
+            raise ToolkitError(f"node.env: {key} has characters node scripts do not accept")
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def node_scripts(cluster_dir: Path) -> dict[str, bytes]:
+    """Every file under cluster/ the nodes need, keyed by its path relative to cluster/."""
+    out: dict[str, bytes] = {}
+    for path in sorted(cluster_dir.rglob("*")):
+        rel = path.relative_to(cluster_dir).as_posix()
+        if path.is_file() and rel not in NOT_UPLOADED and "__pycache__" not in rel:
+            out[rel] = path.read_bytes()
+    return out
+
+
+def bundle_objects(
+    scripts_prefix: str,
+    cluster_dir: Path,
+    env_text: str,
+    workbench: dict[str, RenderedFile],
+    ldap_ca_pem: str | None,
+) -> list[BundleObject]:
+    root = s3_key(scripts_prefix, "cluster")
+    objects = [
+        BundleObject(s3_key(root, rel), body) for rel, body in node_scripts(cluster_dir).items()
+    ]
+    objects.append(BundleObject(s3_key(root, "node.env"), env_text.encode()))
+    if ldap_ca_pem:
+        objects.append(BundleObject(s3_key(root, "ldap-ca.pem"), ldap_ca_pem.encode()))
+    objects.extend(
+        BundleObject(s3_key(root, "workbench", f.path), f.text.encode()) for f in workbench.values()
+    )
+    return objects

@@ -1,0 +1,156 @@
+"""Who may reach and read what: the cluster security group, node policies, the key pair.
+
+``NodePolicies`` gives head, login and compute nodes read access to exactly the
+``cluster/`` prefix of the scripts bucket and exactly the secrets each needs: head and
+login nodes render Workbench's configuration (database passwords, secure-cookie-key);
+compute nodes read scripts only. ParallelCluster grants its own access to the directory
+bind password and the Slurm accounting password, so those are not repeated here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi_aws as aws
+import pulumi_tls as tls
+
+import pulumi
+from pwbcluster.contracts import CLUSTER_SCRIPTS_PREFIX
+from pwbcluster.stages.services.policies import node_policy_document
+
+ROLES = ("head-node", "login-node", "compute-node")
+# A login node finds its pool's load balancer (for Workbench's session callback address).
+# These Describe calls support no resource-level permissions, hence "*"; they read only.
+LOGIN_NODE_EXTRA = (
+    {
+        "Sid": "FindLoginLoadBalancer",
+        "Effect": "Allow",
+        "Action": [
+            "elasticloadbalancing:DescribeLoadBalancers",
+            "elasticloadbalancing:DescribeTags",
+        ],
+        "Resource": "*",
+    },
+)
+
+
+@dataclass(frozen=True)
+class ClusterAccessArgs:
+    deployment: str
+    vpc_id: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class ClusterAccess(pulumi.ComponentResource):
+    """The security group every cluster node joins; databases admit its members."""
+
+    security_group_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ClusterAccessArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pwbcluster:aux:ClusterAccess", name, None, opts)
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="Cluster nodes (head, login, compute): client of the aux services",
+            egress=[
+                {
+                    "protocol": "-1",
+                    "from_port": 0,
+                    "to_port": 0,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                    "description": "nodes reach AWS APIs and the aux services",
+                }
+            ],
+            tags={**dict(args.tags), "Name": f"{args.deployment}-cluster"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.security_group_id = sg.id
+        self.register_outputs({"security_group_id": self.security_group_id})
+
+
+@dataclass(frozen=True)
+class NodePoliciesArgs:
+    deployment: str
+    bucket_arn: str
+    # Secret ARNs by role: exactly what each role may read.
+    secrets: Mapping[str, Sequence[Any]]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class NodePolicies(pulumi.ComponentResource):
+    arns: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: NodePoliciesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pwbcluster:aux:NodePolicies", name, None, opts)
+        self.arns = {}
+        for role in ROLES:
+            policy = aws.iam.Policy(
+                f"{name}-{role}",
+                name=f"pwbcluster-{args.deployment}-{role}",
+                description=f"{role}: read cluster scripts and exactly its own secrets",
+                policy=node_policy_document(
+                    args.bucket_arn,
+                    CLUSTER_SCRIPTS_PREFIX,
+                    list(args.secrets.get(role, ())),
+                    LOGIN_NODE_EXTRA if role == "login-node" else (),
+                ),
+                tags={**dict(args.tags), "Name": f"{args.deployment}-{role}"},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.arns[role] = policy.arn
+        self.register_outputs({role.replace("-", "_"): arn for role, arn in self.arns.items()})
+
+
+@dataclass(frozen=True)
+class SshKeyArgs:
+    deployment: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class SshKey(pulumi.ComponentResource):
+    """An EC2 key pair whose private key exists only as a secret (state and Secrets Manager)."""
+
+    key_name: pulumi.Output[str]
+    private_key_secret_arn: pulumi.Output[str]
+    private_key: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: SshKeyArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pwbcluster:aux:SshKey", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**dict(args.tags), "Name": f"{args.deployment}-ssh"}
+        key = tls.PrivateKey(f"{name}-key", algorithm="RSA", rsa_bits=4096, opts=child)
+        pair = aws.ec2.KeyPair(
+            f"{name}-pair",
+            key_name_prefix=f"{args.deployment}-",
+            public_key=key.public_key_openssh,
+            tags=tags,
+            opts=child,
+        )
+        self.private_key = pulumi.Output.secret(key.private_key_openssh)
+        secret = aws.secretsmanager.Secret(
+            f"{name}-secret",
+            name=f"pwbcluster/{args.deployment}/ssh-private-key",
+            description="Private key of the cluster's EC2 key pair (OpenSSH format)",
+            recovery_window_in_days=0,
+            tags=tags,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-secret-version",
+            secret_id=secret.id,
+            secret_string=self.private_key,
+            opts=pulumi.ResourceOptions(parent=secret),
+        )
+        self.key_name = pair.key_name
+        self.private_key_secret_arn = secret.arn
+        self.register_outputs(
+            {"key_name": self.key_name, "private_key_secret_arn": self.private_key_secret_arn}
+        )

@@ -1,0 +1,212 @@
+"""Typed arguments of the services stage's Pulumi components.
+
+Pure Python (no Pulumi import): built from the ``aux`` section and the network stage's
+contract (``NetworkOutputs``); the components take nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SLURM_ACCOUNTING_ENGINE_VERSIONS = {"mariadb": "10.11", "mysql": "8.0"}
+
+
+@dataclass(frozen=True)
+class DirectoryArgs:
+    deployment: str
+    tags: Mapping[str, str]
+    vpc_id: str
+    vpc_cidr: str
+    subnet_ids: tuple[str, ...]
+    type: str = "SimpleAD"
+    domain: str = "pwb.posit.co"
+    size: str = "Small"
+    ldaps: bool = True
+    bind_user: str = "pcluster-ldap-ro"
+
+    @property
+    def base_dn(self) -> str:
+        return ",".join(f"DC={part}" for part in self.domain.split("."))
+
+    @property
+    def short_name(self) -> str:
+        return self.domain.split(".")[0].upper()[:15]
+
+    @property
+    def admin_user(self) -> str:
+        return "Admin" if self.type == "MicrosoftAD" else "Administrator"
+
+    @property
+    def users_ou(self) -> str:
+        if self.type == "MicrosoftAD":
+            return f"OU=Users,OU={self.short_name},{self.base_dn}"
+        return ""
+
+    @property
+    def bind_user_dn(self) -> str:
+        # Managed AD keeps users in OU=Users,OU=<NetBIOS name>; SimpleAD in CN=Users.
+        return f"CN={self.bind_user},{self.users_ou or 'CN=Users,' + self.base_dn}"
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    deployment: str
+    tags: Mapping[str, str]
+    purpose: str  # workbench | audit | slurm-accounting
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    # Security groups whose members may connect (the cluster's, the jump host's).
+    client_security_group_ids: tuple[Any, ...]
+    engine: str = "postgres"
+    engine_version: str = "16"
+    instance_class: str = "db.t4g.small"
+    allocated_storage_gb: int = 20
+    multi_az: bool = False
+    deletion_protection: bool = False
+    backup_retention_days: int = 7
+    db_name: str | None = "rstudio"
+    username: str = "rstudio"
+
+    @property
+    def port(self) -> int:
+        return 5432 if self.engine == "postgres" else 3306
+
+
+@dataclass(frozen=True)
+class JumpHostArgs:
+    deployment: str
+    tags: Mapping[str, str]
+    vpc_id: str
+    subnet_id: str
+    instance_type: str = "t3.medium"
+    os: str = "ubuntu-24.04"
+    # Local path of the pwb-users wheel to upload and install (None: no tool on the host).
+    tool_wheel: str | None = None
+
+
+@dataclass(frozen=True)
+class ServicesArgs:
+    """Everything the services program needs: config plus the network contract."""
+
+    deployment: str
+    region: str
+    tags: Mapping[str, str]
+    vpc_id: str
+    vpc_cidr: str
+    private_subnet_ids: tuple[str, ...]
+    bucket_name: str
+    bucket_arn: str
+    directory: DirectoryArgs
+    workbench_db: DatabaseArgs
+    audit_db: DatabaseArgs | None = None
+    slurm_accounting_db: DatabaseArgs | None = None
+    jump_host: JumpHostArgs | None = None
+    # The user's Workbench licence secret (cluster.workbench.license_secret_arn): the
+    # toolkit never creates it, but login and head nodes must be allowed to read it.
+    license_secret_arn: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def services_args(
+    data: Mapping[str, Any],
+    tags: Mapping[str, str],
+    network: Any,
+    tool_wheel: str | None = None,
+) -> ServicesArgs:
+    """ServicesArgs from the merged config and the network stage's ``NetworkOutputs``.
+
+    ``tool_wheel`` is the pwb-users wheel the jump host installs (``aux.toolwheel``).
+    """
+    aux = data["aux"]
+    dep = data["deployment"]
+    name = dep["name"]
+    tags = dict(tags)
+    private = tuple(network.private_subnet_ids)
+    directory = aux["directory"]
+    dbs = aux["databases"]
+    wb = dbs["workbench"]
+
+    def db(purpose: str, **kw: Any) -> DatabaseArgs:
+        return DatabaseArgs(
+            deployment=name,
+            tags=tags,
+            purpose=purpose,
+            vpc_id=network.vpc_id,
+            subnet_ids=private,
+            client_security_group_ids=(),
+            **kw,
+        )
+
+    audit = dbs["audit"]
+    slurm = dbs["slurm_accounting"]
+    return ServicesArgs(
+        deployment=name,
+        region=dep["region"],
+        tags=tags,
+        license_secret_arn=data["cluster"]["workbench"].get("license_secret_arn") or None,
+        vpc_id=network.vpc_id,
+        vpc_cidr=network.vpc_cidr,
+        private_subnet_ids=private,
+        bucket_name=network.bucket_name,
+        bucket_arn=network.bucket_arn,
+        directory=DirectoryArgs(
+            deployment=name,
+            tags=tags,
+            vpc_id=network.vpc_id,
+            vpc_cidr=network.vpc_cidr,
+            subnet_ids=private[:2],
+            type=directory["type"],
+            domain=directory["domain"],
+            size=directory["size"],
+            ldaps=bool(directory["ldaps"]),
+            bind_user=directory["bind_user"],
+        ),
+        workbench_db=db(
+            "workbench",
+            engine_version=str(wb["engine_version"]),
+            instance_class=wb["instance_class"],
+            allocated_storage_gb=int(wb["allocated_storage_gb"]),
+            multi_az=bool(wb["multi_az"]),
+            deletion_protection=bool(wb["deletion_protection"]),
+            backup_retention_days=int(wb["backup_retention_days"]),
+        ),
+        audit_db=db(
+            "audit",
+            engine_version=str(wb["engine_version"]),
+            instance_class=audit["instance_class"],
+            allocated_storage_gb=int(audit["allocated_storage_gb"]),
+            multi_az=bool(wb["multi_az"]),
+            deletion_protection=bool(wb["deletion_protection"]),
+            backup_retention_days=int(wb["backup_retention_days"]),
+            db_name="rstudio_audit",
+            username="rstudio_audit",
+        )
+        if audit["enabled"]
+        else None,
+        slurm_accounting_db=db(
+            "slurm-accounting",
+            engine=slurm["engine"],
+            engine_version=SLURM_ACCOUNTING_ENGINE_VERSIONS[slurm["engine"]],
+            instance_class=slurm["instance_class"],
+            allocated_storage_gb=int(slurm["allocated_storage_gb"]),
+            multi_az=bool(wb["multi_az"]),
+            deletion_protection=bool(wb["deletion_protection"]),
+            backup_retention_days=int(wb["backup_retention_days"]),
+            # slurmdbd creates its own schema (slurm_acct_db) on first start.
+            db_name=None,
+            username="slurm",
+        )
+        if slurm["enabled"]
+        else None,
+        jump_host=JumpHostArgs(
+            deployment=name,
+            tags=tags,
+            vpc_id=network.vpc_id,
+            subnet_id=private[0],
+            instance_type=aux["jump_host"]["instance_type"],
+            os=aux["jump_host"]["os"],
+            tool_wheel=tool_wheel,
+        ),
+    )

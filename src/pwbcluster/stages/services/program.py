@@ -1,0 +1,161 @@
+"""The services stage's Pulumi program: directory + TLS front, databases, secrets, IAM,
+key pair and jump host.
+
+It only builds components from its Args and returns its outputs under the names of
+``ServicesOutputs``; the account adapter runs it (Automation API, or mocks).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pwbcluster.stages.services.access import (
+    ClusterAccess,
+    ClusterAccessArgs,
+    NodePolicies,
+    NodePoliciesArgs,
+    SshKey,
+    SshKeyArgs,
+)
+from pwbcluster.stages.services.args import ServicesArgs
+from pwbcluster.stages.services.databases import Database
+from pwbcluster.stages.services.directory import Directory
+from pwbcluster.stages.services.jumphost import JumpHost, JumpHostSetup
+from pwbcluster.stages.services.secrets import GeneratedSecret, GeneratedSecretArgs
+
+# Stack outputs that hold secret values (never part of a stage contract).
+SECRET_OUTPUTS = ("ssh_private_key",)
+
+
+def _endpoint(db: Database, engine: str, name: str, username: str) -> pulumi.Output[Any]:
+    return pulumi.Output.all(db.host, db.password_secret.arn).apply(
+        lambda v: {
+            "engine": engine,
+            "host": v[0],
+            "port": db.port,
+            "name": name,
+            "username": username,
+            "password_secret_arn": v[1],
+        }
+    )
+
+
+def services_program(args: ServicesArgs) -> dict[str, Any]:
+    name = args.deployment
+    tags = dict(args.tags)
+    cluster = ClusterAccess(
+        f"{name}-cluster", ClusterAccessArgs(deployment=name, vpc_id=args.vpc_id, tags=tags)
+    )
+    directory = Directory(f"{name}-directory", args.directory)
+
+    def secret(purpose: str, description: str, length: int = 64) -> GeneratedSecret:
+        return GeneratedSecret(
+            f"{name}-{purpose}",
+            GeneratedSecretArgs(
+                deployment=name,
+                purpose=purpose,
+                description=description,
+                tags=tags,
+                length=length,
+                special=False,
+            ),
+        )
+
+    cookie = secret(
+        "workbench-secure-cookie-key", "Workbench secure-cookie-key shared by every node"
+    )
+    users = secret(
+        "directory-user-passwords",
+        "Initial passwords of the directory users, written by the users stage",
+        length=0,
+    )
+    ssh = SshKey(f"{name}-ssh", SshKeyArgs(deployment=name, tags=tags))
+    jump = None
+    if args.jump_host is not None:
+        jump = JumpHost(
+            f"{name}-jump",
+            args.jump_host,
+            JumpHostSetup(
+                domain=args.directory.domain,
+                dns_ip_addresses=directory.dns_ip_addresses,
+                region=args.region,
+                bind_user=args.directory.bind_user,
+                admin_user=args.directory.admin_user,
+                users_ou=args.directory.users_ou,
+                admin_secret_arn=directory.admin_secret.arn,
+                bind_secret_arn=directory.bind_secret.arn,
+                # pwb-users reads the batch (a re-run completes it) and writes it back.
+                extra_secret_arns=[users.arn],
+                writable_secret_arns=[users.arn],
+                key_name=ssh.key_name,
+                bucket_name=args.bucket_name,
+                bucket_arn=args.bucket_arn,
+                tags=tags,
+            ),
+        )
+    clients = [cluster.security_group_id]
+    if jump is not None:
+        clients.append(jump.security_group_id)
+
+    def database(db_args: Any) -> Database:
+        from dataclasses import replace
+
+        return Database(
+            f"{name}-{db_args.purpose}",
+            replace(db_args, client_security_group_ids=tuple(clients)),
+        )
+
+    workbench = database(args.workbench_db)
+    audit = database(args.audit_db) if args.audit_db else None
+    slurm = database(args.slurm_accounting_db) if args.slurm_accounting_db else None
+    workbench_secrets: list[Any] = [cookie.arn, workbench.password_secret.arn]
+    if audit is not None:
+        workbench_secrets.append(audit.password_secret.arn)
+    if args.license_secret_arn:
+        workbench_secrets.append(args.license_secret_arn)
+    policies = NodePolicies(
+        f"{name}-nodes",
+        NodePoliciesArgs(
+            deployment=name,
+            bucket_arn=args.bucket_arn,
+            secrets={
+                "head-node": workbench_secrets,
+                "login-node": workbench_secrets,
+                "compute-node": [],
+            },
+            tags=tags,
+        ),
+    )
+
+    def endpoint(db: Database | None, db_args: Any) -> Any:
+        if db is None:
+            return None
+        return _endpoint(db, db_args.engine, db_args.db_name or "slurm_acct_db", db_args.username)
+
+    return {
+        "directory_type": args.directory.type,
+        "directory_id": directory.directory_id,
+        "domain_name": args.directory.domain,
+        "directory_dns_addresses": directory.dns_ip_addresses,
+        "ldap_uri": directory.ldap_uri,
+        "ldap_tls": args.directory.ldaps,
+        "ldap_ca_cert_pem": directory.ldap_ca_cert_pem,
+        "bind_user_dn": args.directory.bind_user_dn,
+        "bind_password_secret_arn": directory.bind_secret.arn,
+        "admin_password_secret_arn": directory.admin_secret.arn,
+        "workbench_db": endpoint(workbench, args.workbench_db),
+        "audit_db": endpoint(audit, args.audit_db),
+        "slurm_accounting_db": endpoint(slurm, args.slurm_accounting_db),
+        "cookie_key_secret_arn": cookie.arn,
+        "license_secret_arn": args.license_secret_arn,
+        "users_password_secret_arn": users.arn,
+        "head_node_policy_arn": policies.arns["head-node"],
+        "login_node_policy_arn": policies.arns["login-node"],
+        "compute_node_policy_arn": policies.arns["compute-node"],
+        "cluster_security_group_id": cluster.security_group_id,
+        "key_pair_name": ssh.key_name,
+        "ssh_private_key_secret_arn": ssh.private_key_secret_arn,
+        "jump_host_instance_id": jump.instance_id if jump is not None else "",
+        "ssh_private_key": ssh.private_key,
+    }
