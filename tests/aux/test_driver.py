@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from pathlib import Path
 
 import pytest
 from invoke import Context, Exit
+from rich.console import Console
 
+from pwbcluster import contracts
 from pwbcluster.aws import pulumi_driver as driver
 from pwbcluster.config import Config
 from pwbcluster.errors import MissingDependency, StageError
 from pwbcluster.pipeline import aux_tasks as manage
+from pwbcluster.pipeline.state import StageRecord, State
 from pwbcluster.tasks import aux as aux_tasks
 
 from .conftest import EXAMPLE
@@ -74,7 +78,7 @@ def test_preview_task_exits_cleanly_without_credentials(
 
 
 def test_default_backend_is_under_home_not_build(no_aws: Path, base_config: Config) -> None:
-    url = driver.backend_url(base_config)
+    url = driver.backend_url(base_config.data["deployment"].get("pulumi_backend"))
     assert url == f"file://{no_aws / '.pwbcluster' / 'pulumi'}"
     assert (no_aws / ".pwbcluster" / "pulumi").is_dir()
     assert str(base_config.root / "build") not in url
@@ -84,7 +88,9 @@ def test_user_backend_is_used_as_given(no_aws: Path, base_config: Config) -> Non
     data = {**base_config.data, "deployment": {**base_config.data["deployment"]}}
     data["deployment"]["pulumi_backend"] = "s3://team-state/pulumi"
     config = Config(data, base_config.origins, base_config.root, base_config.deployment_file)
-    assert driver.backend_url(config) == "s3://team-state/pulumi"
+    assert (
+        driver.backend_url(config.data["deployment"]["pulumi_backend"]) == "s3://team-state/pulumi"
+    )
     assert "PULUMI_CONFIG_PASSPHRASE_FILE" in driver.passphrase_env("s3://team-state/pulumi")
     assert driver.passphrase_env("https://api.pulumi.com") == {}
 
@@ -109,10 +115,20 @@ def test_user_passphrase_wins(no_aws: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_down_asks_first_and_stops_on_no(
-    monkeypatch: pytest.MonkeyPatch, base_config: Config
+    monkeypatch: pytest.MonkeyPatch, base_config: Config, tmp_path: Path
 ) -> None:
+    config = dataclasses.replace(base_config, root=tmp_path)
+    state = State.load(config.build_dir / "state.json", "real")
+    recorded = {
+        "network": contracts.planned_network(config.region, config.name),
+        "services": contracts.planned_services(config.region, config.name, "pwb.posit.co"),
+    }
+    for name, outputs in recorded.items():
+        state.record(name, StageRecord("done", "fp", contracts.to_dict(outputs)))
     destroyed: list[str] = []
-    monkeypatch.setattr(driver, "destroy", lambda config, part, args=None: destroyed.append(part))
+    monkeypatch.setattr(
+        driver, "destroy", lambda request, backend, region: destroyed.append(request.part)
+    )
     questions: list[str] = []
 
     def refuse(question: str) -> bool:
@@ -120,10 +136,11 @@ def test_down_asks_first_and_stops_on_no(
         return False
 
     with pytest.raises(StageError, match="not confirmed"):
-        manage.down(base_config, refuse)
+        manage.down(config, "real", Console(), refuse)
     assert destroyed == [] and "example" in questions[0]
-    manage.down(base_config, lambda q: True)
+    manage.down(config, "real", Console(), lambda q: True)
     assert destroyed == ["services", "network"]
+    assert not (config.build_dir / "state.json").exists()
 
 
 def test_unknown_part_is_refused() -> None:

@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 
 from pwbcluster.contracts import JUMP_TOOL_PREFIX
+from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.sandbox.mockrun import Registered
+from pwbcluster.stages.services import stage as services_stage
 from pwbcluster.stages.services.args import ServicesArgs
 from pwbcluster.stages.services.toolwheel import build_tool_wheel
-from pwbcluster.stages.stack import part_args
 
 from .conftest import Deployed, policy_of
 
@@ -240,7 +241,8 @@ def test_the_services_stage_builds_the_wheel_into_the_deployment_build_dir(
     default: Deployed, tmp_path: Path
 ) -> None:
     config = dataclasses.replace(default.config, root=tmp_path)
-    args = part_args(config, "services", {"network": default.network})
+    ctx = StageContext(config, Upstream(network=default.network), account=None)  # type: ignore[arg-type]
+    args = services_stage.stack_args(ctx)
     assert isinstance(args, ServicesArgs) and args.jump_host is not None
     wheel = Path(str(args.jump_host.tool_wheel))
     assert wheel.parent == Path(config.build_dir) / "jump", wheel

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pwbcluster.aws.readiness import DONE_MARKER, wait_for_jump_host
 from pwbcluster.errors import StageError
+from pwbcluster.stages.services.readiness import DONE_MARKER, wait_for_jump_host
 
 
 class FakeSsm:

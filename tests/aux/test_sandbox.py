@@ -18,8 +18,10 @@ from moto.server import ThreadedMotoServer
 
 from pwbcluster.config import Config
 from pwbcluster.contracts import NetworkOutputs, ServicesOutputs
-from pwbcluster.pipeline.runner import StageContext
+from pwbcluster.contracts.stage import StageContext, Upstream
+from pwbcluster.sandbox.account import SandboxAccount
 from pwbcluster.sandbox.inventory import inventory
+from pwbcluster.sandbox.server import SandboxServer
 from pwbcluster.stages.network import stage as network
 from pwbcluster.stages.services import stage as services
 
@@ -48,10 +50,10 @@ def test_stages_create_what_their_contracts_name_in_moto(
 ) -> None:
     config = dataclasses.replace(base_config, root=tmp_path)  # ledgers go to tmp_path/build
     region = config.region
-    extra = {"aws_endpoint_url": moto_endpoint}
+    account = SandboxAccount(SandboxServer(moto_endpoint, 0, 0), region, config.build_dir)
 
     def ctx(upstream: dict[str, Any]) -> StageContext:
-        return StageContext(config, upstream, "sandbox", extra=extra)
+        return StageContext(config, Upstream(**upstream), account)
 
     with ThreadPoolExecutor(max_workers=1) as pool:  # the runner calls stages from threads
         net = pool.submit(network.run, ctx({})).result()

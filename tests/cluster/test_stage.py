@@ -16,9 +16,11 @@ import pytest
 from rich.console import Console
 
 from pwbcluster.aws import pcluster_cluster as cluster_pcluster
+from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import offline
-from pwbcluster.pipeline.runner import StageContext
+from pwbcluster.sandbox.account import SandboxAccount
+from pwbcluster.sandbox.server import SandboxServer
 from pwbcluster.stages.cluster import stage
 
 from .fixtures import BUCKET, REGION, upstream
@@ -59,9 +61,10 @@ def context(
         tags=lambda: {"Project": "t"},
         build_dir=tmp_path / "build",
         root=ROOT,
+        describe=lambda path: ".".join(map(str, path)),
     )
-    upstream_outputs = {"network": network, "services": services, "image": image}
-    return StageContext(config, upstream_outputs, mode, False, {"aws_endpoint_url": endpoint})
+    account = SandboxAccount(SandboxServer(endpoint, 0, 0), REGION, tmp_path / "build")
+    return StageContext(config, Upstream(network=network, services=services, image=image), account)
 
 
 def keys(endpoint: str) -> list[str]:
@@ -97,15 +100,8 @@ def test_sandbox_run_uploads_records_and_destroys(
     plan = json.loads((tmp_path / "build" / "cluster-plan.json").read_text())
     assert any(line.startswith("login pool 'login': 2 x") for line in plan["would_create"])
     assert (tmp_path / "build" / "workbench" / "etc" / "rstudio" / "launcher.conf").is_file()
-    # destroy finds the bucket in the state file the network stage leaves behind
-    state = {
-        "version": 1,
-        "mode": "sandbox",
-        "stages": {
-            "network": {"status": "done", "fingerprint": "x", "outputs": {"bucket_name": BUCKET}}
-        },
-    }
-    (tmp_path / "build" / "state.json").write_text(json.dumps(state))
+    # destroy finds the bucket in the network outputs its context carries
+    assert ctx.upstream.network is not None and ctx.upstream.network.bucket_name == BUCKET
     stage.destroy(ctx, out)
     assert keys(moto_endpoint) == []
     assert not (tmp_path / "build" / "cluster-plan.json").exists()

@@ -16,16 +16,10 @@ from typing import Any
 import pytest
 
 from pwbcluster import contracts
+from pwbcluster.contracts.stage import StageContext, StageSpec, Upstream
 from pwbcluster.errors import StageError
 from pwbcluster.pipeline.registry import stage_specs
-from pwbcluster.pipeline.runner import (
-    FAULT_ENV,
-    Runner,
-    StageContext,
-    StageSpec,
-    critical_path,
-    fingerprint,
-)
+from pwbcluster.pipeline.runner import FAULT_ENV, Runner, critical_path, fingerprint
 from pwbcluster.pipeline.state import State
 
 
@@ -58,7 +52,15 @@ class Fakes:
 
     def specs(self) -> list[StageSpec]:
         return [
-            StageSpec(s.name, s.needs, self._run(s.name), self._inputs(s.name), None, s.minutes)
+            StageSpec(
+                s.name,
+                s.needs,
+                self._run(s.name),
+                self._inputs(s.name),
+                destroy=lambda ctx, out: None,
+                plan=self._run(s.name),
+                minutes=s.minutes,
+            )
             for s in stage_specs()
         ]
 
@@ -66,8 +68,8 @@ class Fakes:
         def run(ctx: StageContext) -> Any:
             with self.lock:
                 self.calls[name] = self.calls.get(name, 0) + 1
-            for need in ctx.upstream:
-                assert ctx.upstream[need] == outputs_for(need)
+            for need, value in ctx.upstream.as_dict().items():
+                assert value == outputs_for(need)
             if name in self.hooks:
                 self.hooks[name]()
             if name in self.fail:
@@ -85,7 +87,7 @@ def runner(tmp_path: Path, fakes: Fakes) -> Runner:
     state = State.load(tmp_path / "state.json", "sandbox")
 
     def make(upstream: Mapping[str, Any]) -> StageContext:
-        return StageContext(cfg, upstream, "sandbox")
+        return StageContext(cfg, Upstream(**dict(upstream)), account=None)  # type: ignore[arg-type]
 
     return Runner(fakes.specs(), state, make)
 
@@ -190,10 +192,10 @@ def test_contracts_round_trip_through_the_state_file() -> None:
 def test_fingerprint_depends_on_inputs_and_upstream(tmp_path: Path) -> None:
     spec = Fakes().specs()[2]
     cfg = FakeConfig(tmp_path)
-    a = fingerprint(spec, StageContext(cfg, {"network": outputs_for("network")}, "real"))
-    b = fingerprint(spec, StageContext(cfg, {"network": outputs_for("network")}, "real"))
+    a = fingerprint(spec, StageContext(cfg, Upstream(network=outputs_for("network")), account=None))  # type: ignore[arg-type]
+    b = fingerprint(spec, StageContext(cfg, Upstream(network=outputs_for("network")), account=None))  # type: ignore[arg-type]
     other = contracts.planned_network("us-east-1", "t")
-    c = fingerprint(spec, StageContext(cfg, {"network": other}, "real"))
+    c = fingerprint(spec, StageContext(cfg, Upstream(network=other), account=None))  # type: ignore[arg-type]
     assert a == b != c
 
 

@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pwbcluster import contracts
 from pwbcluster.aws import pcluster_images as pi
+from pwbcluster.aws.account import AwsAccount
 from pwbcluster.config import Config
+from pwbcluster.contracts.stage import StageContext, Upstream
+from pwbcluster.pcluster import amis
 from pwbcluster.pcluster.venv import PCLUSTER_VERSION
-from pwbcluster.pipeline.runner import StageContext
 from pwbcluster.pipeline.state import StageRecord, State
+from pwbcluster.sandbox.account import SandboxAccount
 from pwbcluster.sandbox.image_standins import register_standin, sandbox_parent
-from pwbcluster.stages.image import amis, bundle, service, stage
+from pwbcluster.sandbox.server import SandboxServer
+from pwbcluster.stages.image import bundle, service, stage
 
 REGION = "eu-west-1"
 
@@ -112,7 +117,8 @@ def test_no_outputs_removes_the_pending_build_tagged_images_and_uploads(
         ec2, "unrelated", "no fingerprint", {amis.DEPLOYMENT_TAG: config.name}
     )
 
-    stage.destroy(StageContext(config, {}, "real"), None)
+    real = StageContext(config, Upstream(network=network), AwsAccount(config.region))
+    stage.destroy(real, None)
 
     assert sorted(fake.deleted()) == sorted([pending, "pwb-222222222222"])
     assert not _alive(ec2, old_ami)
@@ -120,7 +126,7 @@ def test_no_outputs_removes_the_pending_build_tagged_images_and_uploads(
     assert _keys(s3, "scripts") == ["cluster/head-node.sh", "image/README"]
 
     calls = len(fake.calls)
-    stage.destroy(StageContext(config, {}, "real"), None)  # again: nothing left to do
+    stage.destroy(real, None)  # again: nothing left to do
     assert len(fake.deleted()) == 2
     assert len(fake.calls) == calls + 1  # one describe of the pending id, which is gone
     assert _alive(ec2, theirs)
@@ -140,7 +146,7 @@ def test_no_state_finds_the_bucket_by_its_deployment_tag(
         _upload(config, _net(network, bucket), s3)
     assert not (config.build_dir / "state.json").exists()
 
-    stage.destroy(StageContext(config, {}, "real"), None)
+    stage.destroy(StageContext(config, Upstream(), AwsAccount(config.region)), None)
 
     assert _keys(s3, "mine-scripts") == []
     assert _keys(s3, "their-scripts") and _keys(s3, "scripts")  # not this deployment's
@@ -153,10 +159,9 @@ def _net(network: contracts.NetworkOutputs, bucket: str) -> contracts.NetworkOut
 
 
 def test_sandbox_no_outputs_removes_standins_without_pcluster(
-    config: Config, moto: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    config: Config, moto: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     ec2, s3, network = moto["ec2"], moto["s3"], moto["network"]
-    monkeypatch.setattr(stage, "_session", lambda ctx: (ec2, s3))
 
     def no_pcluster(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the sandbox never runs pcluster")
@@ -169,7 +174,10 @@ def test_sandbox_no_outputs_removes_standins_without_pcluster(
     tags = {amis.DEPLOYMENT_TAG: config.name, amis.FINGERPRINT_TAG: fingerprint}
     standin = register_standin(ec2, service.image_id(config.data["image"], fingerprint), "s", tags)
 
-    ctx = StageContext(config, {}, "sandbox")
+    account = SandboxAccount(SandboxServer("https://127.0.0.1:9", 0, 9), config.region, tmp_path)
+    clients = {"ec2": ec2, "s3": s3}
+    monkeypatch.setattr(account, "client", lambda service: clients[service])
+    ctx = StageContext(config, Upstream(network=network), account)
     stage.destroy(ctx, None)
     stage.destroy(ctx, None)
 
@@ -196,7 +204,7 @@ def test_with_outputs_twice_and_after_the_bucket_is_gone(
         simulated=False,
         bucket_name="scripts",
     )
-    ctx = StageContext(config, {}, "real")
+    ctx = StageContext(config, Upstream(), AwsAccount(config.region))
     stage.destroy(ctx, outputs)
     assert not _alive(ec2, ami) and _keys(s3, "scripts") == []
     s3.delete_bucket(Bucket="scripts")

@@ -11,9 +11,11 @@ from moto.server import ThreadedMotoServer
 
 from pwbcluster.config import Config
 from pwbcluster.contracts import NetworkOutputs, planned_network
-from pwbcluster.pcluster import offline
-from pwbcluster.pipeline.runner import StageContext
-from pwbcluster.stages.image import amis, service, stage
+from pwbcluster.contracts.stage import StageContext, Upstream
+from pwbcluster.pcluster import amis, offline
+from pwbcluster.sandbox.account import SandboxAccount
+from pwbcluster.sandbox.server import SandboxServer
+from pwbcluster.stages.image import service, stage
 
 pytestmark = pytest.mark.pcluster
 
@@ -69,9 +71,8 @@ def test_sandbox_run_validates_uploads_registers_and_destroys(
             True,
             group["GroupId"],
         )
-        ctx = StageContext(
-            config, {"network": network}, "sandbox", extra={"aws_endpoint_url": endpoint}
-        )
+        account = SandboxAccount(SandboxServer(endpoint, 0, port), config.region, config.build_dir)
+        ctx = StageContext(config, Upstream(network=network), account)
 
         # moto's servers in one process share state: count against what was there before.
         def own_images() -> set[str]:

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from pwbcluster.aws import account as aws_account
 from pwbcluster.aws import pcluster_images as pi
 from pwbcluster.config import Config
+from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.errors import StageError
-from pwbcluster.pipeline.runner import StageContext
+from pwbcluster.pcluster import amis
 from pwbcluster.sandbox.image_standins import register_standin
-from pwbcluster.stages.image import amis, service, stage
+from pwbcluster.stages.image import service, stage
 
 
 class FakePcluster:
@@ -76,15 +78,17 @@ def fake(monkeypatch: pytest.MonkeyPatch, moto: dict[str, Any]) -> FakePcluster:
     monkeypatch.setattr(pi.PclusterImages, "__init__", init)
     real_wait = pi.wait_for_build
     monkeypatch.setattr(
-        stage, "wait_for_build", lambda c, i, con: real_wait(c, i, con, sleep=lambda s: None)
+        aws_account, "wait_for_build", lambda c, i, con: real_wait(c, i, con, sleep=lambda s: None)
     )
     parent = register_standin(moto["ec2"], "aws-parallelcluster-3.16.1-ubuntu-2204", "p", {})
-    monkeypatch.setattr(stage, "resolve_parent", lambda ec2, image, version: parent)
+    monkeypatch.setattr(
+        aws_account.AwsAccount, "official_parent_image", lambda self, os_name, version: parent
+    )
     return fake
 
 
 def _ctx(config: Config, network: Any) -> StageContext:
-    return StageContext(config, {"network": network}, "real")
+    return StageContext(config, Upstream(network=network), aws_account.AwsAccount(config.region))
 
 
 def test_matching_fingerprint_tag_short_circuits_the_build(

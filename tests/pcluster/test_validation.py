@@ -14,8 +14,9 @@ from pwbcluster.config import Config, load_config
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import offline
 from pwbcluster.pipeline.plan import PlanContext, make_plan, planned_context, render_step
-from pwbcluster.pipeline.plan_pcluster import override_key, pcluster_step
+from pwbcluster.pipeline.plan_pcluster import pcluster_step
 from pwbcluster.stages.cluster.render import render_cluster_config, trace
+from pwbcluster.stages.cluster.stage import override_key
 
 from .conftest import render
 

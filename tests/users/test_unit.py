@@ -14,9 +14,9 @@ import pytest
 from invoke import MockContext
 from moto import mock_aws
 
-from pwbcluster.aws import jump_host as ssm
 from pwbcluster.contracts import planned_services, to_dict
 from pwbcluster.stages.users import cli
+from pwbcluster.stages.users import remote as ssm
 from pwbcluster.stages.users import run as stage
 from pwbcluster.stages.users.spec import BatchError, UserBatch, generate_password
 from pwbcluster.stages.users.store import (

@@ -1,7 +1,7 @@
 """Drive the real stacks through Pulumi's Automation API (inline programs).
 
 The stacks are ``<deployment>-network`` and ``<deployment>-services`` of the project
-``pwbcluster-aux``; their programs are ``pwbcluster.stages.stack_programs``, configured from the
+``pwbcluster-aux``; their programs are the network and services stages', configured from the
 deployment YAML (nobody edits a Pulumi.yaml). State lives where
 ``deployment.pulumi_backend`` says, by default in a file backend under
 ``~/.pwbcluster/pulumi`` (never inside ``build/``, which sits in the checkout).
@@ -23,9 +23,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pwbcluster.contracts import PROJECT, stack_name
+from pwbcluster.contracts.account import StackRequest
 from pwbcluster.errors import MissingDependency, StageError, ToolkitError
-from pwbcluster.stages.stack_outputs import to_contract
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +48,9 @@ CREDENTIALS_HINT = (
 )
 
 
-def backend_url(config: Any) -> str:
-    url = config.data["deployment"].get("pulumi_backend")
-    if url:
-        return str(url)
+def backend_url(configured: str | None) -> str:
+    if configured:
+        return str(configured)
     directory = default_backend_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     return f"file://{directory}"
@@ -91,44 +89,40 @@ def require_credentials(region: str) -> None:
         raise MissingDependency(CREDENTIALS_HINT)
 
 
-def _stack(config: Any, part: str, args: Any, create: bool = True) -> Any:
+def _stack(request: StackRequest, backend: str, region: str, create: bool = True) -> Any:
     require_cli()
-    require_credentials(config.region)
+    require_credentials(region)
     from pulumi import automation as auto
-    from pwbcluster.stages.services.program import SECRET_OUTPUTS
-    from pwbcluster.stages.stack import program_for
-
-    backend = backend_url(config)
-    build = program_for(part, args)
 
     def program() -> None:
         import pulumi
 
-        for key, value in build().items():
+        for key, value in request.program().items():
             if value is not None:
-                pulumi.export(key, pulumi.Output.secret(value) if key in SECRET_OUTPUTS else value)
+                secret = key in request.secret_outputs
+                pulumi.export(key, pulumi.Output.secret(value) if secret else value)
 
     opts = auto.LocalWorkspaceOptions(
         env_vars={"PULUMI_BACKEND_URL": backend, **passphrase_env(backend)},
         project_settings=auto.ProjectSettings(
-            name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend)
+            name=request.project, runtime="python", backend=auto.ProjectBackend(url=backend)
         ),
     )
-    name = stack_name(config.name, part)
     if create:
         stack = auto.create_or_select_stack(
-            stack_name=name, project_name=PROJECT, program=program, opts=opts
+            stack_name=request.stack, project_name=request.project, program=program, opts=opts
         )
     else:
         try:
             stack = auto.select_stack(
-                stack_name=name, project_name=PROJECT, program=program, opts=opts
+                stack_name=request.stack, project_name=request.project, program=program, opts=opts
             )
         except auto.errors.StackNotFoundError:
             raise StageError(
-                f"the {part} stack ({name}) does not exist in {backend}: run `invoke aux.up` first"
+                f"the {request.part} stack ({request.stack}) does not exist in {backend}: "
+                "run `invoke up` first"
             ) from None
-    stack.set_config("aws:region", auto.ConfigValue(value=config.region))
+    stack.set_config("aws:region", auto.ConfigValue(value=region))
     # Inline programs cannot always report their plugins: install the ones the Python
     # packages were built for (a no-op when present).
     for plugin, package in PLUGINS.items():
@@ -146,39 +140,32 @@ def _command(action: str, part: str, call: Any) -> Any:
         raise StageError(f"pulumi {action} of the {part} stack failed:\n{tail}") from None
 
 
-def up(config: Any, part: str, args: Any, preview: bool = False) -> Any:
-    """Create or update one part; return its contract (``preview`` changes nothing)."""
-    stack = _stack(config, part, args)
-    if preview:
-        result = _command("preview", part, lambda: stack.preview(on_output=log.info))
-        log.info("%s: %s", part, result.change_summary)
-        return None
-    _command("up", part, lambda: stack.up(on_output=log.info))
-    result = outputs(config, part, args, stack=stack)
-    if part == "services" and result.jump_host_instance_id:
-        import boto3
-
-        from pwbcluster.aws.readiness import wait_for_jump_host
-
-        ssm = boto3.session.Session(region_name=config.region).client("ssm")
-        wait_for_jump_host(ssm, result.jump_host_instance_id)
-    return result
+def preview(request: StackRequest, backend: str, region: str) -> str:
+    """What ``up`` would change, as Pulumi summarises it; changes nothing."""
+    stack = _stack(request, backend, region)
+    result = _command("preview", request.part, lambda: stack.preview(on_output=log.info))
+    return str(result.change_summary)
 
 
-def outputs(config: Any, part: str, args: Any, stack: Any = None) -> Any:
-    from pwbcluster.stages.stack import CONTRACTS
+def up(request: StackRequest, backend: str, region: str) -> dict[str, Any]:
+    """Create or update one stack; return its outputs."""
+    stack = _stack(request, backend, region)
+    _command("up", request.part, lambda: stack.up(on_output=log.info))
+    return outputs(request, backend, region, stack=stack)
 
-    stack = stack or _stack(config, part, args, create=False)
-    values = {k: v.value for k, v in _command("outputs", part, stack.outputs).items()}
+
+def outputs(request: StackRequest, backend: str, region: str, stack: Any = None) -> dict[str, Any]:
+    stack = stack or _stack(request, backend, region, create=False)
+    values = {k: v.value for k, v in _command("outputs", request.part, stack.outputs).items()}
     if not values:
-        raise StageError(f"the {part} stack has no outputs yet: run `invoke aux.up` first")
-    return to_contract(CONTRACTS[part], values)
+        raise StageError(f"the {request.part} stack has no outputs yet: run `invoke up` first")
+    return values
 
 
-def destroy(config: Any, part: str, args: Any = None) -> None:
+def destroy(request: StackRequest, backend: str, region: str) -> None:
     try:
-        stack = _stack(config, part, args, create=False)
+        stack = _stack(request, backend, region, create=False)
     except StageError as exc:
-        log.info("%s: nothing to destroy (%s)", part, exc)
+        log.info("%s: nothing to destroy (%s)", request.part, exc)
         return
-    _command("destroy", part, lambda: stack.destroy(on_output=log.info))
+    _command("destroy", request.part, lambda: stack.destroy(on_output=log.info))

@@ -4,12 +4,7 @@
 - ``catalogue``: which Price List API product prices each kind of resource;
 - ``prices``: the API client, the dated on-disk cache, offline credential detection;
 - ``cost``: the arithmetic and the ``cost.json`` document;
-- ``diagram``: the architecture drawn with ``diagrams`` (Graphviz);
-- ``steps``: the ``invoke plan`` steps "diagram" and "cost".
+- ``diagram``: the architecture drawn with ``diagrams`` (Graphviz).
+
+The plan steps that use them are ``pwbcluster.pipeline.plan_estimate``.
 """
-
-from __future__ import annotations
-
-from pwbcluster.pipeline.plan_estimate import cost_step, diagram_step
-
-__all__ = ["cost_step", "diagram_step"]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pwbcluster.contracts import STAND_IN_ACCOUNT
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster.venv import ensure_venv, pcluster_python
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 WORKER_DIR = Path(__file__).with_name("in-venv")
 WORKER = WORKER_DIR / "worker.py"
 WORKER_TIMEOUT_SECONDS = 600
-DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_ACCOUNT = STAND_IN_ACCOUNT
 
 # The only validators switched off offline, each because moto cannot serve what it
 # asks (the real `pcluster create-cluster` runs them all against AWS).

@@ -1,8 +1,9 @@
-"""What ``invoke aux.*`` does: preview, create, remove and read the two real stacks.
+"""What ``invoke aux.*`` does: the network and services stages alone, through the pipeline.
 
-These talk to AWS through the Pulumi CLI (Automation API); ``invoke up`` runs the same
-stages through the stage runner, with its state file and resume. Services need the
-network's contract, which is read back from the network stack's outputs.
+``aux.up`` is ``invoke up --stage services`` (network first, as it needs it), with the
+same state file and resume; ``aux.down`` removes those two stages when nothing above them
+remains; ``aux.outputs`` prints their recorded contracts; ``aux.preview`` asks Pulumi what
+``aux.up`` would change (real account only).
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pwbcluster import contracts
-from pwbcluster.aws import pulumi_driver as driver
+from rich.console import Console
+
+from pwbcluster.config import Config
+from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.errors import StageError
-from pwbcluster.stages.stack import PARTS, part_args
+from pwbcluster.pipeline import orchestrate
+from pwbcluster.stages.network import stage as network_stage
+from pwbcluster.stages.services import stage as services_stage
 
 log = logging.getLogger(__name__)
+
+PARTS = ("network", "services")
 
 
 def check_parts(parts: Sequence[str] | None) -> list[str]:
@@ -27,47 +34,55 @@ def check_parts(parts: Sequence[str] | None) -> list[str]:
     return [p for p in PARTS if p in chosen]
 
 
-def _network_contract(config: Any, allow_planned: bool) -> Any:
-    try:
-        return driver.outputs(config, "network", None)
-    except StageError:
-        if not allow_planned:
-            raise
-        log.warning(
-            "the network stack has no outputs yet: previewing services against placeholder "
-            "network ids (run `invoke aux.up --part network` first for a faithful preview)"
-        )
-        return contracts.planned_network(config.region, config.name)
+def preview(config: Config, console: Console, parts: Sequence[str] | None = None) -> None:
+    from pwbcluster.aws.account import AwsAccount
 
-
-def preview(config: Any, parts: Sequence[str] | None = None) -> None:
+    account = AwsAccount(config.region, config.data["deployment"].get("pulumi_backend"))
     for part in check_parts(parts):
-        upstream = {} if part == "network" else {"network": _network_contract(config, True)}
-        driver.up(config, part, part_args(config, part, upstream), preview=True)
+        network = orchestrate.recorded(config, "real", "network")
+        if part == "services" and network is None:
+            log.warning(
+                "the network stage has no outputs yet: previewing services against "
+                "placeholder network ids (run `invoke aux.up --part network` first)"
+            )
+            network = network_stage.plan(StageContext(config, Upstream(), account))
+        ctx = StageContext(config, Upstream(network=network), account, console)
+        module = network_stage if part == "network" else services_stage
+        console.print(f"{part}: {account.stack_preview(module.request(ctx))}", highlight=False)
 
 
-def up(config: Any, parts: Sequence[str] | None = None) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for part in check_parts(parts):
-        if part == "network":
-            results[part] = driver.up(config, part, part_args(config, part, {}))
-            continue
-        network = results.get("network") or _network_contract(config, False)
-        results[part] = driver.up(config, part, part_args(config, part, {"network": network}))
-    return results
+def up(
+    config: Config, mode: str, console: Console, parts: Sequence[str] | None = None
+) -> dict[str, Any]:
+    chosen = set(check_parts(parts))
+    outputs = orchestrate.up(config, mode, console, chosen)
+    return {k: v for k, v in outputs.items() if k in chosen}
 
 
-def down(config: Any, confirm: Callable[[str], bool], parts: Sequence[str] | None = None) -> None:
+def down(
+    config: Config,
+    mode: str,
+    console: Console,
+    confirm: Callable[[str], bool],
+    parts: Sequence[str] | None = None,
+) -> list[str]:
     order = list(reversed(check_parts(parts)))
     question = (
-        f"Destroy the {' and '.join(order)} stack(s) of deployment '{config.name}' "
-        f"in {config.region}? Everything in them is deleted."
+        f"Destroy the {' and '.join(order)} stage(s) of deployment '{config.name}' "
+        f"in {config.region} ({mode})? Everything in them is deleted."
     )
     if not confirm(question):
         raise StageError("nothing destroyed (not confirmed)")
-    for part in order:
-        driver.destroy(config, part)
+    removed, _ = orchestrate.down(config, mode, console, set(order))
+    return removed
 
 
-def outputs(config: Any, parts: Sequence[str] | None = None) -> dict[str, Any]:
-    return {part: driver.outputs(config, part, None) for part in check_parts(parts)}
+def outputs(config: Config, mode: str, parts: Sequence[str] | None = None) -> dict[str, Any]:
+    found = {part: orchestrate.recorded(config, mode, part) for part in check_parts(parts)}
+    missing = [p for p, v in found.items() if v is None]
+    if missing:
+        raise StageError(
+            f"no finished {', '.join(missing)} stage recorded in {orchestrate.state_path(config)}: "
+            "run `invoke aux.up` first"
+        )
+    return found

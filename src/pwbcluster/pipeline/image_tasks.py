@@ -19,12 +19,13 @@ from rich.table import Table
 from pwbcluster import contracts
 from pwbcluster.aws.pcluster_images import LogFollower, PclusterImages
 from pwbcluster.errors import StageError, ToolkitError
+from pwbcluster.pcluster import amis
+from pwbcluster.pcluster.official import official_name_prefix
 from pwbcluster.pcluster.venv import PCLUSTER_VERSION
 from pwbcluster.pipeline.state import State
 from pwbcluster.sandbox import server as sandbox_server
-from pwbcluster.stages.image import amis, service
+from pwbcluster.stages.image import service
 from pwbcluster.stages.image.envfile import unverified_downloads
-from pwbcluster.stages.image.parent import official_name_prefix
 
 DRY_RUN_PARENT = "ami-planned0000000000"
 

@@ -6,18 +6,24 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from pwbcluster import contracts
+from pwbcluster.aws.account import AwsAccount
 from pwbcluster.config import Config
+from pwbcluster.contracts.account import Account
+from pwbcluster.contracts.stage import StageContext, Upstream
+from pwbcluster.errors import ToolkitError
 from pwbcluster.pipeline.registry import stage_specs
-from pwbcluster.pipeline.runner import Runner, StageContext, StageEvent, critical_path
+from pwbcluster.pipeline.runner import Runner, StageEvent, critical_path
 from pwbcluster.pipeline.state import State
-from pwbcluster.sandbox import server as sandbox
+from pwbcluster.sandbox import server as sandbox_server
+from pwbcluster.sandbox.account import SandboxAccount
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +53,10 @@ def run_log(config: Config, command: str) -> Iterator[Path]:
         handler.close()
 
 
-def _runner(
-    config: Config,
-    mode: str,
-    console: Console,
-    extra: Mapping[str, Any] | None = None,
-    dry_run: bool = False,
-) -> Runner:
-    state = State.load(state_path(config), mode)
+MODES = ("real", "sandbox")
 
-    def make_context(upstream: Mapping[str, Any]) -> StageContext:
-        return StageContext(config, upstream, mode, dry_run, extra or {})
 
+def _on_event(console: Console) -> Callable[[StageEvent], None]:
     def on_event(event: StageEvent) -> None:
         style = {"failed": "red", "done": "green", "skipped": "cyan"}.get(event.kind, "bold")
         took = f" ({event.seconds:.1f} s)" if event.seconds else ""
@@ -68,21 +66,49 @@ def _runner(
             f"[{style}]{event.stage}: {event.kind}{took}[/{style}]{detail}", highlight=False
         )
 
-    return Runner(stage_specs(), state, make_context, on_event)
+    return on_event
+
+
+def runner(config: Config, account: Account, mode: str, console: Console) -> Runner:
+    """The one runner: every task that creates, reads or removes a stage goes through it."""
+    state = State.load(state_path(config), mode)
+
+    def make_context(upstream: Mapping[str, Any]) -> StageContext:
+        return StageContext(config, Upstream(**dict(upstream)), account, console)
+
+    return Runner(stage_specs(), state, make_context, _on_event(console))
 
 
 @contextlib.contextmanager
-def _account(config: Config, mode: str, start_server: bool) -> Iterator[dict[str, Any]]:
-    """The environment a run talks to: the sandbox's moto server, or the real account."""
-    if mode != "sandbox":
-        yield {}
+def account(config: Config, mode: str, console: Console, start_server: bool) -> Iterator[Account]:
+    """The account a run deploys into: the user's AWS account, or the sandbox's moto server.
+
+    Raises ``NoSandbox`` when the sandbox is asked for and none runs (``start_server`` off).
+    """
+    if mode not in MODES:
+        raise ToolkitError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode == "real":
+        yield AwsAccount(
+            config.region, config.data["deployment"].get("pulumi_backend"), console=console
+        )
         return
-    server = sandbox.start(config.build_dir) if start_server else sandbox.running(config.build_dir)
+    server = (
+        sandbox_server.start(config.build_dir)
+        if start_server
+        else sandbox_server.running(config.build_dir)
+    )
     if server is None:
-        yield {}
-        return
-    with sandbox.aws_environment(server, config.region):
-        yield {"aws_endpoint_url": server.endpoint, "sandbox_pid": server.pid}
+        raise NoSandbox(config)
+    with sandbox_server.aws_environment(server, config.region):
+        yield SandboxAccount(server, config.region, config.build_dir)
+
+
+class NoSandbox(ToolkitError):
+    def __init__(self, config: Config) -> None:
+        super().__init__(
+            f"no sandbox server runs for deployment '{config.name}': "
+            "start one with `invoke up --sandbox`"
+        )
 
 
 def up(
@@ -91,34 +117,46 @@ def up(
     console: Console,
     only: set[str] | None = None,
 ) -> dict[str, Any]:
-    with run_log(config, "up"), _account(config, mode, start_server=True) as extra:
-        if mode == "sandbox":
+    with run_log(config, "up"), account(config, mode, console, start_server=True) as target:
+        if target.simulated:
             console.print(
-                f"[bold]Sandbox rehearsal[/bold] against moto at {extra['aws_endpoint_url']}: "
+                f"[bold]Sandbox rehearsal[/bold] against the {target.label}: "
                 "it checks wiring and configuration, not that AWS accepts them."
             )
         started = time.time()
-        outputs = _runner(config, mode, console, extra).run(only)
-        summary(config, mode, console, outputs, time.time() - started)
+        outputs = runner(config, target, mode, console).run(only)
+        summary(config, mode, console, outputs, time.time() - started, target)
         return outputs
 
 
-def down(config: Config, mode: str, console: Console) -> tuple[list[str], dict[str, int]]:
+def down(
+    config: Config, mode: str, console: Console, only: set[str] | None = None
+) -> tuple[list[str], dict[str, int]]:
     """Destroy in reverse order; return (stages removed, what remains in the account)."""
-    with run_log(config, "down"), _account(config, mode, start_server=False) as extra:
-        if mode == "sandbox" and not extra:
-            # No sandbox server runs for this deployment: moto keeps everything in memory,
-            # so whatever the state file lists vanished with the server.
+    with run_log(config, "down"):
+        try:
+            with account(config, mode, console, start_server=False) as target:
+                removed = runner(config, target, mode, console).destroy(only)
+                remaining = remaining_resources(config, mode) if not only else {}
+        except NoSandbox:
+            # moto keeps everything in memory: what the state file lists vanished with
+            # the server that held it.
             if state_path(config).exists():
                 log.warning("no sandbox server is running: its resources are already gone")
                 state_path(config).unlink()
-            sandbox.record_path(config.build_dir).unlink(missing_ok=True)
+            sandbox_server.record_path(config.build_dir).unlink(missing_ok=True)
             return [], {}
-        removed = _runner(config, mode, console, extra).destroy()
-        remaining = remaining_resources(config, mode)
-    if mode == "sandbox":
-        sandbox.stop(config.build_dir)
+    if mode == "sandbox" and not State.load(state_path(config), mode).stages:
+        sandbox_server.stop(config.build_dir)
     return removed, remaining
+
+
+def recorded(config: Config, mode: str, stage: str) -> Any:
+    """A stage's recorded outputs (typed), or None when it has none."""
+    rec = State.load(state_path(config), mode).stages.get(stage)
+    if rec is None or rec.status != "done" or not rec.outputs:
+        return None
+    return contracts.from_dict(contracts.STAGE_OUTPUT_TYPES[stage], rec.outputs)
 
 
 def remaining_resources(config: Config, mode: str) -> dict[str, int]:
@@ -132,7 +170,12 @@ def remaining_resources(config: Config, mode: str) -> dict[str, int]:
 
 
 def summary(
-    config: Config, mode: str, console: Console, outputs: Mapping[str, Any], seconds: float
+    config: Config,
+    mode: str,
+    console: Console,
+    outputs: Mapping[str, Any],
+    seconds: float,
+    target: Account | None = None,
 ) -> None:
     console.print(status_table(config))
     path, minutes = critical_path(stage_specs())
@@ -144,6 +187,9 @@ def summary(
         remaining = remaining_resources(config, mode)
         listing = ", ".join(f"{n} {kind}" for kind, n in sorted(remaining.items())) or "nothing"
         console.print(f"In the sandbox now: {listing}.", highlight=False)
+    if target is not None:
+        for note in target.notes.lines:
+            console.print(f"  {note}", highlight=False)
     cluster = outputs.get("cluster")
     if cluster is not None:
         label = " (simulated)" if getattr(cluster, "simulated", False) else ""

@@ -1,9 +1,11 @@
-"""``invoke plan``: render and check everything a real run would use, create nothing.
+"""``invoke plan``: the pipeline with planned upstream values; it creates nothing.
 
-Values that only exist after a stage has run (subnet ids, endpoints, the AMI id) are
-well-formed placeholders containing ``planned``/``PLANNED`` (see stages.contracts), and
-the plan lists them. Steps run in order; later issues add theirs to ``STEPS`` (for
-example validation and synthesis with ParallelCluster's own code).
+Every stage's ``plan`` runs against the plan account (``sandbox.plan.PlanAccount``: no
+AWS call, no server): the network and services stages give placeholders (well-formed
+values containing ``planned``/``PLANNED``), the image and cluster stages render exactly
+what ``invoke up`` would use, with the same code, and hand it to the account. Then the
+pcluster step checks it with ParallelCluster's own code, and the diagram and cost steps
+draw and price it.
 """
 
 from __future__ import annotations
@@ -20,23 +22,18 @@ from rich.table import Table
 
 from pwbcluster import contracts
 from pwbcluster.config import Config
-from pwbcluster.estimate import cost_step, diagram_step
-from pwbcluster.files import dump_yaml, write_text
+from pwbcluster.contracts.account import ClusterDeploy
+from pwbcluster.contracts.stage import StageContext, Upstream
+from pwbcluster.files import write_text
+from pwbcluster.pipeline.plan_estimate import cost_step, diagram_step
 from pwbcluster.pipeline.plan_pcluster import pcluster_step
-from pwbcluster.pipeline.plan_workbench import workbench_step
-from pwbcluster.pipeline.registry import STAGES, stage_specs
-from pwbcluster.pipeline.runner import critical_path
-from pwbcluster.stages.cluster.render import RenderedCluster, render_cluster_config
-from pwbcluster.stages.image.service import fingerprint_for
-from pwbcluster.stages.image.service import prepare as prepare_image
+from pwbcluster.pipeline.registry import stage_specs
+from pwbcluster.pipeline.runner import Runner, critical_path
+from pwbcluster.pipeline.state import State
+from pwbcluster.sandbox.plan import PlanAccount
+from pwbcluster.stages.image.stage import planned_outputs as planned_image_outputs
 
 log = logging.getLogger(__name__)
-
-PLANNED_PARENT_IMAGE = "ami-planned0000000000"
-HEADER = """\
-Rendered by pwbcluster from {source} for deployment '{name}'. Do not edit: edit the
-YAML it comes from and run `invoke plan` again.
-{extra}"""
 
 
 @dataclass
@@ -47,8 +44,11 @@ class PlanContext:
     services: contracts.ServicesOutputs
     image: contracts.ImageOutputs
     scripts_prefix: str
-    cluster: RenderedCluster | None = None
+    # What the cluster stage handed the account to check (rendered config, warnings...).
+    cluster: ClusterDeploy | None = None
     image_config: dict[str, Any] | None = None
+    account: PlanAccount | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -64,22 +64,17 @@ PlanStep = tuple[str, Callable[[PlanContext], None]]
 
 
 def planned_context(config: Config) -> PlanContext:
+    """Planned upstream values, as the stages' own ``plan`` gives them (nothing rendered)."""
     name, region = config.name, config.region
-    network = contracts.planned_network(region, name)
-    aux = config.data["aux"]
-    services = contracts.planned_services(
-        region, name, aux["directory"]["domain"], tls=aux["directory"]["ldaps"]
-    )
-    fingerprint = fingerprint_for(config)
-    image = contracts.planned_image(
-        config.data["image"]["os"], fingerprint, config.data["image"]["name"]
-    )
+    directory = config.data["aux"]["directory"]
     return PlanContext(
         config=config,
         build_dir=config.build_dir,
-        network=network,
-        services=services,
-        image=image,
+        network=contracts.planned_network(region, name),
+        services=contracts.planned_services(
+            region, name, directory["domain"], bool(directory["ldaps"])
+        ),
+        image=planned_image_outputs(config),
         # The cluster stage uploads node scripts at the bucket root (cluster/...), the
         # prefix the node IAM policies grant; the plan shows the same URIs.
         scripts_prefix="",
@@ -87,24 +82,37 @@ def planned_context(config: Config) -> PlanContext:
 
 
 def render_step(ctx: PlanContext) -> None:
+    """The pipeline itself, in plan mode: every stage's ``plan`` against the plan account.
+
+    The image and cluster stages render exactly what ``invoke up`` would use (the same
+    code: fingerprint, build-image config, cluster config, Workbench files, node.env) and
+    hand it to the account, which records it for the pcluster step.
+    """
     config = ctx.config
-    rendered = render_cluster_config(
-        config.data, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, config.tags()
-    )
-    ctx.cluster = rendered
-    extra = "Placeholders (known after `invoke up`): " + ", ".join(rendered.placeholders)
-    header = HEADER.format(source=config.deployment_file, name=config.name, extra=extra)
-    ctx.write("cluster-config.yaml", dump_yaml(rendered.config, header))
-    # The image stage's own preparation, with the placeholder parent: the same
-    # fingerprint, upload prefix and build-image config as `invoke image.build`.
-    prepared = prepare_image(config, ctx.network, PLANNED_PARENT_IMAGE)
-    ctx.image_config = prepared.config
-    ctx.files.append(prepared.config_path)
+    account = PlanAccount(config.region)
+
+    def make_context(upstream: Any) -> StageContext:
+        return StageContext(config, Upstream(**dict(upstream)), account, None)
+
+    # The plan records nothing: the state object is never written.
+    state = State(path=config.build_dir / "state.json", mode="plan")
+    outputs = Runner(stage_specs(), state, make_context).plan()
+    ctx.outputs = outputs
+    ctx.network, ctx.services, ctx.image = outputs["network"], outputs["services"], outputs["image"]
+    ctx.account = account
+    ctx.cluster = account.cluster
+    if account.image is not None:
+        ctx.image_config = dict(account.image.config)
+        ctx.files.append(account.image.config_path)
+    if account.cluster is not None:
+        ctx.files.append(account.cluster.config_path)
+        ctx.notes.extend(f"Warning: {w}" for w in account.cluster.warnings)
+    workbench = ctx.build_dir / "workbench"
+    ctx.files.extend(sorted(p for p in workbench.rglob("*") if p.is_file()))
 
 
 STEPS: list[PlanStep] = [
     ("render", render_step),
-    ("workbench", workbench_step),
     ("pcluster", pcluster_step),
     ("diagram", diagram_step),
     ("cost", cost_step),
@@ -130,10 +138,14 @@ def print_plan(ctx: PlanContext, console: Console) -> None:
     table.add_column("after")
     table.add_column("creates")
     table.add_column("typical", justify="right")
-    for index, (name, needs, typical, what) in enumerate(STAGES, start=1):
-        marker = " *" if name in path else ""
+    for index, spec in enumerate(specs, start=1):
+        marker = " *" if spec.name in path else ""
         table.add_row(
-            str(index), name + marker, ", ".join(needs) or "-", what, f"{typical:.0f} min"
+            str(index),
+            spec.name + marker,
+            ", ".join(spec.needs) or "-",
+            spec.description,
+            f"{spec.minutes:.0f} min",
         )
     console.print(table)
     console.print(

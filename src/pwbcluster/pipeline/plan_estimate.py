@@ -57,7 +57,7 @@ def diagram_step(ctx: PlanContext) -> None:
     from graphviz import CalledProcessError, ExecutableNotFound
 
     try:
-        png, svg = draw(ctx.config.data, ctx.cluster.config, ctx.build_dir / "architecture")
+        png, svg = draw(ctx.config.data, dict(ctx.cluster.config), ctx.build_dir / "architecture")
     except (ExecutableNotFound, CalledProcessError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         ctx.notes.append(f"Diagram skipped: Graphviz failed: {first}")
@@ -69,7 +69,7 @@ def diagram_step(ctx: PlanContext) -> None:
 def estimate_for(ctx: PlanContext, allow_api: bool | None = None) -> Estimate:
     """Price the plan: cache first, the API when allowed and credentials are present."""
     assert ctx.cluster is not None
-    items = bill_of_materials(ctx.config.data, ctx.cluster.config)
+    items = bill_of_materials(ctx.config.data, dict(ctx.cluster.config))
     if allow_api is None:
         allow_api = os.environ.get(OFFLINE_ENV, "") in ("", "0") and credentials_available()
     prices = resolve_prices(
@@ -92,12 +92,10 @@ def cost_step(ctx: PlanContext) -> None:
 
 
 def items_for_config(config: Config) -> list[Item]:
-    """The bill of materials of a deployment, rendered as ``invoke plan`` would render it."""
-    from pwbcluster.pipeline.plan import planned_context
-    from pwbcluster.stages.cluster.render import render_cluster_config
+    """The bill of materials of a deployment, rendered by the plan's own pipeline."""
+    from pwbcluster.pipeline.plan import planned_context, render_step
 
     ctx = planned_context(config)
-    rendered = render_cluster_config(
-        config.data, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, config.tags()
-    )
-    return bill_of_materials(config.data, rendered.config)
+    render_step(ctx)
+    assert ctx.cluster is not None
+    return bill_of_materials(config.data, dict(ctx.cluster.config))

@@ -27,7 +27,6 @@ from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import lint, offline
 from pwbcluster.pcluster.patch import ensure_patched, find_patches
 from pwbcluster.pcluster.venv import REQUIREMENTS
-from pwbcluster.stages.cluster.render import trace
 
 if TYPE_CHECKING:
     from pwbcluster.pipeline.plan import PlanContext
@@ -37,28 +36,13 @@ log = logging.getLogger(__name__)
 OUT_DIR = "cloudformation"
 CACHE_FILE = ".offline-inputs.json"
 ENV_NO_CACHE = "PWBCLUSTER_PCLUSTER_NO_CACHE"
-OVERRIDES = ("cluster", "pcluster_overrides")
 RENDERED_FILE = {"cluster": "cluster-config.yaml", "image": "image-config.yaml"}
 
 
-def override_key(data: dict[str, Any], path: Sequence[str | int]) -> tuple[str | int, ...] | None:
-    """The deepest ``cluster.pcluster_overrides`` key along a rendered path, if any."""
-    node: Any = data.get("cluster", {}).get("pcluster_overrides") or {}
-    depth = 0
-    for part in path:
-        in_dict = isinstance(node, dict) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
-        if not (in_dict or in_list):
-            break
-        node = node[part]
-        depth += 1
-    return (*OVERRIDES, *path[:depth]) if depth else None
-
-
-def deployment_key(ctx: PlanContext, kind: str, path: Sequence[str | int]) -> Any:
-    if kind != "cluster" or ctx.cluster is None or not path:
+def deployment_key(ctx: PlanContext, kind: str, path: Sequence[str | int]) -> str | None:
+    if ctx.cluster is None or ctx.cluster.locate is None:
         return None
-    return override_key(ctx.config.data, path) or trace(ctx.cluster.source_map, tuple(path))
+    return ctx.cluster.locate(kind, path)
 
 
 def describe_failure(ctx: PlanContext, result: offline.JobResult, failure: offline.Failure) -> str:
@@ -69,7 +53,7 @@ def describe_failure(ctx: PlanContext, result: offline.JobResult, failure: offli
     key = deployment_key(ctx, kind, failure.path or ())
     tag = f"[pcluster {failure.validator}]"
     if key:
-        return f"{ctx.config.describe(tuple(key))}: {failure.message} {tag} (rendered: {where})"
+        return f"{key}: {failure.message} {tag} (rendered: {where})"
     return f"{where}: {failure.message} {tag}"
 
 
@@ -115,7 +99,7 @@ def pcluster_step(ctx: PlanContext) -> None:
     image_name = str(ctx.image_config.get("Image", {}).get("Name") or f"{ctx.config.name}-image")
     jobs = [
         offline.cluster_job(
-            ctx.cluster.config, ctx.config.name, out_dir=out_dir, public_subnets=public
+            dict(ctx.cluster.config), ctx.config.name, out_dir=out_dir, public_subnets=public
         ),
         offline.image_job(ctx.image_config, image_name, out_dir=out_dir, public_subnets=public),
     ]
@@ -179,4 +163,4 @@ def _write_placeholders(out_dir: Path, results: Sequence[offline.JobResult]) -> 
     return path
 
 
-__all__ = ["describe_failure", "override_key", "pcluster_step"]
+__all__ = ["describe_failure", "pcluster_step"]

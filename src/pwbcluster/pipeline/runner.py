@@ -1,7 +1,7 @@
 """A small DAG runner: stages run as soon as what they need is done, in parallel.
 
 Each stage is a function from a ``StageContext`` (the merged config, the typed outputs
-of the stages it needs, the mode) to its typed outputs. The runner fingerprints each
+of the stages it needs, the account) to its typed outputs. The runner fingerprints each
 stage's inputs; a stage recorded as done with the same fingerprint is skipped and its
 recorded outputs handed on, so a re-run after a failure resumes at the first stage that
 failed or whose inputs changed, and never creates anything twice.
@@ -16,40 +16,17 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pwbcluster import contracts
+from pwbcluster.contracts.stage import StageContext, StageSpec
 from pwbcluster.errors import StageError, ToolkitError
 from pwbcluster.pipeline.state import StageRecord, State
 
 log = logging.getLogger(__name__)
 
 FAULT_ENV = "PWBCLUSTER_FAIL_STAGE"
-
-
-@dataclass(frozen=True)
-class StageContext:
-    """What a stage gets: config, upstream outputs by stage name, and the mode."""
-
-    config: Any  # pwbcluster.config.Config (Any keeps this module free of the import)
-    upstream: Mapping[str, Any]
-    mode: str  # "real" | "sandbox"
-    dry_run: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    name: str
-    needs: tuple[str, ...]
-    run: Callable[[StageContext], Any]
-    # JSON-able description of the stage's own inputs (config sections, script hashes...).
-    inputs: Callable[[StageContext], Any]
-    destroy: Callable[[StageContext, Any], None] | None = None
-    # Typical duration in minutes on AWS, for the plan's critical path.
-    minutes: float = 1.0
-    description: str = ""
 
 
 @dataclass
@@ -61,7 +38,7 @@ class StageEvent:
 
 
 def fingerprint(spec: StageSpec, ctx: StageContext) -> str:
-    upstream = {n: contracts.to_dict(ctx.upstream[n]) for n in spec.needs}
+    upstream = {n: contracts.to_dict(ctx.upstream.require(n)) for n in spec.needs}
     doc = {"stage": spec.name, "inputs": spec.inputs(ctx), "upstream": upstream}
     blob = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -191,23 +168,56 @@ class Runner:
         maybe_inject_fault(spec.name, ctx)
         return spec.run(ctx)
 
-    def destroy(self) -> list[str]:
-        """Destroy recorded stages in reverse order; returns the names destroyed."""
+    def recorded(self, name: str) -> Any:
+        """A stage's recorded outputs (typed), or None."""
+        rec = self.state.stages.get(name)
+        if rec is None or not rec.outputs:
+            return None
+        return contracts.from_dict(contracts.STAGE_OUTPUT_TYPES[name], rec.outputs)
+
+    def destroy(self, only: set[str] | None = None) -> list[str]:
+        """Destroy recorded stages in reverse order; returns the names destroyed.
+
+        With ``only``, just those stages, and only when no recorded stage that needs one of
+        them remains (removing the network under a running cluster is refused).
+        """
+        names = {s.name for s in self.stages}
+        wanted = set(only) if only else names
+        unknown = wanted - names
+        if unknown:
+            raise StageError(f"unknown stage(s): {', '.join(sorted(unknown))}")
+        for spec in self.stages:
+            if spec.name in wanted:
+                continue
+            blocking = [n for n in spec.needs if n in wanted]
+            if blocking and spec.name in self.state.stages:
+                raise StageError(
+                    f"the {spec.name} stage still exists and needs {', '.join(blocking)}: "
+                    f"remove it first (`invoke down --stage {spec.name}`)"
+                )
         removed: list[str] = []
         for spec in reversed(self.stages):
+            if spec.name not in wanted:
+                continue
             rec = self.state.stages.get(spec.name)
             if rec is None:
                 continue
-            if spec.destroy is not None:
-                ctx = self.make_context({})
-                out_type = contracts.STAGE_OUTPUT_TYPES[spec.name]
-                outputs = contracts.from_dict(out_type, rec.outputs) if rec.outputs else None
-                self.on_event(StageEvent(spec.name, "started", detail="destroy"))
-                spec.destroy(ctx, outputs)
+            upstream = {n: out for n in spec.needs if (out := self.recorded(n)) is not None}
+            ctx = self.make_context(upstream)
+            self.on_event(StageEvent(spec.name, "started", detail="destroy"))
+            spec.destroy(ctx, self.recorded(spec.name))
             self.state.forget(spec.name)
             removed.append(spec.name)
             self.on_event(StageEvent(spec.name, "done", detail="destroyed"))
         return removed
+
+    def plan(self) -> dict[str, Any]:
+        """Each stage's ``plan`` in dependency order, with planned upstream values; no state."""
+        outputs: dict[str, Any] = {}
+        for spec in self.stages:
+            ctx = self.make_context({n: outputs[n] for n in spec.needs})
+            outputs[spec.name] = spec.plan(ctx)
+        return outputs
 
 
 def maybe_inject_fault(stage: str, ctx: StageContext) -> None:

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 import pulumi
+from pwbcluster.contracts import STAND_IN_ACCOUNT
 from pwbcluster.sandbox.mockrun import unwrap_secrets
 
-ACCOUNT = "123456789012"
+ACCOUNT = STAND_IN_ACCOUNT
 
 
 def _suffix(seed: str, n: int = 17) -> str:

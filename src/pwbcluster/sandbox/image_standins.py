@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from pwbcluster.errors import StageError
-from pwbcluster.stages.image.amis import SIMULATED_TAG, deregister
-from pwbcluster.stages.image.parent import find_official_parent, official_name_prefix
+from pwbcluster.pcluster.amis import SIMULATED_TAG, deregister
+from pwbcluster.pcluster.official import find_official_parent, official_name_prefix
 
 ROOT_DEVICE = "/dev/sda1"
 PARENT_SUFFIX = "-sandbox-standin"

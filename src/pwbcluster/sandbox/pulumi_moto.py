@@ -21,6 +21,7 @@ import boto3
 import pulumi
 from pwbcluster.sandbox.fakes import ACCOUNT, plausible, plausible_call
 from pwbcluster.sandbox.mockrun import unwrap_secrets
+from pwbcluster.sandbox.server import FAKE_CREDENTIALS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ class Ledger:
 def _sandbox_session(region: str) -> boto3.session.Session:
     # The endpoint is a local moto server: fixed fake credentials, never the user's own.
     return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=region,
     )
 
 

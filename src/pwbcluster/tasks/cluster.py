@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import Any
-
 from invoke import Collection, Context, task
 from rich.console import Console
 
@@ -13,9 +9,7 @@ from pwbcluster import contracts
 from pwbcluster.config import Config, load_config
 from pwbcluster.errors import ToolkitError
 from pwbcluster.pipeline import orchestrate
-from pwbcluster.pipeline.runner import StageContext
 from pwbcluster.pipeline.state import State
-from pwbcluster.sandbox import server as sandbox
 from pwbcluster.stages.cluster import stage as cluster_stage
 from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
@@ -29,19 +23,6 @@ def _config(c: Context, config: str | None) -> Config:
 
 def _mode(sandbox_flag: bool) -> str:
     return "sandbox" if sandbox_flag else "real"
-
-
-@contextlib.contextmanager
-def _environment(cfg: Config, mode: str) -> Iterator[dict[str, Any]]:
-    if mode != "sandbox":
-        yield {}
-        return
-    server = sandbox.running(cfg.build_dir)
-    if server is None:
-        yield {}
-        return
-    with sandbox.aws_environment(server, cfg.region):
-        yield {"aws_endpoint_url": server.endpoint}
 
 
 @task(help={"config": CONFIG_HELP, "sandbox": SANDBOX_HELP})
@@ -63,22 +44,19 @@ def status(c: Context, config: str | None = None, sandbox: bool = False) -> None
     cfg = _config(c, config)
     mode = _mode(sandbox)
     console = Console()
-    rec = State.load(orchestrate.state_path(cfg), mode).stages.get("cluster")
-    if rec is None or not rec.outputs:
+    out = orchestrate.recorded(cfg, mode, "cluster")
+    if out is None:
         console.print(f"cluster: not created ({mode}); run `invoke cluster.up`")
         return
-    out = contracts.from_dict(contracts.ClusterOutputs, rec.outputs)
     if mode == "real":
-        from pwbcluster.aws import pcluster_cluster as cluster_pcluster
+        from pwbcluster.aws import pcluster_cluster
 
-        info = cluster_pcluster.describe(out.cluster_name, out.region)
+        info = pcluster_cluster.describe(out.cluster_name, out.region)
         state = info.get("clusterStatus", "UNKNOWN") if info else "DOES NOT EXIST"
         fleet = info.get("computeFleetStatus", "") if info else ""
         console.print(f"cluster {out.cluster_name} ({out.region}): {state} {fleet}".rstrip())
     else:
-        console.print(
-            f"cluster {out.cluster_name} ({out.region}): {rec.status} (sandbox, simulated)"
-        )
+        console.print(f"cluster {out.cluster_name} ({out.region}): done (sandbox, simulated)")
     console.print(f"Workbench: {out.workbench_url}", highlight=False)
 
 
@@ -103,25 +81,21 @@ def down(
     mode = _mode(sandbox)
     console = Console()
     state = State.load(orchestrate.state_path(cfg), mode)
-    rec = state.stages.get("cluster")
-    if rec is None:
+    if "cluster" not in state.stages:
         console.print(f"cluster: nothing recorded ({mode}); nothing to delete")
         return
-    out = contracts.from_dict(contracts.ClusterOutputs, rec.outputs) if rec.outputs else None
+    out = orchestrate.recorded(cfg, mode, "cluster")
     name = out.cluster_name if out else cluster_stage.cluster_name(cfg)
     console.print(f"Plan: delete cluster '{name}' ({mode}) and its files in the scripts bucket.")
     if dry_run:
         return
     if not yes and input(f"Type the cluster name ({name}) to confirm: ").strip() != name:
         raise ToolkitError("not confirmed; nothing deleted")
-    with _environment(cfg, mode) as extra:
-        ctx = StageContext(cfg, {}, mode, False, extra)
-        cluster_stage.destroy(ctx, out)
-    state.forget("cluster")
+    orchestrate.down(cfg, mode, console, {"cluster"})
     if mode == "real":
-        from pwbcluster.aws import pcluster_cluster as cluster_pcluster
+        from pwbcluster.aws import pcluster_cluster
 
-        if cluster_pcluster.describe(name, cfg.region) is not None:
+        if pcluster_cluster.describe(name, cfg.region) is not None:
             raise ToolkitError(f"cluster {name} still exists after delete")
     console.print(f"cluster {name}: deleted")
 

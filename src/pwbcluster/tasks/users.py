@@ -59,8 +59,8 @@ def _run(
     dry_run: bool,
     flags: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    from pwbcluster.aws import jump_host as ssm
     from pwbcluster.config import load_config
+    from pwbcluster.stages.users import remote as ssm
     from pwbcluster.stages.users.spec import UserBatch
 
     cfg = load_config(require_config(config))

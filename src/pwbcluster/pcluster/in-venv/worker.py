@@ -260,8 +260,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     os.environ["AWS_DEFAULT_REGION"] = request["region"]
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "sandbox")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
     os.environ["MOTO_ACCOUNT_ID"] = request["account_id"]
     results: list[dict[str, Any]] = []
     with ExitStack() as stack:

@@ -1,46 +1,56 @@
 """The cluster stage: ParallelCluster with Workbench on the login nodes.
 
-Shared by both modes: render the cluster config from the upstream outputs, render the
-Workbench files and node.env, write them under ``build/<deployment>/``, check that no
-secret value could have leaked into them, and upload node scripts + node.env + the
-Workbench tree to the scripts bucket.
-
-- real: ``pcluster create-cluster`` (or ``update-cluster`` when it exists) with the
-  pinned, patched pcluster; progress and the stack's events streamed
-  (``cluster_pcluster``); the output is the Workbench URL on the login load balancer.
-- sandbox: the uploads go to the moto server; pcluster's own schema, validators and
-  template synthesis run offline against it; what would be created is recorded in
-  ``build/<deployment>/cluster-plan.json`` and the outputs are marked simulated.
+Render the cluster config from the upstream outputs, render the Workbench files and
+node.env, write them under ``build/<deployment>/``, have the account check the config,
+upload node scripts + node.env + the Workbench tree to the scripts bucket, and have the
+account deploy it. The account decides what check and deploy mean: ``pcluster
+create-cluster``/``update-cluster`` on AWS (progress and stack events streamed), pcluster's
+own schema, validators and template synthesis offline in the sandbox (what would be
+created recorded in ``build/<deployment>/cluster-plan.json``), a recorded job in a plan.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pwbcluster.contracts import ClusterOutputs, ImageOutputs, NetworkOutputs, ServicesOutputs
+from pwbcluster.contracts.account import ClusterDeploy
+from pwbcluster.contracts.stage import StageContext, StageSpec, section_inputs
 from pwbcluster.errors import StageError
 from pwbcluster.files import TEMPLATES, dump_yaml, write_text
-from pwbcluster.pipeline.registry import section_inputs
-from pwbcluster.pipeline.runner import StageContext
-from pwbcluster.stages.cluster.render import RenderedCluster, lb_listeners, render_cluster_config
+from pwbcluster.stages.cluster.render import (
+    RenderedCluster,
+    lb_listeners,
+    render_cluster_config,
+    trace,
+)
 from pwbcluster.stages.cluster.workbench.bundle import (
     BundleObject,
     bundle_objects,
     format_env,
     node_env,
 )
-from pwbcluster.stages.cluster.workbench.generate import RenderedFile, render_workbench, write_tree
+from pwbcluster.stages.cluster.workbench.generate import (
+    RenderedFile,
+    render_workbench,
+    write_tree,
+)
 from pwbcluster.stages.cluster.workbench.settings import settings_from
 
 log = logging.getLogger(__name__)
 
-PLAN_FILE = "cluster-plan.json"
 CONFIG_FILE = "cluster-config.yaml"
+UPLOAD_ROOT = "cluster"
+OVERRIDES = ("cluster", "pcluster_overrides")
+HEADER = """\
+Rendered by pwbcluster's cluster stage for deployment '{name}'. Do not edit: edit the
+YAML it comes from and run `invoke plan` again.
+{extra}"""
 
 
 @dataclass
@@ -53,6 +63,7 @@ class Prepared:
     env: dict[str, str]
     objects: list[BundleObject]
     config_path: Path
+    files: list[Path]
 
 
 def cluster_name(config: Any) -> str:
@@ -62,9 +73,6 @@ def cluster_name(config: Any) -> str:
 def scripts_prefix(config: Any) -> str:
     """The bucket's root: the node policies (services stage) read exactly ``cluster/``."""
     return ""
-
-
-UPLOAD_ROOT = "cluster"
 
 
 def cluster_dir(config: Any) -> Path:
@@ -95,13 +103,39 @@ def workbench_url(cluster: dict[str, Any], host: str) -> str:
     return f"{scheme}://{host}" + ("" if port == default else f":{port}")
 
 
+def override_key(data: dict[str, Any], path: Sequence[str | int]) -> tuple[str | int, ...] | None:
+    """The deepest ``cluster.pcluster_overrides`` key along a rendered path, if any."""
+    node: Any = data.get("cluster", {}).get("pcluster_overrides") or {}
+    depth = 0
+    for part in path:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if not (in_dict or in_list):
+            break
+        node = node[part]
+        depth += 1
+    return (*OVERRIDES, *path[:depth]) if depth else None
+
+
+def locator(config: Any, rendered: RenderedCluster) -> Any:
+    """``locate(kind, path)``: the deployment key (file:line key) behind a rendered key."""
+
+    def locate(kind: str, path: Sequence[str | int]) -> str | None:
+        if kind != "cluster" or not path:
+            return None
+        key = override_key(config.data, path) or trace(rendered.source_map, tuple(path))
+        return config.describe(tuple(key)) if key else None
+
+    return locate
+
+
 def prepare(ctx: StageContext) -> Prepared:
     """Render everything, write it under build/<deployment>/ and build the upload set."""
     config = ctx.config
     data = config.data
-    network: NetworkOutputs = ctx.upstream["network"]
-    services: ServicesOutputs = ctx.upstream["services"]
-    image: ImageOutputs = ctx.upstream["image"]
+    network: NetworkOutputs = ctx.upstream.require("network")
+    services: ServicesOutputs = ctx.upstream.require("services")
+    image: ImageOutputs = ctx.upstream.require("image")
     name, prefix = cluster_name(config), scripts_prefix(config)
     rendered = render_cluster_config(data, network, services, image, prefix, config.tags())
     files = render_workbench(settings_from(data, services), config.name)
@@ -109,23 +143,43 @@ def prepare(ctx: StageContext) -> Prepared:
     env_text = format_env(env)
     ca = services.ldap_ca_cert_pem if services.ldap_tls else None
     if services.ldap_tls and not ca:
-        message = "services gave no directory CA certificate, but the cluster uses ldaps://"
-        if ctx.mode == "real":
-            raise StageError(message + "; re-run the services stage")
-        log.warning("%s (sandbox: the nodes would fail at OnNodeStart)", message)
+        # The nodes would fail at OnNodeStart: no account, real or not, lets that pass.
+        raise StageError(
+            "services gave no directory CA certificate, but the cluster uses ldaps://; "
+            "re-run the services stage"
+        )
     objects = bundle_objects(prefix, cluster_dir(config), env_text, files, ca)
     build = Path(config.build_dir)
-    header = f"Rendered by pwbcluster for deployment '{name}' by the cluster stage ({ctx.mode})."
+    extra = (
+        "Placeholders (known after `invoke up`): " + ", ".join(rendered.placeholders)
+        if rendered.placeholders
+        else ""
+    )
+    header = HEADER.format(name=name, extra=extra)
     config_path = write_text(build / CONFIG_FILE, dump_yaml(rendered.config, header))
-    write_tree(files, build / "workbench")
-    write_text(build / "workbench" / "node.env", env_text)
-    return Prepared(name, config.region, prefix, rendered, files, env, objects, config_path)
+    written = [config_path, *write_tree(files, build / "workbench")]
+    written.append(write_text(build / "workbench" / "node.env", env_text))
+    return Prepared(
+        name, config.region, prefix, rendered, files, env, objects, config_path, written
+    )
 
 
-def upload(objects: list[BundleObject], bucket: str, endpoint_url: str | None) -> list[str]:
-    import boto3
+def deploy_request(ctx: StageContext, prepared: Prepared, uploaded: Sequence[str]) -> ClusterDeploy:
+    network: NetworkOutputs = ctx.upstream.require("network")
+    return ClusterDeploy(
+        name=prepared.name,
+        config=prepared.rendered.config,
+        config_path=prepared.config_path,
+        public_subnet_ids=tuple(network.public_subnet_ids),
+        summary=tuple(would_create(prepared.rendered.config)),
+        uploaded=tuple(uploaded),
+        warnings=tuple(prepared.rendered.warnings),
+        placeholders=tuple(prepared.rendered.placeholders),
+        locate=locator(ctx.config, prepared.rendered),
+    )
 
-    s3 = boto3.client("s3", endpoint_url=endpoint_url)
+
+def upload(s3: Any, objects: list[BundleObject], bucket: str) -> list[str]:
     keys = []
     for obj in objects:
         s3.put_object(Bucket=bucket, Key=obj.key, Body=obj.body, ServerSideEncryption="AES256")
@@ -134,11 +188,9 @@ def upload(objects: list[BundleObject], bucket: str, endpoint_url: str | None) -
     return keys
 
 
-def remove_uploads(bucket: str, prefix: str, endpoint_url: str | None) -> int:
-    import boto3
+def remove_uploads(s3: Any, bucket: str, prefix: str) -> int:
     from botocore.exceptions import ClientError
 
-    s3 = boto3.client("s3", endpoint_url=endpoint_url)
     removed = 0
     try:
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
@@ -153,74 +205,37 @@ def remove_uploads(bucket: str, prefix: str, endpoint_url: str | None) -> int:
     return removed
 
 
-def run(ctx: StageContext) -> ClusterOutputs:
-    prepared = prepare(ctx)
-    network: NetworkOutputs = ctx.upstream["network"]
-    if ctx.mode == "sandbox":
-        return _run_sandbox(ctx, prepared, network)
-    from pwbcluster.aws import pcluster_cluster as cluster_pcluster
-
-    if ctx.dry_run:
-        raise StageError(
-            f"dry run: would upload {len(prepared.objects)} objects to s3://{network.bucket_name}/"
-            f"{UPLOAD_ROOT}/ and create or update cluster '{prepared.name}' "
-            f"from {prepared.config_path}"
-        )
-    upload(prepared.objects, network.bucket_name, None)
-    host = cluster_pcluster.create_or_update(prepared.name, prepared.region, prepared.config_path)
+def _outputs(ctx: StageContext, prepared: Prepared, host: str) -> ClusterOutputs:
     return ClusterOutputs(
         cluster_name=prepared.name,
         region=prepared.region,
         workbench_url=workbench_url(ctx.config.data["cluster"], host),
         login_load_balancer_dns=host,
         scripts_prefix=UPLOAD_ROOT + "/",
-        simulated=False,
+        simulated=ctx.account.simulated,
     )
 
 
-def _run_sandbox(ctx: StageContext, prepared: Prepared, network: NetworkOutputs) -> ClusterOutputs:
-    from pwbcluster.pcluster import offline
-
-    endpoint = ctx.extra.get("aws_endpoint_url")
-    build = Path(ctx.config.build_dir)
-    result = offline.synthesise_cluster(
-        prepared.rendered.config,
-        prepared.name,
-        prepared.region,
-        build / "cluster-cloudformation",
-        endpoint_url=endpoint,
-        public_subnets=network.public_subnet_ids,
-        suppress=(*offline.SUPPRESSED_VALIDATORS, *offline.SANDBOX_SUPPRESSED_VALIDATORS),
-    )
-    offline.raise_for([result])
-    keys = upload(prepared.objects, network.bucket_name, endpoint)
-    host = f"{prepared.name}-login.sandbox.invalid"
-    url = workbench_url(ctx.config.data["cluster"], host)
-    record = {
-        "cluster_name": prepared.name,
-        "region": prepared.region,
-        "mode": "sandbox: rehearsal of wiring and configuration, not evidence AWS accepts it",
-        "config": str(prepared.config_path),
-        "would_run": ["pcluster", "create-cluster", "-n", prepared.name, "-c", CONFIG_FILE],
-        "would_create": _would_create(prepared.rendered.config),
-        "templates": [str(p) for p in result.files],
-        "validator_warnings": [f"{w.validator}: {w.message}" for w in result.warnings],
-        "uploaded": [f"s3://{network.bucket_name}/{k}" for k in keys],
-        "workbench_url": url,
-        "warnings": prepared.rendered.warnings,
-    }
-    write_text(build / PLAN_FILE, json.dumps(record, indent=2) + "\n")
-    return ClusterOutputs(
-        cluster_name=prepared.name,
-        region=prepared.region,
-        workbench_url=url,
-        login_load_balancer_dns=host,
-        scripts_prefix=UPLOAD_ROOT + "/",
-        simulated=True,
-    )
+def run(ctx: StageContext) -> ClusterOutputs:
+    prepared = prepare(ctx)
+    for warning in prepared.rendered.warnings:
+        ctx.say(f"cluster: [yellow]warning[/yellow]: {warning}")
+    network: NetworkOutputs = ctx.upstream.require("network")
+    ctx.account.check_cluster(deploy_request(ctx, prepared, ()))
+    keys = upload(ctx.account.client("s3"), prepared.objects, network.bucket_name)
+    uploaded = [f"s3://{network.bucket_name}/{k}" for k in keys]
+    host = ctx.account.deploy_cluster(deploy_request(ctx, prepared, uploaded))
+    return _outputs(ctx, prepared, host)
 
 
-def _would_create(config: dict[str, Any]) -> list[str]:
+def plan(ctx: StageContext) -> ClusterOutputs:
+    prepared = prepare(ctx)
+    deploy = deploy_request(ctx, prepared, ())
+    ctx.account.check_cluster(deploy)
+    return _outputs(ctx, prepared, ctx.account.deploy_cluster(deploy))
+
+
+def would_create(config: dict[str, Any]) -> list[str]:
     head = config["HeadNode"]
     out = [f"head node {head['InstanceType']} (SharedStorageType {head['SharedStorageType']})"]
     for pool in config.get("LoginNodes", {}).get("Pools", []):
@@ -235,46 +250,23 @@ def _would_create(config: dict[str, Any]) -> list[str]:
 
 
 def destroy(ctx: StageContext, outputs: ClusterOutputs | None) -> None:
-    config = ctx.config
+    name = outputs.cluster_name if outputs else cluster_name(ctx.config)
+    ctx.account.delete_cluster(name)
     prefix = (outputs.scripts_prefix if outputs else UPLOAD_ROOT).strip("/") or UPLOAD_ROOT
-    bucket = _bucket_of(config, ctx.mode)
-    if ctx.mode == "sandbox":
-        endpoint = ctx.extra.get("aws_endpoint_url")
-        if bucket and endpoint:
-            removed = remove_uploads(bucket, prefix, endpoint)
-            log.info("sandbox: removed %d uploaded objects", removed)
-        if endpoint:
-            _remove_synthesis_buckets(config.region, endpoint)
-        (Path(config.build_dir) / PLAN_FILE).unlink(missing_ok=True)
-        return
-    from pwbcluster.aws import pcluster_cluster as cluster_pcluster
-
-    name = outputs.cluster_name if outputs else cluster_name(config)
-    if ctx.dry_run:
-        raise StageError(f"dry run: would delete cluster '{name}' and s3://{bucket}/{prefix}/")
-    cluster_pcluster.delete(name, config.region)
-    if bucket:
-        remove_uploads(bucket, prefix, None)
+    network: NetworkOutputs | None = ctx.upstream.get("network")
+    if network is not None:
+        removed = remove_uploads(ctx.account.client("s3"), network.bucket_name, prefix)
+        log.info("cluster: removed %d uploaded objects", removed)
 
 
-def _remove_synthesis_buckets(region: str, endpoint: str) -> None:
-    """The scratch bucket pcluster's offline synthesis made in this sandbox's moto."""
-    import boto3
-
-    from pwbcluster.sandbox.pulumi_moto import empty_and_delete_bucket
-
-    s3 = boto3.client("s3", endpoint_url=endpoint)
-    for bucket in s3.list_buckets().get("Buckets", []):
-        name = bucket["Name"]
-        if not (name.startswith("parallelcluster-") and name.endswith(f"-offline-{region}")):
-            continue
-        empty_and_delete_bucket(s3, name)
-        log.info("sandbox: removed pcluster's synthesis bucket %s", name)
-
-
-def _bucket_of(config: Any, mode: str) -> str | None:
-    """The scripts bucket recorded by the network stage, if it is still in the state."""
-    from pwbcluster.pipeline.state import State
-
-    rec = State.load(Path(config.build_dir) / "state.json", mode).stages.get("network")
-    return str(rec.outputs["bucket_name"]) if rec and rec.outputs else None
+SPEC = StageSpec(
+    name="cluster",
+    needs=("network", "services", "image"),
+    run=run,
+    inputs=inputs,
+    destroy=destroy,
+    plan=plan,
+    minutes=30.0,
+    description="ParallelCluster: head node, login pool + load balancer, queues, shared storage",
+    destroy_needs=("network",),
+)

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 from typing import Any
 
-from pwbcluster.errors import StageError
-from pwbcluster.pipeline.state import State
-from pwbcluster.stages.image.amis import DEPLOYMENT_TAG, FINGERPRINT_TAG
+from pwbcluster.pcluster.amis import DEPLOYMENT_TAG, FINGERPRINT_TAG
 from pwbcluster.stages.image.bundle import delete_prefix
 
 log = logging.getLogger(__name__)
@@ -43,18 +40,6 @@ def deployment_images(ec2: Any, deployment: str) -> list[dict[str, Any]]:
     return [dict(i) for i in images if i.get("State") != "deregistered"]
 
 
-def recorded_bucket(state_path: Path, mode: str) -> str | None:
-    """The scripts bucket the network stage recorded, if its state says so."""
-    try:
-        record = State.load(state_path, mode).stages.get("network")
-    except StageError as exc:
-        log.warning("cannot read %s for the scripts bucket: %s", state_path, exc)
-        return None
-    if record and record.outputs and record.outputs.get("bucket_name"):
-        return str(record.outputs["bucket_name"])
-    return None
-
-
 def tagged_buckets(s3: Any, deployment: str) -> list[str]:
     """Buckets that carry this deployment's ``Deployment`` tag."""
     found = []
@@ -67,11 +52,6 @@ def tagged_buckets(s3: Any, deployment: str) -> list[str]:
         if any(t["Key"] == DEPLOYMENT_TAG and t["Value"] == deployment for t in tags):
             found.append(name)
     return found
-
-
-def scripts_buckets(s3: Any, state_path: Path, mode: str, deployment: str) -> list[str]:
-    recorded = recorded_bucket(state_path, mode)
-    return [recorded] if recorded else tagged_buckets(s3, deployment)
 
 
 def image_prefixes(s3: Any, bucket: str) -> list[str]:

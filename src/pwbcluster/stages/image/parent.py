@@ -1,28 +1,14 @@
-"""The parent image: the official ParallelCluster AMI for the pinned version and OS.
+"""The parent image of the custom AMI, as the fingerprint records it.
 
-Looked up the way pcluster itself does (``pcluster list-official-images`` and
-``Ec2Client.get_official_image_id``): images owned by ``amazon`` named
-``aws-parallelcluster-<version>-<os part>-<arch>*``, the newest one not deprecated.
+An explicit ``image.parent_ami``, or the official ParallelCluster AMI for the pinned version
+and OS (``pwbcluster.pcluster.official``), which the account looks up when it builds.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
 from typing import Any
 
-from pwbcluster.errors import StageError
-
-log = logging.getLogger(__name__)
-
-OFFICIAL_OWNER = "amazon"
-ARCHITECTURE = "x86_64"
-# pcluster.constants.OS_TO_IMAGE_NAME_PART_MAP for the OSes the image schema allows.
-OS_NAME_PART = {"ubuntu2204": "ubuntu-2204-lts-hvm", "ubuntu2404": "ubuntu-2404-lts-hvm"}
-
-
-def official_name_prefix(os_name: str, pcluster_version: str, arch: str = ARCHITECTURE) -> str:
-    return f"aws-parallelcluster-{pcluster_version}-{OS_NAME_PART[os_name]}-{arch}"
+from pwbcluster.pcluster.official import official_name_prefix
 
 
 def parent_spec(image: dict[str, Any], pcluster_version: str) -> str:
@@ -30,42 +16,3 @@ def parent_spec(image: dict[str, Any], pcluster_version: str) -> str:
     if image.get("parent_ami"):
         return str(image["parent_ami"])
     return "official:" + official_name_prefix(image["os"], pcluster_version)
-
-
-def _deprecated(image: dict[str, Any]) -> bool:
-    when = image.get("DeprecationTime")
-    if not when:
-        return False
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return str(when) <= now
-
-
-def find_official_parent(
-    ec2: Any, os_name: str, pcluster_version: str, owners: tuple[str, ...] = (OFFICIAL_OWNER,)
-) -> dict[str, Any]:
-    """The official parent image (describe_images record); StageError when there is none."""
-    prefix = official_name_prefix(os_name, pcluster_version)
-    images = ec2.describe_images(
-        Owners=list(owners),
-        Filters=[
-            {"Name": "name", "Values": [f"{prefix}*"]},
-            {"Name": "state", "Values": ["available"]},
-        ],
-        IncludeDeprecated=True,
-    )["Images"]
-    if not images:
-        raise StageError(
-            f"no official ParallelCluster {pcluster_version} image named {prefix}* in this "
-            "region: check the region supports this ParallelCluster version, or set "
-            "image.parent_ami"
-        )
-    best = max(images, key=lambda i: (not _deprecated(i), str(i.get("CreationDate", ""))))
-    log.info("parent image %s (%s)", best["ImageId"], best.get("Name"))
-    return dict(best)
-
-
-def resolve_parent(ec2: Any, image: dict[str, Any], pcluster_version: str) -> str:
-    """The parent AMI id: the configured one, else the official one looked up."""
-    if image.get("parent_ami"):
-        return str(image["parent_ami"])
-    return str(find_official_parent(ec2, image["os"], pcluster_version)["ImageId"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pwbcluster.contracts import NetworkOutputs
-from pwbcluster.stages.image.amis import FINGERPRINT_TAG
+from pwbcluster.pcluster.amis import FINGERPRINT_TAG
 from pwbcluster.stages.image.bundle import ENTRY_SCRIPT, ENTRY_WRAPPER
 
 __all__ = ["ENTRY_SCRIPT", "ENTRY_WRAPPER", "image_id", "render_image_config"]

@@ -8,8 +8,8 @@ from typing import Any
 
 from pwbcluster.contracts import NetworkOutputs
 from pwbcluster.files import dump_yaml, write_text
+from pwbcluster.pcluster.amis import PARENT_TAG
 from pwbcluster.pcluster.venv import PCLUSTER_VERSION
-from pwbcluster.stages.image.amis import PARENT_TAG
 from pwbcluster.stages.image.bundle import Bundle, make_bundle, scripts_prefix
 from pwbcluster.stages.image.fingerprint import image_fingerprint
 from pwbcluster.stages.image.parent import parent_spec

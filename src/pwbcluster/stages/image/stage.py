@@ -1,15 +1,16 @@
 """The image stage: the custom AMI, built with ``pcluster build-image`` when its inputs change.
 
-Shared steps (``pwbcluster.stages.image.service``): fingerprint the inputs, render
+Shared steps (``stages.image.service``): fingerprint the inputs, render
 ``build/<deployment>/image-config.yaml`` and the upload bundle. Then:
 
 - an available image of ours with the same fingerprint tag is returned at once (no
-  upload, no pcluster call): the hour-long build happens only when something changed;
-- real: look up the official ParallelCluster parent, upload the bundle to the scripts
-  bucket (objects already there are skipped), run ``pcluster build-image`` (or pick up a
-  build of the same id already running), stream its log while waiting;
-- sandbox: the same against the moto server, with pcluster's own schema and validators
-  on the rendered config, then a labelled stand-in AMI (``simulated=True``).
+  upload, no build): the hour-long build happens only when something changed;
+- otherwise the parent image (``image.parent_ami`` or the official ParallelCluster AMI, as
+  the account finds it), the account's check of the build-image config, the upload
+  (objects already there are skipped) and the account's build, whose AMI is the output.
+
+The account decides what "check" and "build" mean: pcluster build-image on AWS, pcluster's
+own validators and a labelled stand-in AMI in the sandbox, a recorded job in a plan.
 """
 
 from __future__ import annotations
@@ -17,23 +18,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import boto3
-from rich.console import Console
-
-from pwbcluster.aws.pcluster_images import PclusterImages, ami_of, wait_for_build
-from pwbcluster.contracts import ImageOutputs, NetworkOutputs
-from pwbcluster.errors import StageError
+from pwbcluster.contracts import ImageOutputs, NetworkOutputs, planned_image
+from pwbcluster.contracts.account import ImageBuild
+from pwbcluster.contracts.stage import StageContext, StageSpec, section_inputs
+from pwbcluster.pcluster import amis
 from pwbcluster.pcluster.venv import PCLUSTER_VERSION
-from pwbcluster.pipeline.registry import section_inputs
-from pwbcluster.pipeline.runner import StageContext
-from pwbcluster.sandbox.image_standins import (
-    register_standin,
-    remove_parent_standins,
-    sandbox_parent,
-)
-from pwbcluster.stages.image import amis, bundle, cleanup, service
+from pwbcluster.stages.image import bundle, cleanup, service
 from pwbcluster.stages.image.envfile import unverified_downloads
-from pwbcluster.stages.image.parent import resolve_parent
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +37,6 @@ def inputs(ctx: StageContext) -> Any:
     # The fingerprint also covers the scripts' bytes, which the config section does not.
     out["image_fingerprint"] = service.fingerprint_for(ctx.config)
     return out
-
-
-def _session(ctx: StageContext) -> tuple[Any, Any]:
-    endpoint = ctx.extra.get("aws_endpoint_url") if ctx.mode == "sandbox" else None
-    if ctx.mode == "sandbox" and not endpoint:
-        raise StageError("sandbox mode without a moto endpoint (ctx.extra['aws_endpoint_url'])")
-    session = boto3.Session(region_name=ctx.config.region)
-    return session.client("ec2", endpoint_url=endpoint), session.client("s3", endpoint_url=endpoint)
 
 
 def _outputs(
@@ -71,101 +54,71 @@ def _outputs(
     )
 
 
+def _build(ctx: StageContext, network: NetworkOutputs) -> tuple[service.PreparedImage, ImageBuild]:
+    """Parent, rendered config and bundle, checked by the account (no upload yet)."""
+    image = ctx.config.data["image"]
+    parent = image.get("parent_ami") or ctx.account.official_parent_image(
+        image["os"], PCLUSTER_VERSION
+    )
+    prepared = service.prepare(ctx.config, network, str(parent))
+    for item in unverified_downloads(image):
+        ctx.say(f"image: [yellow]unverified download[/yellow]: {item}")
+    build = ImageBuild(
+        image_id=prepared.image_id,
+        config=prepared.config,
+        config_path=prepared.config_path,
+        fingerprint=prepared.fingerprint,
+        parent_image=str(parent),
+        root_volume_gb=int(image["root_volume_gb"]),
+        tags={t["Key"]: t["Value"] for t in prepared.config["Image"]["Tags"]},
+    )
+    ctx.account.check_image(build)
+    return prepared, build
+
+
 def run(ctx: StageContext) -> ImageOutputs:
-    network: NetworkOutputs = ctx.upstream["network"]
-    console = Console(stderr=True)
-    ec2, s3 = _session(ctx)
+    network: NetworkOutputs = ctx.upstream.require("network")
     fingerprint = service.fingerprint_for(ctx.config)
-    existing = amis.find_by_fingerprint(ec2, fingerprint, ctx.config.name)
+    existing = amis.find_by_fingerprint(ctx.account.client("ec2"), fingerprint, ctx.config.name)
     if existing:
         simulated = amis.tags_of(existing).get(amis.SIMULATED_TAG) == "true"
-        console.print(
+        ctx.say(
             f"image: {existing['ImageId']} already has fingerprint {fingerprint[:16]}: "
             "nothing to build"
         )
         return _outputs(ctx, existing["ImageId"], fingerprint, network, simulated)
-    if ctx.mode == "sandbox":
-        return _run_sandbox(ctx, network, ec2, s3, console)
-    return _run_real(ctx, network, ec2, s3, console)
-
-
-def _run_real(
-    ctx: StageContext, network: NetworkOutputs, ec2: Any, s3: Any, console: Console
-) -> ImageOutputs:
-    image = ctx.config.data["image"]
-    parent = resolve_parent(ec2, image, PCLUSTER_VERSION)
-    prepared = service.prepare(ctx.config, network, parent)
-    for item in unverified_downloads(image):
-        console.print(f"image: [yellow]unverified download[/yellow]: {item}", highlight=False)
-    report = bundle.upload_bundle(s3, prepared.bundle)
-    console.print(
+    prepared, build = _build(ctx, network)
+    report = bundle.upload_bundle(ctx.account.client("s3"), prepared.bundle)
+    ctx.say(
         f"image: scripts at s3://{network.bucket_name}/{prepared.scripts_prefix} "
         f"({len(report.uploaded)} uploaded, {len(report.skipped)} already there)"
     )
-    client = PclusterImages(ctx.config.region)
-    described = client.describe(prepared.image_id)
-    state = described.get("imageBuildStatus")
-    if state == "BUILD_COMPLETE":  # built earlier, found by id rather than by tag
-        return _outputs(ctx, ami_of(described), prepared.fingerprint, network, simulated=False)
-    if state == "BUILD_IN_PROGRESS":
-        console.print(f"image: build {prepared.image_id} already running: following it")
-    elif state:
-        raise StageError(
-            f"pcluster already has an image {prepared.image_id} in state {state}; remove it "
-            f"with `invoke image.delete --image-id {prepared.image_id}` and re-run"
-        )
-    else:
-        client.build(prepared.image_id, prepared.config_path)
-        console.print(f"image: build {prepared.image_id} started from {parent}")
-    ami = wait_for_build(client, prepared.image_id, console)
-    return _outputs(ctx, ami, prepared.fingerprint, network, simulated=False)
+    ami = ctx.account.build_image(build)
+    return _outputs(ctx, ami, prepared.fingerprint, network, ctx.account.simulated)
 
 
-def _run_sandbox(
-    ctx: StageContext, network: NetworkOutputs, ec2: Any, s3: Any, console: Console
-) -> ImageOutputs:
-    from pwbcluster.pcluster import offline
-
+def plan(ctx: StageContext) -> ImageOutputs:
+    network: NetworkOutputs = ctx.upstream.require("network")
+    prepared, _ = _build(ctx, network)
     image = ctx.config.data["image"]
-    parent = image.get("parent_ami") or sandbox_parent(ec2, image["os"], PCLUSTER_VERSION)
-    prepared = service.prepare(ctx.config, network, str(parent))
-    result = offline.validate_image(
-        prepared.config,
-        prepared.image_id,
-        ctx.config.region,
-        endpoint_url=ctx.extra["aws_endpoint_url"],
-        standins=False,
-        suppress=(*offline.SUPPRESSED_VALIDATORS, *offline.SANDBOX_SUPPRESSED_VALIDATORS),
-    )
-    offline.raise_for([result])
-    report = bundle.upload_bundle(s3, prepared.bundle)
-    tags = {t["Key"]: t["Value"] for t in prepared.config["Image"]["Tags"]}
-    ami = register_standin(
-        ec2,
-        prepared.image_id,
-        "Sandbox stand-in for a pcluster build-image result (simulated): no software installed",
-        tags,
-        size_gb=int(image["root_volume_gb"]),
-    )
-    console.print(
-        f"image (sandbox): config validated by pcluster, {len(report.uploaded)} script(s) "
-        f"uploaded, stand-in AMI {ami} registered (simulated: nothing was built)"
-    )
-    return _outputs(ctx, ami, prepared.fingerprint, network, simulated=True)
+    return planned_image(image["os"], prepared.fingerprint, prepared.image_id)
+
+
+def planned_outputs(config: Any) -> ImageOutputs:
+    """The image stage's planned outputs, without rendering anything."""
+    image = config.data["image"]
+    fingerprint = service.fingerprint_for(config)
+    return planned_image(image["os"], fingerprint, service.image_id(image, fingerprint))
 
 
 def destroy(ctx: StageContext, outputs: ImageOutputs | None) -> None:
     """Remove the image and its uploads; with no outputs (the stage failed part-way),
     whatever the stage may have made for this deployment, found by tag and by id.
     Safe to run again: what is already gone is skipped."""
-    ec2, s3 = _session(ctx)
-    sandbox = ctx.mode == "sandbox"
-    client = None if sandbox else PclusterImages(ctx.config.region)
+    ec2, s3 = ctx.account.client("ec2"), ctx.account.client("s3")
     removed: set[str] = set()  # pcluster deletes asynchronously: ask it once per image
     if outputs is not None:
-        _remove_image(
-            ec2, None if outputs.simulated else client, outputs.image_name, outputs.ami_id
-        )
+        ctx.account.delete_image(outputs.image_name, outputs.ami_id, not outputs.simulated)
         removed.update((outputs.image_name, outputs.ami_id))
     for image in cleanup.deployment_images(ec2, ctx.config.name):
         tags = amis.tags_of(image)
@@ -173,28 +126,32 @@ def destroy(ctx: StageContext, outputs: ImageOutputs | None) -> None:
         if image["ImageId"] in removed or name in removed:
             continue
         simulated = tags.get(amis.SIMULATED_TAG) == "true"
-        _remove_image(ec2, None if simulated else client, name, image["ImageId"])
+        ctx.account.delete_image(name, image["ImageId"], not simulated)
         removed.update((name, image["ImageId"]))
     pending = service.image_id(ctx.config.data["image"], service.fingerprint_for(ctx.config))
-    if client is not None and pending not in removed and client.describe(pending):
+    if pending not in removed:
         # a build that failed or was cut off before it made an AMI
-        client.delete(pending, force=True)
-        log.info("deleted pcluster image %s", pending)
-    if sandbox or (outputs is not None and outputs.simulated):
-        remove_parent_standins(ec2)
+        ctx.account.delete_pending_image(pending)
+    ctx.account.forget_image_standins()
+    network: NetworkOutputs | None = ctx.upstream.get("network")
     if outputs is not None and outputs.bucket_name:
         buckets = [outputs.bucket_name]
+    elif network is not None:
+        buckets = [network.bucket_name]
     else:
-        state_path = ctx.config.build_dir / "state.json"
-        buckets = cleanup.scripts_buckets(s3, state_path, ctx.mode, ctx.config.name)
-    for bucket in buckets:
-        cleanup.remove_uploads(s3, bucket)
+        buckets = cleanup.tagged_buckets(s3, ctx.config.name)
+    for bucket_name in buckets:
+        cleanup.remove_uploads(s3, bucket_name)
 
 
-def _remove_image(ec2: Any, client: PclusterImages | None, name: str, ami_id: str) -> None:
-    """Through pcluster when it knows the image (its stack goes too), else from EC2."""
-    if client is not None and name and client.describe(name):
-        client.delete(name, force=True)
-        log.info("deleted pcluster image %s", name)
-    else:
-        amis.deregister(ec2, ami_id)
+SPEC = StageSpec(
+    name="image",
+    needs=("network",),
+    run=run,
+    inputs=inputs,
+    destroy=destroy,
+    plan=plan,
+    minutes=60.0,
+    description="custom AMI via pcluster build-image (skipped if unchanged)",
+    destroy_needs=("network",),
+)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pwbcluster.aws import jump_host as ssm
 from pwbcluster.contracts import ServicesOutputs, UsersOutputs
 from pwbcluster.stages.users import engine
+from pwbcluster.stages.users import remote as ssm
 from pwbcluster.stages.users.directory import Target
 from pwbcluster.stages.users.spec import UserBatch
 from pwbcluster.stages.users.store import PasswordStore

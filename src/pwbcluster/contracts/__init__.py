@@ -21,7 +21,11 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-PLANNED_ACCOUNT = "000000000000"
+# The one account id every stand-in uses: moto's default account, which the sandbox's moto
+# server, the offline ParallelCluster runs and the planned placeholders all share.
+STAND_IN_ACCOUNT = "123456789012"
+PLANNED_ACCOUNT = STAND_IN_ACCOUNT
+PLANNED_CA_PEM = "-----BEGIN CERTIFICATE-----\nPLANNED\n-----END CERTIFICATE-----\n"
 
 # The scripts bucket's layout, shared by the stages that upload and the IAM policies that
 # grant: each role reads exactly its prefix.
@@ -221,7 +225,8 @@ def planned_services(
         directory_dns_addresses=("10.0.128.10", "10.0.144.10"),
         ldap_uri=f"ldaps://{host}" if tls else f"ldap://{host}",
         ldap_tls=tls,
-        ldap_ca_cert_pem="",
+        # A placeholder in the shape of a PEM: the real CA exists once the stage ran.
+        ldap_ca_cert_pem=PLANNED_CA_PEM if tls else "",
         bind_user_dn=f"cn=pcluster-bind,cn=Users,{base_dn}",
         bind_password_secret_arn=secret("directory-bind-password"),
         admin_password_secret_arn=secret("directory-admin-password"),
