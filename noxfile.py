@@ -16,7 +16,10 @@ nox.options.sessions = ["lint", "typecheck", "tests", "bats"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
-PY_PATHS = ["src", "tests", "benchmarks", "pulumi", "tasks.py", "noxfile.py"]
+# cluster/ha/reconcile.py runs on the nodes (their python3, standard library only): it is
+# linted and type-checked like the package.
+NODE_PYTHON = ["cluster/ha/reconcile.py"]
+PY_PATHS = ["src", "tests", "benchmarks", "pulumi", "tasks.py", "noxfile.py", *NODE_PYTHON]
 
 
 def shell_scripts() -> list[str]:
@@ -47,9 +50,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy on the pwbcluster package."""
+    """mypy on the pwbcluster package and the Python that runs on the nodes."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
     session.run("mypy", *session.posargs)
+    session.run("mypy", *NODE_PYTHON)
 
 
 @nox.session

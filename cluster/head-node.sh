@@ -146,7 +146,7 @@ build_container_images() {
   done
 }
 
-# controller_ha: backup slurmctld on the login nodes (cluster/ha, issue 7); the head
+# controller_ha: backup slurmctld on the login nodes (cluster/ha); the head
 # runs first and publishes the shared directory the login nodes wait for.
 controller_ha() {
   [[ "${HA_CONTROLLERS:-false}" == "true" ]] || return 0

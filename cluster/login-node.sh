@@ -79,7 +79,7 @@ configure_workbench() {
   write_rserver_conf "$(callback_url "${address}")"
 }
 
-# controller_ha: backup slurmctld here (cluster/ha, issue 7); never fails the node.
+# controller_ha: backup slurmctld here (cluster/ha); never fails the node.
 controller_ha() {
   [[ "${HA_CONTROLLERS:-false}" == "true" ]] || return 0
   # Fetched from S3 (no exec bit kept): run it through bash.

@@ -24,6 +24,7 @@ from pwbcluster import contracts
 from pwbcluster.config import Config
 from pwbcluster.contracts.account import ClusterDeploy
 from pwbcluster.contracts.stage import StageContext, Upstream
+from pwbcluster.estimate.resources import Item, bill_of_materials
 from pwbcluster.files import write_text
 from pwbcluster.pipeline.plan_estimate import cost_step, diagram_step
 from pwbcluster.pipeline.plan_pcluster import pcluster_step
@@ -109,6 +110,14 @@ def render_step(ctx: PlanContext) -> None:
         ctx.notes.extend(f"Warning: {w}" for w in account.cluster.warnings)
     workbench = ctx.build_dir / "workbench"
     ctx.files.extend(sorted(p for p in workbench.rglob("*") if p.is_file()))
+
+
+def items_for_config(config: Config) -> list[Item]:
+    """The bill of materials of a deployment, rendered by the plan's own pipeline."""
+    ctx = planned_context(config)
+    render_step(ctx)
+    assert ctx.cluster is not None
+    return bill_of_materials(config.data, dict(ctx.cluster.config))
 
 
 STEPS: list[PlanStep] = [

@@ -26,10 +26,9 @@ from pwbcluster.estimate.prices import (
     pricing_client,
     resolve_prices,
 )
-from pwbcluster.estimate.resources import Item, bill_of_materials
+from pwbcluster.estimate.resources import bill_of_materials
 
 if TYPE_CHECKING:
-    from pwbcluster.config import Config
     from pwbcluster.pipeline.plan import PlanContext
 
 log = logging.getLogger(__name__)
@@ -89,13 +88,3 @@ def cost_step(ctx: PlanContext) -> None:
     ctx.write("cost.json", json.dumps(estimate.to_json(), indent=2) + "\n")
     ctx.extra["cost"] = estimate
     ctx.notes.extend(estimate.text_lines())
-
-
-def items_for_config(config: Config) -> list[Item]:
-    """The bill of materials of a deployment, rendered by the plan's own pipeline."""
-    from pwbcluster.pipeline.plan import planned_context, render_step
-
-    ctx = planned_context(config)
-    render_step(ctx)
-    assert ctx.cluster is not None
-    return bill_of_materials(config.data, dict(ctx.cluster.config))

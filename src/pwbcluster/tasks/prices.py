@@ -14,7 +14,7 @@ from rich.console import Console
 from pwbcluster.config import load_config
 from pwbcluster.errors import ToolkitError
 from pwbcluster.estimate import prices
-from pwbcluster.pipeline.plan_estimate import items_for_config
+from pwbcluster.pipeline.plan import items_for_config
 from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 DEFAULTS = {"prices": {"cache_dir": None, "max_age_days": prices.DEFAULT_MAX_AGE_DAYS}}

@@ -18,7 +18,7 @@ import pulumi_aws as aws
 import pulumi
 from pwbcluster.contracts import IMAGE_SCRIPTS_PREFIX
 from pwbcluster.stages.network.args import NetworkArgs
-from pwbcluster.stages.services.policies import node_policy_document, tls_only_bucket_policy
+from pwbcluster.stages.policies import node_policy_document, tls_only_bucket_policy
 
 
 def _tags(base: Any, name: str) -> dict[str, str]:

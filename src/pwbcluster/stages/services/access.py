@@ -18,7 +18,7 @@ import pulumi_tls as tls
 
 import pulumi
 from pwbcluster.contracts import CLUSTER_SCRIPTS_PREFIX
-from pwbcluster.stages.services.policies import node_policy_document
+from pwbcluster.stages.policies import node_policy_document
 
 ROLES = ("head-node", "login-node", "compute-node")
 # A login node finds its pool's load balancer (for Workbench's session callback address).

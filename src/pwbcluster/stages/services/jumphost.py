@@ -22,8 +22,8 @@ import pulumi_aws as aws
 
 import pulumi
 from pwbcluster.contracts import JUMP_TOOL_PREFIX
+from pwbcluster.stages.policies import assume_role_policy, node_policy_document
 from pwbcluster.stages.services.args import JumpHostArgs
-from pwbcluster.stages.services.policies import assume_role_policy, node_policy_document
 from pwbcluster.stages.services.toolwheel import TOOL_REQUIREMENTS, sha256_of
 
 log = logging.getLogger(__name__)

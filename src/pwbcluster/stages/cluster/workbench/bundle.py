@@ -32,7 +32,7 @@ from pwbcluster.stages.cluster.render import (
 )
 from pwbcluster.stages.cluster.workbench.generate import RenderedFile
 
-# Where the controller-HA scripts (cluster/ha, issue 7) keep their shared state.
+# Where the controller-HA scripts (cluster/ha) keep their shared state.
 HA_SHARED_DIR = "/opt/slurm/pwb-ha"
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+=,* -]*$")
