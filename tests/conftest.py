@@ -15,7 +15,7 @@ EXAMPLE = ROOT / "config" / "example.yaml"
 def project(tmp_path: Path) -> Path:
     """A private copy of the stage files and schemas, safe to break."""
     for rel in (
-        "pulumi/aux.yaml",
+        "pulumi/auxiliary.yaml",
         "image/image.yaml",
         "cluster/cluster.yaml",
         "config/example.yaml",

@@ -1,11 +1,11 @@
 #!/usr/bin/env bats
-# The jump host's pwb-users install step (src/pwbcluster/templates/aux/jump-host-user-data.sh,
+# The jump host's pwb-users install step (src/pwbcluster/templates/services/jump-host-user-data.sh,
 # install_pwb_users) with aws, python3 and the venv's python stubbed: what it downloads and
 # installs, that a re-run with the same wheel does nothing, and bounded retries.
 
 load test_helper
 
-SCRIPT="${REPO_ROOT}/src/pwbcluster/templates/aux/jump-host-user-data.sh"
+SCRIPT="${REPO_ROOT}/src/pwbcluster/templates/services/jump-host-user-data.sh"
 
 setup() {
   stub_setup
@@ -32,7 +32,7 @@ fi
 PY
 chmod +x "${venv}/bin/python"'
   # The script ends with `[[ BASH_SOURCE == $0 ]] && main`, false when sourced.
-  # shellcheck source=src/pwbcluster/templates/aux/jump-host-user-data.sh
+  # shellcheck source=src/pwbcluster/templates/services/jump-host-user-data.sh
   source "${SCRIPT}" || true
   REGION=eu-west-1
   TOOL_WHEEL_URI="s3://example-scripts/jump/pwbcluster-0.1.0-py3-none-any.whl"

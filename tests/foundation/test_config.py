@@ -250,7 +250,7 @@ def test_every_check_has_a_name_level_and_summary() -> None:
 def test_no_password_like_values_in_shipped_yaml() -> None:
     root = Path(__file__).resolve().parents[2]
     for rel in (
-        "pulumi/aux.yaml",
+        "pulumi/auxiliary.yaml",
         "image/image.yaml",
         "cluster/cluster.yaml",
         "config/example.yaml",

@@ -113,7 +113,7 @@ def test_schemas_are_valid_draft_2020_12(schema: Path) -> None:
 
 def test_yaml_files_point_at_their_schema() -> None:
     expected = {
-        "pulumi/aux.yaml": "../config/schema/aux.schema.json",
+        "pulumi/auxiliary.yaml": "../config/schema/auxiliary.schema.json",
         "image/image.yaml": "../config/schema/image.schema.json",
         "cluster/cluster.yaml": "../config/schema/cluster.schema.json",
         "config/example.yaml": "schema/deployment.schema.json",

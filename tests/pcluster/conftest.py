@@ -22,7 +22,7 @@ from pwbcluster.stages.cluster.render import LB_CERTIFICATE_TAG, LB_PORTS_TAG, r
 
 ROOT = Path(__file__).resolve().parents[2]
 CERTIFICATE = "arn:aws:acm:eu-west-1:000000000000:certificate/11111111-2222-3333-4444-555555555555"
-STAGE_FILES = ("pulumi/aux.yaml", "image/image.yaml", "cluster/cluster.yaml")
+STAGE_FILES = ("pulumi/auxiliary.yaml", "image/image.yaml", "cluster/cluster.yaml")
 
 
 @pytest.fixture(scope="session")

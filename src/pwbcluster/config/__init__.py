@@ -1,6 +1,6 @@
 """Load, merge and check the configuration of one deployment.
 
-``load_config("config/prod.yaml")`` reads the team's stage files (``pulumi/aux.yaml``,
+``load_config("config/prod.yaml")`` reads the team's stage files (``pulumi/auxiliary.yaml``,
 ``image/image.yaml``, ``cluster/cluster.yaml``) and the deployment file, merges them
 (the deployment file wins), validates the result against the JSON Schemas in
 ``config/schema/`` and runs the named semantic checks. Every problem is collected, each
@@ -22,7 +22,7 @@ from pwbcluster.errors import ConfigError
 __all__ = ["Config", "ConfigError", "Level", "Origin", "Problem", "find_root", "load_config"]
 
 STAGE_FILES = {
-    "aux": FsPath("pulumi/aux.yaml"),
+    "aux": FsPath("pulumi/auxiliary.yaml"),
     "image": FsPath("image/image.yaml"),
     "cluster": FsPath("cluster/cluster.yaml"),
 }

@@ -20,7 +20,7 @@ from pwbcluster.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
 STAGE_SOURCES = {
-    "aux": "pulumi/aux.yaml",
+    "aux": "pulumi/auxiliary.yaml",
     "image": "image/image.yaml",
     "cluster": "cluster/cluster.yaml",
 }
@@ -48,7 +48,8 @@ def overrides_schemas(schema_dir: Path) -> dict[str, str]:
         relaxed = _relax(schema)
         relaxed["$id"] = schema["$id"].replace(".schema.json", ".overrides.schema.json")
         relaxed["title"] = f"{schema['title']} (overrides in a deployment file)"
-        out[f"{name}.overrides.schema.json"] = json.dumps(relaxed, indent=2) + "\n"
+        file = SCHEMA_FILES[name].replace(".schema.json", ".overrides.schema.json")
+        out[file] = json.dumps(relaxed, indent=2) + "\n"
     return out
 
 

@@ -18,7 +18,7 @@ from pwbcluster.config.source import Origins, origin_of
 
 SCHEMA_FILES = {
     "deployment": "deployment.schema.json",
-    "aux": "aux.schema.json",
+    "aux": "auxiliary.schema.json",
     "image": "image.schema.json",
     "cluster": "cluster.schema.json",
 }
@@ -49,7 +49,7 @@ def merged_schema() -> dict[str, Any]:
         "required": ["deployment", "aux", "image", "cluster"],
         "properties": {
             "deployment": {"$ref": "deployment.schema.json#/$defs/deployment"},
-            "aux": {"$ref": "aux.schema.json"},
+            "aux": {"$ref": "auxiliary.schema.json"},
             "image": {"$ref": "image.schema.json"},
             "cluster": {"$ref": "cluster.schema.json"},
         },

@@ -12,7 +12,19 @@ from invoke import Collection
 
 # Areas whose module defines ``ns`` (a Collection). Top-level tasks (up, down, plan,
 # status) come from ``pwbcluster.tasks.top``.
-AREAS = ("config", "pcluster", "patch", "aux", "image", "cluster", "users", "prices", "audit")
+# Collection name -> module defining ``ns``. The aux.* collection lives in auxiliary.py:
+# "aux" is a reserved file name on Windows.
+AREAS = {
+    "config": "config",
+    "pcluster": "pcluster",
+    "patch": "patch",
+    "aux": "auxiliary",
+    "image": "image",
+    "cluster": "cluster",
+    "users": "users",
+    "prices": "prices",
+    "audit": "audit",
+}
 
 
 def build_namespace() -> Collection:
@@ -21,13 +33,8 @@ def build_namespace() -> Collection:
     ns = Collection()
     for task in top.TASKS:
         ns.add_task(task)
-    for area in AREAS:
-        try:
-            module = importlib.import_module(f"{__name__}.{area}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{area}":
-                continue  # area not built yet
-            raise
+    for area, module_name in AREAS.items():
+        module = importlib.import_module(f"{__name__}.{module_name}")
         ns.add_collection(module.ns, name=area)
     ns.configure(top.DEFAULTS)
     return ns

@@ -37,7 +37,7 @@ SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 
 def user_data_script() -> str:
-    ref = resources.files("pwbcluster") / "templates" / "aux" / "jump-host-user-data.sh"
+    ref = resources.files("pwbcluster") / "templates" / "services" / "jump-host-user-data.sh"
     return ref.read_text(encoding="utf-8")
 
 

@@ -17,7 +17,7 @@ from pwbcluster.config import Config
 from pwbcluster.errors import MissingDependency, StageError
 from pwbcluster.pipeline import aux_tasks as manage
 from pwbcluster.pipeline.state import StageRecord, State
-from pwbcluster.tasks import aux as aux_tasks
+from pwbcluster.tasks import auxiliary as aux_tasks
 
 from .conftest import EXAMPLE
 

@@ -205,7 +205,7 @@ def test_the_wheel_is_deterministic_and_pwb_users_starts_from_it(
     assert again.read_bytes() == tool_wheel.read_bytes(), "two builds of one tree differ"
     names = zipfile.ZipFile(tool_wheel).namelist()
     assert "pwbcluster/stages/users/cli.py" in names and "pwbcluster/errors.py" in names, names
-    assert "pwbcluster/templates/aux/jump-host-user-data.sh" in names, "package data missing"
+    assert "pwbcluster/templates/services/jump-host-user-data.sh" in names, "package data missing"
     assert not [n for n in names if "__pycache__" in n or "/." in n], "stray files in the wheel"
     # What the jump host does: pip install --no-deps <wheel>, then run the console script.
     target = tmp_path / "site"
