@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 from rich.console import Console
 from rich.table import Table
 
@@ -22,8 +21,8 @@ from pwbcluster.errors import StageError, ToolkitError
 from pwbcluster.pcluster import amis
 from pwbcluster.pcluster.official import official_name_prefix
 from pwbcluster.pcluster.venv import PCLUSTER_VERSION
+from pwbcluster.pipeline import orchestrate
 from pwbcluster.pipeline.state import State
-from pwbcluster.sandbox import server as sandbox_server
 from pwbcluster.stages.image import service
 from pwbcluster.stages.image.envfile import unverified_downloads
 
@@ -94,16 +93,10 @@ def dry_run(config: Any, console: Console, mode: str = "real") -> service.Prepar
 
 @contextlib.contextmanager
 def ec2_client(config: Any, sandbox: bool) -> Iterator[Any]:
-    endpoint = None
-    if sandbox:
-        server = sandbox_server.running(config.build_dir)
-        if server is None:
-            raise ToolkitError("no sandbox is running for this deployment (invoke up --sandbox)")
-        endpoint = server.endpoint
-        with sandbox_server.aws_environment(server, config.region):
-            yield boto3.Session(region_name=config.region).client("ec2", endpoint_url=endpoint)
-        return
-    yield boto3.Session(region_name=config.region).client("ec2")
+    """EC2 of the deployment's account (the running sandbox's, with ``sandbox``)."""
+    mode = "sandbox" if sandbox else "real"
+    with orchestrate.account(config, mode, Console(stderr=True), start_server=False) as target:
+        yield target.client("ec2")
 
 
 def status(config: Any, console: Console, sandbox: bool = False) -> None:
@@ -179,7 +172,9 @@ def delete(
     yes: bool = False,
 ) -> bool:
     """Plan, confirm, act, verify: remove one of our images (AMI id or pcluster image id)."""
-    with ec2_client(config, sandbox) as ec2:
+    mode = "sandbox" if sandbox else "real"
+    with orchestrate.account(config, mode, console, start_server=False) as target:
+        ec2 = target.client("ec2")
         found = _find(ec2, image)
         if found is None:
             raise ToolkitError(f"no image of ours matches '{image}' in {config.region}")
@@ -191,14 +186,7 @@ def delete(
             console.print("not deleted")
             return False
         simulated = amis.tags_of(found).get(amis.SIMULATED_TAG) == "true"
-        if sandbox or simulated:
-            amis.deregister(ec2, ami)
-        else:
-            client = PclusterImages(config.region)
-            if client.describe(name):
-                client.delete(name, force=True)
-            else:
-                amis.deregister(ec2, ami)
+        target.delete_image(name, ami, built_by_pcluster=not simulated)
         gone = not ec2.describe_images(
             Owners=["self"], Filters=[{"Name": "image-id", "Values": [ami]}]
         )["Images"]

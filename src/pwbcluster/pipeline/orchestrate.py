@@ -106,7 +106,7 @@ def account(config: Config, mode: str, console: Console, start_server: bool) -> 
 class NoSandbox(ToolkitError):
     def __init__(self, config: Config) -> None:
         super().__init__(
-            f"no sandbox server runs for deployment '{config.name}': "
+            f"no sandbox is running for deployment '{config.name}': "
             "start one with `invoke up --sandbox`"
         )
 
