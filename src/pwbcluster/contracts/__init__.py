@@ -60,6 +60,9 @@ class NetworkOutputs:
     # Security group for build-image instances (egress only): pcluster requires
     # Build.SecurityGroupIds whenever Build.SubnetId is set.
     image_build_security_group_id: str | None = None
+    # The NAT gateways the private subnets route 0.0.0.0/0 through (none for an existing
+    # VPC, whose routing the toolkit does not know): nodes there reach AWS APIs this way.
+    nat_gateway_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = pulumi.Output.from_input(list(args.public_subnet_ids))
         self.private_subnet_ids = pulumi.Output.from_input(list(args.private_subnet_ids))
         self.availability_zones = pulumi.Output.from_input(zones)
+        self.nat_gateway_ids: pulumi.Output[list[str]] = pulumi.Output.from_input([])
 
     def _create(self, name: str, args: NetworkArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -166,6 +167,7 @@ class Network(pulumi.ComponentResource):
             tags=_tags(args.tags, f"{args.deployment}-private"),
             opts=vpc_child,
         )
+        nat_ids: list[pulumi.Output[str]] = []
         if args.nat_gateway:
             eip = aws.ec2.Eip(
                 f"{name}-nat-eip",
@@ -180,6 +182,7 @@ class Network(pulumi.ComponentResource):
                 tags=_tags(args.tags, f"{args.deployment}-nat"),
                 opts=pulumi.ResourceOptions(parent=vpc, depends_on=[igw]),
             )
+            nat_ids.append(nat.id)
             aws.ec2.Route(
                 f"{name}-private-default",
                 route_table_id=private_rt.id,
@@ -213,6 +216,7 @@ class Network(pulumi.ComponentResource):
         )
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
+        self.nat_gateway_ids = pulumi.Output.all(*nat_ids)
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
         self.availability_zones = pulumi.Output.from_input(list(zones))
