@@ -109,7 +109,10 @@ def test_created_network_spans_two_zones_with_nat(default: Deployed) -> None:
     subnets = default.of_type("ec2/subnet:Subnet")
     assert len(subnets) == 4
     for subnet in subnets:
-        assert subnet.inputs["mapPublicIpOnLaunch"] is False, subnet.urn
+        # Public subnets (the login pool) give their instances an address of their own;
+        # private ones (head, compute, services) go out through the NAT gateway.
+        public = "-public-" in subnet.name
+        assert subnet.inputs["mapPublicIpOnLaunch"] is public, subnet.urn
     assert len({s.inputs["availabilityZone"] for s in subnets}) == 2
     nat = default.one("natGateway:NatGateway")
     public_ids = set(default.network.public_subnet_ids)

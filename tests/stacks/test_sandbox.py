@@ -69,6 +69,9 @@ def test_stages_create_what_their_contracts_name_in_moto(
     assert vpc["CidrBlock"] == net.vpc_cidr
     subnets = ec2.describe_subnets(SubnetIds=[*net.public_subnet_ids, *net.private_subnet_ids])
     assert {s["AvailabilityZone"] for s in subnets["Subnets"]} == set(net.availability_zones)
+    # moto holds what the program set, no more: only the public subnets map public IPs.
+    mapped = {s["SubnetId"]: s["MapPublicIpOnLaunch"] for s in subnets["Subnets"]}
+    assert {k for k, v in mapped.items() if v} == set(net.public_subnet_ids), mapped
     c("s3").head_bucket(Bucket=net.bucket_name)
     block = c("s3").get_public_access_block(Bucket=net.bucket_name)
     assert all(block["PublicAccessBlockConfiguration"].values())

@@ -64,6 +64,10 @@ def _subnet(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, 
     sub = m.c("ec2").create_subnet(
         VpcId=i["vpcId"], CidrBlock=i["cidrBlock"], AvailabilityZone=i["availabilityZone"]
     )["Subnet"]
+    if i.get("mapPublicIpOnLaunch"):
+        m.c("ec2").modify_subnet_attribute(
+            SubnetId=sub["SubnetId"], MapPublicIpOnLaunch={"Value": True}
+        )
     _ec2_tag(m, sub["SubnetId"], i)
     m.undo(name, "ec2", "delete_subnet", SubnetId=sub["SubnetId"])
     return sub["SubnetId"], {"availabilityZone": sub["AvailabilityZone"]}

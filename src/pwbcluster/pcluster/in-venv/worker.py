@@ -109,9 +109,13 @@ def _bucket(request: dict[str, Any], name: str) -> Any:
     try:
         s3.head_bucket(Bucket=bucket_name)
     except Exception:
-        s3.create_bucket(
-            Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": request["region"]}
+        # As in AWS, us-east-1 takes no LocationConstraint (moto refuses one, as AWS does).
+        location = (
+            {}
+            if request["region"] == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": request["region"]}}
         )
+        s3.create_bucket(Bucket=bucket_name, **location)
     return S3Bucket(
         service_name=name,
         stack_name=name,

@@ -194,10 +194,13 @@ class StandIns:
         try:
             s3.head_bucket(Bucket=match["bucket"])
         except Exception:
-            s3.create_bucket(
-                Bucket=match["bucket"],
-                CreateBucketConfiguration={"LocationConstraint": self.region},
+            # As in AWS, us-east-1 takes no LocationConstraint.
+            location = (
+                {}
+                if self.region == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
             )
+            s3.create_bucket(Bucket=match["bucket"], **location)
         s3.put_object(Bucket=match["bucket"], Key=match["key"], Body=b"#!/bin/bash\n")
 
     def create_for(self, config: dict[str, Any]) -> dict[str, str]:

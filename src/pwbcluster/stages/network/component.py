@@ -132,7 +132,10 @@ class Network(pulumi.ComponentResource):
                     vpc_id=vpc.id,
                     cidr_block=public_cidrs[i],
                     availability_zone=zone,
-                    map_public_ip_on_launch=False,
+                    # The login pool lives here and ParallelCluster's login launch template
+                    # sets no public address: the subnet's setting is what gives its nodes
+                    # a way out to the AWS APIs (Auto Scaling, Secrets Manager, ELB).
+                    map_public_ip_on_launch=True,
                     tags=_tags(args.tags, f"{args.deployment}-public-{zone}"),
                     opts=vpc_child,
                 )
