@@ -23,6 +23,13 @@ def project(tmp_path: Path) -> Path:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, tmp_path / rel)
     shutil.copytree(ROOT / "config" / "schema", tmp_path / "config" / "schema")
-    for script in (ROOT / "image").glob("*.sh"):
+    for script in [*(ROOT / "image").glob("*.sh"), ROOT / "image" / "manifest.txt"]:
         shutil.copy(script, tmp_path / "image" / script.name)
+    # The node files the cluster stage ships (a plan renders the upload set too).
+    for rel in (ROOT / "cluster" / "manifest.txt").read_text().splitlines():
+        rel = rel.split("#", 1)[0].strip()
+        if rel:
+            (tmp_path / "cluster" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / "cluster" / rel, tmp_path / "cluster" / rel)
+    shutil.copy(ROOT / "cluster" / "manifest.txt", tmp_path / "cluster" / "manifest.txt")
     return tmp_path

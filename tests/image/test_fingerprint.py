@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pwbcluster.config import load_config
+from pwbcluster.files_manifest import ManifestError
 from pwbcluster.stages.image.fingerprint import image_files, image_fingerprint
 from pwbcluster.stages.image.service import fingerprint_for
 
@@ -84,3 +88,32 @@ def test_parent_and_key_order(project: Path) -> None:
     assert image_fingerprint(section, image_dir, "p") != image_fingerprint(section, image_dir, "q")
     names = [p.name for p in image_files(image_dir)]
     assert "image.yaml" not in names and "install-image.sh" in names
+
+
+def test_only_the_manifest_counts_and_ships(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = _fp(project)
+    (project / "image" / "README.md").write_text("notes for the team\n")
+    (project / "image" / "docs").mkdir()
+    (project / "image" / "docs" / "howto.txt").write_text("x\n")
+    (project / "image" / "scratch.sh").write_text("#!/bin/bash\n")
+    with caplog.at_level(logging.WARNING):
+        assert _fp(project) == before
+    assert "scratch.sh" in caplog.text  # an unlisted script is named, not shipped
+    names = {p.name for p in image_files(project / "image")}
+    assert "README.md" not in names and "scratch.sh" not in names and "howto.txt" not in names
+    assert "install-image.sh" in names
+
+
+def test_a_listed_file_that_is_missing_fails_clearly(project: Path) -> None:
+    (project / "image" / "install-quarto.sh").unlink()
+    with pytest.raises(ManifestError, match=r"manifest\.txt:\d+ install-quarto\.sh: no such file"):
+        _fp(project)
+
+
+def test_a_manifest_entry_outside_the_folder_is_refused(project: Path) -> None:
+    manifest = project / "image" / "manifest.txt"
+    manifest.write_text(manifest.read_text() + "../config/example.yaml\n")
+    with pytest.raises(ManifestError, match="outside image/"):
+        _fp(project)

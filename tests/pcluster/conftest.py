@@ -40,8 +40,9 @@ def project_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, root / rel)
     shutil.copytree(ROOT / "config" / "schema", root / "config" / "schema")
-    for script in (ROOT / "image").glob("*.sh"):
-        shutil.copy(script, root / "image" / script.name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    for folder in ("image", "cluster"):  # the files the stages ship (their manifests too)
+        shutil.copytree(ROOT / folder, root / folder, dirs_exist_ok=True, ignore=ignore)
     return root
 
 

@@ -7,6 +7,7 @@ them), their contracts' ids are looked up in moto, and destroy leaves nothing be
 from __future__ import annotations
 
 import dataclasses
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +32,12 @@ def moto_endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    endpoint = f"http://{host}:{port}"
+    # moto's backends are per process: start from an empty account, so what other tests
+    # left behind is not counted as this one's.
+    reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()
+    yield endpoint
     server.stop()
 
 

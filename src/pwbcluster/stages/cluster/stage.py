@@ -23,6 +23,7 @@ from pwbcluster.contracts.account import ClusterDeploy
 from pwbcluster.contracts.stage import StageContext, StageSpec, section_inputs
 from pwbcluster.errors import StageError
 from pwbcluster.files import TEMPLATES, dump_yaml, write_text
+from pwbcluster.files_manifest import manifest_files
 from pwbcluster.stages.cluster.render import (
     RenderedCluster,
     lb_listeners,
@@ -79,19 +80,21 @@ def cluster_dir(config: Any) -> Path:
     return Path(config.root) / "cluster"
 
 
-def _tree_digest(root: Path) -> str:
+def _digest(files: list[Path], root: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(path.read_bytes())
+    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
 def inputs(ctx: StageContext) -> Any:
     out = section_inputs(ctx, "cluster", "image")
-    out["node_scripts"] = _tree_digest(cluster_dir(ctx.config))
-    out["templates"] = _tree_digest(TEMPLATES / "workbench")
+    # Exactly what is shipped: the manifest's node files and the Workbench templates.
+    nodes = cluster_dir(ctx.config)
+    out["node_scripts"] = _digest(manifest_files(nodes), nodes)
+    templates = TEMPLATES / "workbench"
+    out["templates"] = _digest([p for p in templates.rglob("*.j2") if p.is_file()], templates)
     return out
 
 

@@ -5,8 +5,8 @@ The image is rebuilt only when this changes. It covers:
 - the ``image:`` section of the merged config as parsed values (comments, key order
   and YAML spelling do not count);
 - the env file rendered from it (so a change of a vendor download location counts);
-- the bytes of every file under ``image/`` that is uploaded (``image.yaml`` is covered
-  by its parsed values; editor droppings and caches are ignored);
+- the bytes of the files ``image/manifest.txt`` lists, which are exactly the ones
+  uploaded (``image.yaml`` is covered by its parsed values; nothing unlisted counts);
 - the parent image: an explicit AMI id, or the official ParallelCluster image named by
   pcluster version, OS and architecture (see ``parent.parent_spec``), so the fingerprint
   is known offline and ``--dry-run`` shows the real one.
@@ -22,28 +22,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pwbcluster.files_manifest import manifest_files
 from pwbcluster.stages.image.envfile import image_env, render_env
 
-FORMAT = "pwbcluster-image-fingerprint-v1"
-EXCLUDED_NAMES = {"image.yaml"}
-EXCLUDED_PARTS = {"__pycache__", ".pytest_cache"}
-
-
-def _shipped(path: Path, image_dir: Path) -> bool:
-    rel = path.relative_to(image_dir)
-    if path.name in EXCLUDED_NAMES or set(rel.parts) & EXCLUDED_PARTS:
-        return False
-    if any(part.startswith(".") for part in rel.parts):
-        return False
-    return not path.name.endswith(("~", ".swp", ".orig", ".rej"))
+# v2: the files are those image/manifest.txt lists, no longer every file in image/.
+FORMAT = "pwbcluster-image-fingerprint-v2"
 
 
 def image_files(image_dir: Path) -> list[Path]:
-    """The files under ``image/`` that are uploaded for build-image, sorted."""
-    return sorted(
-        (p for p in image_dir.rglob("*") if p.is_file() and _shipped(p, image_dir)),
-        key=lambda p: p.relative_to(image_dir).as_posix(),
-    )
+    """The files ``image/manifest.txt`` lists (uploaded for build-image), sorted."""
+    return sorted(manifest_files(image_dir), key=lambda p: p.relative_to(image_dir).as_posix())
 
 
 def image_fingerprint(image_section: dict[str, Any], image_dir: Path, parent_image: str) -> str:

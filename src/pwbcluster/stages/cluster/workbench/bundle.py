@@ -24,6 +24,7 @@ from typing import Any
 
 from pwbcluster.contracts import NetworkOutputs, ServicesOutputs
 from pwbcluster.errors import ToolkitError
+from pwbcluster.files_manifest import manifest_files
 from pwbcluster.stages.cluster.render import (
     LDAP_CA_PATH,
     WORKBENCH_SHARED_DIR,
@@ -37,7 +38,6 @@ HA_SHARED_DIR = "/opt/slurm/pwb-ha"
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+=,* -]*$")
 # Files in cluster/ that are not for the nodes.
-NOT_UPLOADED = {"cluster.yaml"}
 
 
 @dataclass(frozen=True)
@@ -104,13 +104,11 @@ def format_env(env: dict[str, str]) -> str:
 
 
 def node_scripts(cluster_dir: Path) -> dict[str, bytes]:
-    """Every file under cluster/ the nodes need, keyed by its path relative to cluster/."""
-    out: dict[str, bytes] = {}
-    for path in sorted(cluster_dir.rglob("*")):
-        rel = path.relative_to(cluster_dir).as_posix()
-        if path.is_file() and rel not in NOT_UPLOADED and "__pycache__" not in rel:
-            out[rel] = path.read_bytes()
-    return out
+    """The files ``cluster/manifest.txt`` lists, keyed by their path relative to cluster/."""
+    return {
+        path.relative_to(cluster_dir).as_posix(): path.read_bytes()
+        for path in manifest_files(cluster_dir)
+    }
 
 
 def bundle_objects(
