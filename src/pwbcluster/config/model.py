@@ -86,6 +86,7 @@ __all__ = [
     "WorkbenchSha256Model",
     "WorkbenchSharedStorageModel",
     "build",
+    "coerce",
     "freeze",
     "model_of",
     "thaw",
@@ -167,6 +168,15 @@ def build(cls: type[T], data: Mapping[str, Any], path: tuple[str, ...] = ()) -> 
 def model_of(data: Mapping[str, Any]) -> Deployment:
     """The model of a merged configuration dict (``Config.data``)."""
     return build(Deployment, data)
+
+
+def coerce(cls: type[T], value: T | Mapping[str, Any]) -> T:
+    """``value`` as a ``cls``: the model as it is, a plain dict built into one.
+
+    Only for functions that callers outside the config package still call with
+    ``Config.data`` (or a section of it); once they pass the model, drop the call.
+    """
+    return value if isinstance(value, cls) else build(cls, value)  # type: ignore[arg-type]
 
 
 def _convert(tp: Any, value: Any, path: tuple[str, ...]) -> Any:
