@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pwbcluster
 from pwbcluster.config import load_config
 from pwbcluster.stages.image.fingerprint import image_files, image_fingerprint
 from pwbcluster.stages.image.service import fingerprint_for
@@ -37,7 +38,13 @@ def test_same_in_a_fresh_process_with_another_cwd_and_hash_seed(
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={
+            "PYTHONHASHSEED": "12345",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            # The child must import the same pwbcluster as this process, not an install.
+            "PYTHONPATH": str(Path(pwbcluster.__file__).resolve().parents[1]),
+        },
         check=True,
     )
     assert out.stdout.strip() == _fp(project)

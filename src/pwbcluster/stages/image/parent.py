@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import Any
 
+from pwbcluster.config.model import ImageModel, coerce
 from pwbcluster.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -25,11 +27,11 @@ def official_name_prefix(os_name: str, pcluster_version: str, arch: str = ARCHIT
     return f"aws-parallelcluster-{pcluster_version}-{OS_NAME_PART[os_name]}-{arch}"
 
 
-def parent_spec(image: dict[str, Any], pcluster_version: str) -> str:
+def parent_spec(image: ImageModel, pcluster_version: str) -> str:
     """What the fingerprint records for the parent: known without asking AWS."""
-    if image.get("parent_ami"):
-        return str(image["parent_ami"])
-    return "official:" + official_name_prefix(image["os"], pcluster_version)
+    if image.parent_ami:
+        return image.parent_ami
+    return "official:" + official_name_prefix(image.os, pcluster_version)
 
 
 def _deprecated(image: dict[str, Any]) -> bool:
@@ -64,8 +66,9 @@ def find_official_parent(
     return dict(best)
 
 
-def resolve_parent(ec2: Any, image: dict[str, Any], pcluster_version: str) -> str:
+def resolve_parent(ec2: Any, image: ImageModel | Mapping[str, Any], pcluster_version: str) -> str:
     """The parent AMI id: the configured one, else the official one looked up."""
-    if image.get("parent_ami"):
-        return str(image["parent_ami"])
-    return str(find_official_parent(ec2, image["os"], pcluster_version)["ImageId"])
+    image = coerce(ImageModel, image)
+    if image.parent_ami:
+        return image.parent_ami
+    return str(find_official_parent(ec2, image.os, pcluster_version)["ImageId"])
