@@ -51,7 +51,8 @@ class Config:
     root: FsPath
     deployment_file: FsPath
     warnings: list[Problem] = field(default_factory=list)
-    _model: Deployment | None = field(default=None, repr=False, compare=False)
+    # Not an init field: dataclasses.replace(config, data=...) must not carry the old model.
+    _model: Deployment | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def model(self) -> Deployment:
