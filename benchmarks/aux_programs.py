@@ -43,10 +43,10 @@ def main() -> None:
     opts = parser.parse_args()
     config = load_config(opts.config)
     tags = config.tags()
-    net_args = network_args(config.data, tags)
+    net_args = network_args(config.model, tags)
     net_run = run_with_mocks(lambda: network_program(net_args), OfflineMocks(), "b", "n")
     contract = to_contract(NetworkOutputs, net_run.outputs)
-    svc_args = services_args(config.data, tags, contract)
+    svc_args = services_args(config.model, tags, contract)
     for label, program, count in (
         ("network", lambda: network_program(net_args), len(net_run.registered)),
         ("services", lambda: services_program(svc_args), None),

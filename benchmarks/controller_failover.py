@@ -2,11 +2,11 @@
 """Kill-and-takeover rounds on real Slurm in network namespaces; prints takeover times and
 jobs lost.
 
-    sudo .venv/bin/python benchmarks/controller_failover.py [--rounds 5] [--timeout N]
+    sudo .venv/bin/python benchmarks/controller_failover.py [--rounds 5] [--slurmctld-timeout N]
 
 Hosts head, login1 and compute1 (tests/ha/harness.py: 10.77.7.0/24, bridge pwbha0) are
 set up from a ParallelCluster-shaped slurm.conf by cluster/ha/controller-ha.sh, with
-SlurmctldTimeout = --timeout (default: cluster.ha.slurmctld_timeout in
+SlurmctldTimeout = --slurmctld-timeout (default: cluster.ha.slurmctld_timeout in
 cluster/cluster.yaml). Each round:
 
   1. a job is started and left running for --run-before seconds (longer than slurmctld's
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "tests" / "ha"))
 import harness  # noqa: E402
 
 
-def configured_timeout() -> int:
+def configured_slurmctld_timeout() -> int:
     text = (REPO / "cluster" / "cluster.yaml").read_text()
     match = re.search(r"^\s+slurmctld_timeout:\s*(\d+)", text, re.MULTILINE)
     if not match:
@@ -83,7 +83,7 @@ def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) ->
         "--job-name",
         f"run-{index}",
         "--wrap",
-        f"sleep {args.run_before + args.timeout + 6}",
+        f"sleep {args.run_before + args.slurmctld_timeout + 6}",
     )
     wait("running job to start", lambda: job_field(cluster, running, "JobState") == "RUNNING")
     started = time.time()
@@ -165,7 +165,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=5, help="kill-and-takeover rounds")
     parser.add_argument(
-        "--timeout",
+        "--slurmctld-timeout",
         type=int,
         default=None,
         help="SlurmctldTimeout (default: cluster.ha.slurmctld_timeout)",
@@ -181,7 +181,7 @@ def main() -> int:
     )
     parser.add_argument("--every", type=float, default=0.5, help="seconds between burst jobs")
     args = parser.parse_args()
-    args.timeout = args.timeout or configured_timeout()
+    args.slurmctld_timeout = args.slurmctld_timeout or configured_slurmctld_timeout()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up when killed
     reason = harness.unavailable_reason()
     if reason:
@@ -193,8 +193,8 @@ def main() -> int:
         cluster.start(("head", "login1", "compute1"))
         cluster.start_slurmctld("head")
         cluster.start_slurmd("compute1")
-        cluster.controller_ha("head", "head", timeout=args.timeout)
-        cluster.controller_ha("login1", "login", timeout=args.timeout)
+        cluster.controller_ha("head", "head", slurmctld_timeout=args.slurmctld_timeout)
+        cluster.controller_ha("login1", "login", slurmctld_timeout=args.slurmctld_timeout)
         for _ in range(3):
             cluster.reconcile("head")
             cluster.reconcile("login1")
@@ -227,7 +227,7 @@ def main() -> int:
     logged = [r["logged"] for r in rounds if r["logged"] is not None]
     lost_ages = [a for r in rounds for a in r["lost_ages"]]
     print(
-        f"\nSlurmctldTimeout={args.timeout}, {len(rounds)} rounds, Slurm "
+        f"\nSlurmctldTimeout={args.slurmctld_timeout}, {len(rounds)} rounds, Slurm "
         f"{harness._run(['slurmctld', '-V']).strip()}"
     )
     print(

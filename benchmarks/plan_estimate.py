@@ -34,17 +34,17 @@ def main() -> None:
     cfg = load_config(Path(args.config))
     ctx = planned_context(cfg)
     cluster = render_cluster_config(
-        cfg.data, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, cfg.tags()
+        cfg.model, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, cfg.tags()
     ).config
     timings: dict[str, list[float]] = {"diagram": [], "cost": []}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
             if unavailable_reason() is None:
                 started = time.perf_counter()
-                draw(cfg.data, cluster, Path(tmp) / "architecture")
+                draw(cfg.model, cluster, Path(tmp) / "architecture")
                 timings["diagram"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            items = bill_of_materials(cfg.data, cluster)
+            items = bill_of_materials(cfg.model, cluster)
             prices = resolve_prices(
                 [i.query for i in items], cfg.region, PriceCache(Path(tmp) / "cache"), None
             )

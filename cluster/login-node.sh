@@ -84,7 +84,7 @@ controller_ha() {
   [[ "${HA_CONTROLLERS:-false}" == "true" ]] || return 0
   # Fetched from S3 (no exec bit kept): run it through bash.
   bash "${PWB_HOME}/cluster/ha/controller-ha.sh" --role login --shared-dir "${HA_SHARED_DIR}" \
-    --timeout "${HA_TIMEOUT}"
+    --slurmctld-timeout "${SLURMCTLD_TIMEOUT}"
 }
 
 main() {

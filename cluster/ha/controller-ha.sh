@@ -10,11 +10,12 @@
 # The reconciler (reconcile.py, installed beside) keeps the SlurmctldHost list equal to
 # the live controllers afterwards, from a systemd timer on every node.
 #
-# Usage: controller-ha.sh --role head|login --shared-dir DIR --timeout SECONDS [options]
+# Usage: controller-ha.sh --role head|login --shared-dir DIR --slurmctld-timeout SECONDS [options]
 #   --role head|login      which node this is (required)
 #   --shared-dir DIR       HA directory on shared storage that survives the head node
 #                          (EFS), e.g. /opt/slurm/pwb-ha (required; created by the head)
-#   --timeout SECONDS      SlurmctldTimeout (cluster.ha.slurmctld_timeout) (required)
+#   --slurmctld-timeout SECONDS
+#                          SlurmctldTimeout (cluster.ha.slurmctld_timeout) (required)
 #   --slurm-etc DIR        Slurm configuration directory [/opt/slurm/etc]
 #   --slurm-prefix DIR     Slurm install prefix, with bin/ and sbin/ [/opt/slurm]
 #   --hostname NAME        controller name [hostname -s]
@@ -47,7 +48,7 @@ readonly PCLUSTER_SUDOERS="/etc/sudoers.d/99-parallelcluster-slurm"
 
 ROLE=""
 SHARED_DIR=""
-TIMEOUT=""
+SLURMCTLD_TIMEOUT=""
 SLURM_ETC="/opt/slurm/etc"
 SLURM_PREFIX="/opt/slurm"
 NODE_NAME=""
@@ -83,7 +84,7 @@ parse_args() {
     case "$1" in
       --role) ROLE="${2:?--role needs a value}"; shift 2 ;;
       --shared-dir) SHARED_DIR="${2:?--shared-dir needs a value}"; shift 2 ;;
-      --timeout) TIMEOUT="${2:?--timeout needs a value}"; shift 2 ;;
+      --slurmctld-timeout) SLURMCTLD_TIMEOUT="${2:?--slurmctld-timeout needs a value}"; shift 2 ;;
       --slurm-etc) SLURM_ETC="${2:?--slurm-etc needs a value}"; shift 2 ;;
       --slurm-prefix) SLURM_PREFIX="${2:?--slurm-prefix needs a value}"; shift 2 ;;
       --hostname) NODE_NAME="${2:?--hostname needs a value}"; shift 2 ;;
@@ -108,7 +109,7 @@ is_positive() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
 validate_args() {
   [[ "${ROLE}" == "head" || "${ROLE}" == "login" ]] || die "--role must be head or login"
   [[ "${SHARED_DIR}" == /* ]] || die "--shared-dir must be an absolute path"
-  is_positive "${TIMEOUT}" || die "--timeout must be a positive integer"
+  is_positive "${SLURMCTLD_TIMEOUT}" || die "--slurmctld-timeout must be a positive integer"
   is_positive "${INTERVAL}" || die "--interval must be a positive integer"
   is_uint "${STALE_AFTER}" || die "--stale-after must be an integer"
   ((STALE_AFTER > 2 * INTERVAL)) ||
@@ -282,11 +283,11 @@ install_reconciler() {
   install -m 0755 "${SCRIPT_DIR}/reconcile.py" "${INSTALL_DIR}/reconcile.py"
   # JSON written by python3 from argv: no value is ever pasted into text.
   python3 - "${LOCAL_DIR}/reconcile.json" "${ROLE}" "${NODE_NAME}" "${NODE_ADDRESS}" \
-    "${SHARED_DIR}" "${SLURM_ETC}" "${SLURM_PREFIX}" "${TIMEOUT}" "${STALE_AFTER}" \
+    "${SHARED_DIR}" "${SLURM_ETC}" "${SLURM_PREFIX}" "${SLURMCTLD_TIMEOUT}" "${STALE_AFTER}" \
     "${INIT}" "$(slurmctld_unit)" "${LOCAL_DIR}" <<'PY'
 import json, sys
 keys = ["role", "hostname", "address", "shared_dir", "slurm_etc", "slurm_prefix",
-        "timeout", "stale_after", "init", "slurmctld_unit", "local_dir"]
+        "slurmctld_timeout", "stale_after", "init", "slurmctld_unit", "local_dir"]
 path, values = sys.argv[1], sys.argv[2:]
 with open(path, "w") as handle:
     json.dump(dict(zip(keys, values)), handle, indent=2, sort_keys=True)

@@ -67,7 +67,7 @@ class Settings:
     shared_dir: Path
     slurm_etc: Path
     slurm_prefix: Path
-    timeout: int
+    slurmctld_timeout: int
     stale_after: float
     init: str
     slurmctld_unit: str
@@ -87,7 +87,7 @@ class Settings:
                 shared_dir=Path(raw["shared_dir"]),
                 slurm_etc=Path(raw["slurm_etc"]),
                 slurm_prefix=Path(raw["slurm_prefix"]),
-                timeout=int(raw["timeout"]),
+                slurmctld_timeout=int(raw["slurmctld_timeout"]),
                 stale_after=float(stale_after if stale_after is not None else raw["stale_after"]),
                 init=raw["init"],
                 slurmctld_unit=raw["slurmctld_unit"],
@@ -215,7 +215,7 @@ def render_ha_conf(settings: Settings) -> str:
         "# Shared state, so a backup controller recovers what the primary saved.\n"
         f"StateSaveLocation={settings.state_dir}\n"
         "# Measured with benchmarks/controller_failover.py (cluster.ha.slurmctld_timeout).\n"
-        f"SlurmctldTimeout={settings.timeout}\n"
+        f"SlurmctldTimeout={settings.slurmctld_timeout}\n"
         f"include {settings.controllers_conf}\n"
     )
 
@@ -358,13 +358,13 @@ def hung(settings: Settings, pid: int) -> bool:
     Seen with Slurm 22.05: a backup that hands control back to the returning primary can
     stay stuck in "Saving all slurm state"; it then never takes over again.
     """
-    if process_age(pid) < 2 * settings.timeout:
+    if process_age(pid) < 2 * settings.slurmctld_timeout:
         return False
     for attempt in range(2):
         if (settings.hostname, "DOWN") not in ping(settings):
             return False
         if attempt == 0:
-            time.sleep(settings.timeout)
+            time.sleep(settings.slurmctld_timeout)
     return True
 
 

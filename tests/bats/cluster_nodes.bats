@@ -123,7 +123,7 @@ run_login() {
 @test "login node survives failures of the licence, controller HA, LB lookup and health check" {
   run_head
   set_env HA_CONTROLLERS true
-  set_env HA_TIMEOUT 7
+  set_env SLURMCTLD_TIMEOUT 7
   printf '#!/usr/bin/env bash\necho "[controller-ha] boom" >&2\nexit 1\n' \
     >"$(find "${FAKE_S3}" -name controller-ha.sh)"
   stub rstudio-server 'exit 1'
@@ -215,15 +215,15 @@ run_login() {
 
 @test "controller HA: head and login call the issue-7 entry script with the shared settings" {
   set_env HA_CONTROLLERS true
-  set_env HA_TIMEOUT 7
+  set_env SLURMCTLD_TIMEOUT 7
   printf '#!/usr/bin/env bash\nprintf "%%s\\n" "$*" >>"%s/ha-calls"\n' "${T}" \
     >"$(find "${FAKE_S3}" -name controller-ha.sh)"
   run_head
   [ "$status" -eq 0 ]
   run_login
   [ "$status" -eq 0 ]
-  [ "$(sed -n 1p "${T}/ha-calls")" = "--role head --shared-dir /opt/slurm/pwb-ha --timeout 7" ]
-  [ "$(sed -n 2p "${T}/ha-calls")" = "--role login --shared-dir /opt/slurm/pwb-ha --timeout 7" ]
+  [ "$(sed -n 1p "${T}/ha-calls")" = "--role head --shared-dir /opt/slurm/pwb-ha --slurmctld-timeout 7" ]
+  [ "$(sed -n 2p "${T}/ha-calls")" = "--role login --shared-dir /opt/slurm/pwb-ha --slurmctld-timeout 7" ]
 }
 
 @test "container sessions: the head node builds each session image once, in the background" {

@@ -49,17 +49,17 @@ EOF
   run bash "${SCRIPT}" --bogus
   [ "${status}" -eq 1 ]
   [[ "${output}" == *"[controller-ha] ERROR: unknown argument: --bogus"* ]]
-  run bash "${SCRIPT}" --role primary --shared-dir /x --timeout 5
+  run bash "${SCRIPT}" --role primary --shared-dir /x --slurmctld-timeout 5
   [ "${status}" -eq 1 ]
   [[ "${output}" == *"--role must be head or login"* ]]
 }
 
 @test "timeouts are validated: positive, stale-after above twice the interval" {
-  ROLE=head TIMEOUT=0
+  ROLE=head SLURMCTLD_TIMEOUT=0
   run validate_args
   [ "${status}" -eq 1 ]
-  [[ "${output}" == *"--timeout must be a positive integer"* ]]
-  TIMEOUT=5 INTERVAL=30 STALE_AFTER=60
+  [[ "${output}" == *"--slurmctld-timeout must be a positive integer"* ]]
+  SLURMCTLD_TIMEOUT=5 INTERVAL=30 STALE_AFTER=60
   run validate_args
   [ "${status}" -eq 1 ]
   [[ "${output}" == *"--stale-after (60) must exceed twice --interval (30)"* ]]
@@ -217,7 +217,7 @@ enable --now pwb-ha-reconcile.timer" ]
 }
 
 @test "the reconciler settings are written as JSON from arguments, quotes and all" {
-  ROLE=login NODE_NAME='ip-10-0-0-5' NODE_ADDRESS=10.0.0.5 TIMEOUT=5 SHARED_DIR="${SHARED}/a \"b\""
+  ROLE=login NODE_NAME='ip-10-0-0-5' NODE_ADDRESS=10.0.0.5 SLURMCTLD_TIMEOUT=5 SHARED_DIR="${SHARED}/a \"b\""
   run install_reconciler
   [ "${status}" -eq 0 ]
   [ -x "${INSTALL_DIR}/reconcile.py" ]

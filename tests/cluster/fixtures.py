@@ -25,6 +25,7 @@ if str(ROOT / "src") not in sys.path:
 
 from pwbcluster import contracts  # noqa: E402
 from pwbcluster.config import load_config  # noqa: E402
+from pwbcluster.config.model import model_of  # noqa: E402
 from pwbcluster.stages.cluster.workbench.bundle import bundle_objects, format_env, node_env  # noqa: E402
 from pwbcluster.stages.cluster.workbench.generate import render_workbench  # noqa: E402
 from pwbcluster.stages.cluster.workbench.settings import settings_from  # noqa: E402
@@ -101,8 +102,8 @@ def write_bucket(out: Path, audit: bool, license_key: bool, tls: bool) -> None:
     license_arn = secret_arn("workbench-license") if license_key else None
     data = example_data(workbench={"audit_database": audit})
     network, services, _ = upstream(audit=audit, license_arn=license_arn, tls=tls)
-    files = render_workbench(settings_from(data, services), "example")
-    env = node_env(data, network, services, "example", PREFIX)
+    files = render_workbench(settings_from(model_of(data), services), "example")
+    env = node_env(model_of(data), network, services, "example", PREFIX)
     objects = bundle_objects(
         PREFIX, ROOT / "cluster", format_env(env), files, services.ldap_ca_cert_pem or None
     )

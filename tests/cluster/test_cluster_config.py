@@ -9,6 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from pwbcluster.config.model import model_of
 from pwbcluster.stages.cluster.render import LB_PORTS_TAG, render_cluster_config, trace
 from pwbcluster.stages.cluster.workbench import render_workbench, settings_from
 from pwbcluster.stages.cluster.workbench.bundle import format_env, node_env
@@ -25,7 +26,7 @@ def actions(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def test_login_pool_runs_the_login_script_on_node_configured(data: dict[str, Any]) -> None:
     network, services, image = upstream()
-    config = render_cluster_config(data, network, services, image, PREFIX, {}).config
+    config = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config
     pool = config["LoginNodes"]["Pools"][0]
     assert pool["Count"] == data["cluster"]["login_nodes"]["count"]
     login_script = pool["CustomActions"]["OnNodeConfigured"]["Script"]
@@ -42,7 +43,7 @@ def test_login_pool_runs_the_login_script_on_node_configured(data: dict[str, Any
 
 def test_args_carry_only_the_env_uri(data: dict[str, Any]) -> None:
     network, services, image = upstream()
-    config = render_cluster_config(data, network, services, image, PREFIX, {}).config
+    config = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config
     for where, acts in actions(config):
         for event, action in acts.items():
             args = action["Args"]
@@ -52,14 +53,14 @@ def test_args_carry_only_the_env_uri(data: dict[str, Any]) -> None:
 
 def test_directory_uses_ldaps_with_the_ca_and_warns_on_opt_out(data: dict[str, Any]) -> None:
     network, services, image = upstream(tls=True)
-    rendered = render_cluster_config(data, network, services, image, PREFIX, {})
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
     directory = rendered.config["DirectoryService"]
     assert directory["DomainAddr"].startswith("ldaps://")
     assert directory["LdapTlsReqCert"] == "hard"
     assert directory["LdapTlsCaCert"] == "/etc/pwbcluster/ldap-ca.pem"
     assert rendered.warnings == []
     network, services, image = upstream(tls=False)
-    rendered = render_cluster_config(data, network, services, image, PREFIX, {})
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
     assert "LdapTlsCaCert" not in rendered.config["DirectoryService"]
     assert any("plain LDAP" in w for w in rendered.warnings)
 
@@ -87,9 +88,9 @@ def test_no_secret_value_in_anything_rendered_or_uploaded(data: dict[str, Any]) 
         cookie_key_secret_arn=arns["cookie"],
         bind_password_secret_arn=arns["bind"],
     )
-    rendered = render_cluster_config(data, network, services, image, PREFIX, {})
-    files = render_workbench(settings_from(data, services), "example")
-    env = node_env(data, network, services, "example", PREFIX)
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
+    files = render_workbench(settings_from(model_of(data), services), "example")
+    env = node_env(model_of(data), network, services, "example", PREFIX)
     everything = (
         json.dumps(rendered.config) + "".join(f.text for f in files.values()) + format_env(env)
     )
@@ -107,6 +108,8 @@ def test_rendered_config_passes_pclusters_schema_and_validators(data: dict[str, 
     from pwbcluster.pcluster import offline
 
     network, services, image = upstream()
-    rendered = render_cluster_config(data, network, services, image, PREFIX, {"Project": "t"})
+    rendered = render_cluster_config(
+        model_of(data), network, services, image, PREFIX, {"Project": "t"}
+    )
     result = offline.validate_cluster(rendered.config, "example", REGION)
     assert not result.errors, [f"{e.validator}: {e.message} at {e.path}" for e in result.errors]

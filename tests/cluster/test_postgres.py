@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pwbcluster.config.model import model_of
 from pwbcluster.stages.cluster.workbench import render_workbench, settings_from, write_tree
 
 from .fixtures import REGION, random_secret, upstream
@@ -170,7 +171,7 @@ def test_database_conf_connects_with_the_secret_fetched_at_boot(
         services, workbench_db=dataclasses.replace(services.workbench_db, password_secret_arn=arn)
     )
     shared = tmp_path / "shared"
-    write_tree(render_workbench(settings_from(data, services), "example"), shared)
+    write_tree(render_workbench(settings_from(model_of(data), services), "example"), shared)
     shared_conf = (shared / "etc/rstudio/database.conf").read_text()
     assert not any(line.startswith("password") for line in shared_conf.splitlines())
 

@@ -16,6 +16,7 @@ import pytest
 from rich.console import Console
 
 from pwbcluster.aws import pcluster_cluster as cluster_pcluster
+from pwbcluster.config.model import Deployment, build
 from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import offline
@@ -23,7 +24,7 @@ from pwbcluster.sandbox.account import SandboxAccount
 from pwbcluster.sandbox.server import SandboxServer
 from pwbcluster.stages.cluster import stage
 
-from .fixtures import BUCKET, REGION, upstream
+from .fixtures import BUCKET, REGION, example_data, upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,6 +59,7 @@ def context(
         name="example",
         region=REGION,
         data=data,
+        model=build(Deployment, data),
         tags=lambda: {"Project": "t"},
         build_dir=tmp_path / "build",
         root=ROOT,
@@ -197,9 +199,9 @@ def test_real_driver_creates_waits_streams_events_and_returns_the_lb(tmp_path: P
     text = console.export_text()
     assert text.count("HeadNode CREATE_IN_PROGRESS") == 1  # each event printed once
     assert "LoginNodes CREATE_COMPLETE" in text
-    assert stage.workbench_url(
-        {"workbench": {"port": 8787, "tls_certificate_arn": None}}, host
-    ) == ("http://lb-123.elb.amazonaws.com:8787")
+    # The example serves Workbench on 8787 without a certificate.
+    cluster = example_data()["cluster"]
+    assert stage.workbench_url(cluster, host) == ("http://lb-123.elb.amazonaws.com:8787")
 
 
 def test_real_driver_updates_an_existing_cluster_and_reports_failure(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pwbcluster.config.model import model_of
 from pwbcluster.errors import ToolkitError
 from pwbcluster.stages.cluster.workbench import (
     node_load_balancer,
@@ -30,7 +31,7 @@ ETC = "etc/rstudio"
 
 def render(data: dict[str, Any], **kwargs: Any) -> dict[str, str]:
     _, services, _ = upstream(**kwargs)
-    files = render_workbench(settings_from(data, services), "example")
+    files = render_workbench(settings_from(model_of(data), services), "example")
     return {path.removeprefix(ETC + "/"): f.text for path, f in files.items()}
 
 
@@ -159,7 +160,7 @@ def test_each_launcher_cluster_submits_to_its_own_queue(data: dict[str, Any]) ->
 
 def test_modes_in_a_temporary_root(data: dict[str, Any], tmp_path: Path) -> None:
     _, services, _ = upstream()
-    files = render_workbench(settings_from(data, services), "example")
+    files = render_workbench(settings_from(model_of(data), services), "example")
     written = write_tree(files, tmp_path)
     assert len(written) == len(files) > 15
     for path in written:
@@ -171,7 +172,7 @@ def test_modes_in_a_temporary_root(data: dict[str, Any], tmp_path: Path) -> None
 
 def test_bash_and_python_agree_on_the_per_node_entry(data: dict[str, Any], tmp_path: Path) -> None:
     _, services, _ = upstream()
-    files = render_workbench(settings_from(data, services), "example")
+    files = render_workbench(settings_from(model_of(data), services), "example")
     shared = tmp_path / "shared"
     write_tree(files, shared)
     script = (
@@ -191,7 +192,7 @@ def test_bash_and_python_agree_on_the_per_node_entry(data: dict[str, Any], tmp_p
 
 def test_node_env_carries_arns_and_refuses_odd_values(data: dict[str, Any]) -> None:
     network, services, _ = upstream(license_arn=None)
-    env = node_env(data, network, services, "example", PREFIX)
+    env = node_env(model_of(data), network, services, "example", PREFIX)
     assert env["DB_PASSWORD_SECRET_ARN"] == services.workbench_db.password_secret_arn
     assert env["LICENSE_SECRET_ARN"] == ""
     assert env["WORKBENCH_SHARED_DIR"] == "/opt/rstudio-shared"

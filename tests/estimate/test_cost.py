@@ -113,7 +113,7 @@ def stub_price_list(stubber: Any, ctx: PlanContext) -> None:
     """One GetProducts answer per distinct query, in the order the estimate asks."""
     assert ctx.cluster is not None
     seen: set[str] = set()
-    for item in bill_of_materials(ctx.config.data, ctx.cluster.config):
+    for item in bill_of_materials(ctx.config.model, ctx.cluster.config):
         query = item.query
         if query.key in seen:
             continue

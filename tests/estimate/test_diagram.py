@@ -3,6 +3,7 @@ deployment; the labels read back from the SVG match the configuration."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -189,7 +190,8 @@ def test_without_the_render_step_both_steps_say_so(full_project: Path) -> None:
 
 
 def test_lb_ports_label_follows_the_listeners() -> None:
-    plain = {"workbench": {"port": 8787, "tls_certificate_arn": None}}
-    tls = {"workbench": {"port": 8787, "tls_certificate_arn": "arn:aws:acm:x"}}
+    plain = load_config(ROOT / "config" / "example.yaml").model.cluster.workbench
+    tls = dataclasses.replace(plain, tls_certificate_arn="arn:aws:acm:x")
+    assert plain.port == 8787 and plain.tls_certificate_arn is None
     assert diagram.lb_ports_label(plain) == ":22 ssh\n:8787 Workbench"
     assert diagram.lb_ports_label(tls) == ":22 ssh\n:443 HTTPS -> 8787"

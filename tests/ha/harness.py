@@ -311,7 +311,7 @@ class Cluster:
         _run(["ip", "link", "del", host.veth], check=False)
         _run(["ip", "netns", "del", host.netns], check=False)
 
-    def controller_ha(self, name: str, role: str, *extra: str, timeout: int = 5) -> str:
+    def controller_ha(self, name: str, role: str, *extra: str, slurmctld_timeout: int = 5) -> str:
         """Run the project's entry script on a host, as the node scripts will."""
         host = self.hosts[name]
         return host.run(
@@ -322,8 +322,8 @@ class Cluster:
                 role,
                 "--shared-dir",
                 str(self.shared),
-                "--timeout",
-                str(timeout),
+                "--slurmctld-timeout",
+                str(slurmctld_timeout),
                 "--slurm-etc",
                 str(self.etc),
                 "--slurm-prefix",

@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason())),
 ]
 
-TIMEOUT = 5  # SlurmctldTimeout for the tests (the benchmark measures the configured one)
+SLURMCTLD_TIMEOUT = 5  # SlurmctldTimeout for the tests (the benchmark measures the configured one)
 SAVE_WINDOW = 6  # slurmctld saves job state at most every 5 s (SAVE_MAX_WAIT)
 
 
@@ -96,9 +96,9 @@ def ha_cluster() -> Iterator[Cluster]:
             lambda: "idle" in cluster.hosts["head"].run(["sinfo", "-h", "-o", "%T"], check=False),
         )
         cluster.notes["pre_ha_job"] = submit(cluster, "sleep 600", via="head")
-        cluster.controller_ha("head", "head", timeout=TIMEOUT)
-        cluster.controller_ha("login1", "login", timeout=TIMEOUT)
-        cluster.controller_ha("login2", "login", timeout=TIMEOUT)
+        cluster.controller_ha("head", "head", slurmctld_timeout=SLURMCTLD_TIMEOUT)
+        cluster.controller_ha("login1", "login", slurmctld_timeout=SLURMCTLD_TIMEOUT)
+        cluster.controller_ha("login2", "login", slurmctld_timeout=SLURMCTLD_TIMEOUT)
         converge(cluster, ["head", "login1", "login2"])
         yield cluster
     finally:
@@ -108,7 +108,7 @@ def ha_cluster() -> Iterator[Cluster]:
 def test_ha_settings_come_from_the_scripts(ha_cluster: Cluster) -> None:
     config = ha_cluster.hosts["login1"].run(["scontrol", "show", "config"])
     assert re.search(rf"^StateSaveLocation\s*=\s*{ha_cluster.shared}/state$", config, re.M)
-    assert re.search(rf"^SlurmctldTimeout\s*=\s*{TIMEOUT} sec$", config, re.M)
+    assert re.search(rf"^SlurmctldTimeout\s*=\s*{SLURMCTLD_TIMEOUT} sec$", config, re.M)
     assert ping(ha_cluster) == [("head", "UP"), ("login1", "UP"), ("login2", "UP")]
     assert controllers(ha_cluster) == ["login1", "login2"]
     # The job queued before HA survived the move of StateSaveLocation to shared storage.
@@ -188,7 +188,7 @@ def test_vanished_login_node_is_removed(ha_cluster: Cluster) -> None:
 
 def test_new_login_node_is_added(ha_cluster: Cluster) -> None:
     ha_cluster.add_host("login3")
-    ha_cluster.controller_ha("login3", "login", timeout=TIMEOUT)
+    ha_cluster.controller_ha("login3", "login", slurmctld_timeout=SLURMCTLD_TIMEOUT)
     assert controllers(ha_cluster) == ["login1", "login3"]
     converge(ha_cluster, ["head", "login1", "login3"])
     assert ping(ha_cluster, via="login3") == [("head", "UP"), ("login1", "UP"), ("login3", "UP")]

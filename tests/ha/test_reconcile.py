@@ -44,7 +44,7 @@ def make_settings(tmp: Path, hostname: str = "head", role: str = "head", **extra
         "shared_dir": str(tmp / "efs"),
         "slurm_etc": str(etc),
         "slurm_prefix": "/usr",
-        "timeout": "5",
+        "slurmctld_timeout": "5",
         "stale_after": "120",
         "init": "none",
         "slurmctld_unit": "slurmctld.service",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import pwbcluster
 from pwbcluster.config import load_config
 from pwbcluster.files_manifest import ManifestError
 from pwbcluster.stages.image.fingerprint import image_files, image_fingerprint
@@ -41,7 +42,13 @@ def test_same_in_a_fresh_process_with_another_cwd_and_hash_seed(
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={
+            "PYTHONHASHSEED": "12345",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            # The child must import the same pwbcluster as this process, not an install.
+            "PYTHONPATH": str(Path(pwbcluster.__file__).resolve().parents[1]),
+        },
         check=True,
     )
     assert out.stdout.strip() == _fp(project)

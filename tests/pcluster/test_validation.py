@@ -160,7 +160,7 @@ def test_a_validator_finding_is_traced_to_the_resource_and_the_deployment_key(
 ) -> None:
     ctx = planned_context(example)
     rendered = render_cluster_config(
-        example.data, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, example.tags()
+        example.model, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, example.tags()
     )
     config = copy.deepcopy(rendered.config)
     resource = config["Scheduling"]["SlurmQueues"][1]["ComputeResources"][0]

@@ -69,12 +69,12 @@ def _variant(base: Config, change: Callable[[dict[str, Any]], None] | None) -> C
 
 def deploy(config: Config, tool_wheel: str | None = None) -> Deployed:
     tags = config.tags()
-    net_args = network_args(config.data, tags)
+    net_args = network_args(config.model, tags)
     net_run = run_with_mocks(
         lambda: network_program(net_args), OfflineMocks(config.region), "test", "network"
     )
     network = to_contract(NetworkOutputs, net_run.outputs)
-    svc_args = services_args(config.data, tags, network, tool_wheel=tool_wheel)
+    svc_args = services_args(config.model, tags, network, tool_wheel=tool_wheel)
     svc_run = run_with_mocks(
         lambda: services_program(svc_args), OfflineMocks(config.region), "test", "services"
     )

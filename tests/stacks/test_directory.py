@@ -100,7 +100,7 @@ def test_existing_vpc_needs_two_private_subnets(base_config: object) -> None:
         data["aux"]["network"]["private_subnet_ids"] = ["subnet-0123456789abcdef0"]
 
     config = _variant(base_config, one_subnet)  # type: ignore[arg-type]
-    net_args = network_args(config.data, config.tags())
+    net_args = network_args(config.model, config.tags())
     with pytest.raises(ValueError, match="at least two private subnets"):
         run_with_mocks(lambda: network_program(net_args), OfflineMocks(), "test", "bad")
 

@@ -14,6 +14,8 @@ import pytest
 from invoke import MockContext
 from moto import mock_aws
 
+from pwbcluster.config import load_config
+from pwbcluster.config.model import UsersModel, build
 from pwbcluster.contracts import planned_services, to_dict
 from pwbcluster.stages.users import cli
 from pwbcluster.stages.users import remote as ssm
@@ -27,6 +29,7 @@ from pwbcluster.stages.users.store import (
 )
 
 REGION = "eu-west-1"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
 
 @pytest.mark.parametrize(
@@ -71,6 +74,7 @@ def test_names_and_config() -> None:
         "admins": ["posit0009"],
     }
     batch = UserBatch.from_config(users)
+    assert UserBatch.from_config(build(UsersModel, users)) == batch
     assert batch.names() == ["posit0009", "posit0010", "posit0011"]
     assert [batch.uid(i) for i in range(3)] == [20000, 20001, 20002]
     assert batch.home("posit0010") == "/home/posit0010"
@@ -171,7 +175,8 @@ def test_reports_from_the_jump_host() -> None:
 
 
 def test_stage_entry_skips_an_empty_batch() -> None:
-    out = stage.run_users(services(), {"count": 0}, REGION, ssm_client=object())
+    users = {**load_config(EXAMPLE).data["aux"]["users"], "count": 0}
+    out = stage.run_users(services(), users, REGION, ssm_client=object())
     assert out.skipped_reason == "aux.users.count is 0" and out.requested == 0
 
 

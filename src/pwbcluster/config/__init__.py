@@ -5,6 +5,10 @@
 (the deployment file wins), validates the result against the JSON Schemas in
 ``config/schema/`` and runs the named semantic checks. Every problem is collected, each
 with its file, line and key path, and raised together as one ``ConfigError``.
+
+A checked configuration is also built once into ``Config.model``, the frozen typed
+``Deployment`` (``pwbcluster.config.model``) that stages read by attribute; ``Config.data``
+stays the plain merged dict for the fingerprints and the code not yet moved to the model.
 """
 
 from __future__ import annotations
@@ -14,12 +18,22 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from pwbcluster.config import checks as _checks
+from pwbcluster.config.model import Deployment, model_of
 from pwbcluster.config.problems import Level, Origin, Path, Problem, format_path
 from pwbcluster.config.schema import validate
 from pwbcluster.config.source import Origins, load_file, merge, origin_of
 from pwbcluster.errors import ConfigError
 
-__all__ = ["Config", "ConfigError", "Level", "Origin", "Problem", "find_root", "load_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Deployment",
+    "Level",
+    "Origin",
+    "Problem",
+    "find_root",
+    "load_config",
+]
 
 STAGE_FILES = {
     "aux": FsPath("pulumi/auxiliary.yaml"),
@@ -37,6 +51,16 @@ class Config:
     root: FsPath
     deployment_file: FsPath
     warnings: list[Problem] = field(default_factory=list)
+    # Not an init field: dataclasses.replace(config, data=...) must not carry the old model.
+    _model: Deployment | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def model(self) -> Deployment:
+        """The typed, frozen configuration (``load_config`` builds it once, after the checks)."""
+        if self._model is None:
+            # A Config made by hand (tests) gets its model on first use.
+            self._model = model_of(self.data)
+        return self._model
 
     @property
     def name(self) -> str:
@@ -62,12 +86,7 @@ class Config:
 
     def tags(self) -> dict[str, str]:
         """Tags for every taggable resource: the user's, plus owner and deployment."""
-        dep = self.data["deployment"]
-        tags = {str(k): str(v) for k, v in (dep.get("tags") or {}).items()}
-        tags["Owner"] = str(dep["owner_email"])
-        tags["Deployment"] = self.name
-        tags["ManagedBy"] = "pwbcluster"
-        return tags
+        return self.model.tags()
 
 
 def find_root(start: FsPath) -> FsPath:
@@ -135,4 +154,5 @@ def load_config(
         summary = f"{len(errors)} error(s) and {len(findings) - len(errors)} warning(s)"
         ordered = sorted(findings, key=Problem.sort_key)
         raise ConfigError(ordered, summary=summary)
+    config._model = model_of(merged)
     return config

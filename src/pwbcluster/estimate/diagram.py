@@ -14,9 +14,11 @@ import importlib.util
 import logging
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pwbcluster.config.model import Deployment, WorkbenchModel, coerce
 from pwbcluster.estimate.resources import BASE_SECRETS
 from pwbcluster.stages.cluster.render import WORKBENCH_SHARED_DIR, lb_listeners
 
@@ -35,9 +37,9 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def lb_ports_label(cluster: dict[str, Any]) -> str:
+def lb_ports_label(workbench: WorkbenchModel) -> str:
     """The login load balancer's listeners, e.g. ':22 ssh' and ':8787 Workbench'."""
-    ports, cert = lb_listeners(cluster)
+    ports, cert = lb_listeners(workbench)
     lines = [":22 ssh"]
     for pair in ports.split(","):
         front, _, back = pair.partition(":")
@@ -77,7 +79,9 @@ def _inline_icons(svg: Path) -> None:
     svg.write_text(re.sub(r'(xlink:href|href)="(/[^"]+\.png)"', embed, text))
 
 
-def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -> tuple[Path, Path]:
+def draw(
+    model: Deployment | Mapping[str, Any], cluster_config: dict[str, Any], out_base: Path
+) -> tuple[Path, Path]:
     """Write ``out_base``.png and ``out_base``.svg; return their paths."""
     from diagrams import Cluster, Diagram, Edge
     from diagrams.aws.compute import EC2, EC2AutoScaling
@@ -87,16 +91,17 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
     from diagrams.aws.storage import ElasticFileSystemEFS, FsxForLustre, SimpleStorageServiceS3
     from diagrams.onprem.client import Users
 
-    dep, aux, cluster = data["deployment"], data["aux"], data["cluster"]
-    net, directory, dbs = aux["network"], aux["directory"], aux["databases"]
-    gpu_queues = {q["name"] for q in cluster["queues"] if q.get("gpu")}
-    existing = bool(net.get("vpc_id"))
-    zones = len(net["private_subnet_ids"]) if existing else int(net["availability_zones"])
-    vpc_label = f"VPC {net['vpc_id']} (existing)" if existing else f"VPC {net['cidr']} (new)"
+    model = coerce(Deployment, model)
+    dep, aux, cluster = model.deployment, model.aux, model.cluster
+    net, directory, dbs = aux.network, aux.directory, aux.databases
+    gpu_queues = {q.name for q in cluster.queues if q.gpu}
+    existing = bool(net.vpc_id)
+    zones = len(net.private_subnet_ids) if existing else net.availability_zones
+    vpc_label = f"VPC {net.vpc_id} (existing)" if existing else f"VPC {net.cidr} (new)"
     login = cluster_config["LoginNodes"]["Pools"][0]
     head = cluster_config["HeadNode"]
-    ha = bool(cluster["ha"]["controllers"])
-    allowed = (login.get("Ssh") or {}).get("AllowedIps") or cluster["login_nodes"]["allowed_cidr"]
+    ha = cluster.ha.controllers
+    allowed = (login.get("Ssh") or {}).get("AllowedIps") or cluster.login_nodes.allowed_cidr
     out_base.parent.mkdir(parents=True, exist_ok=True)
     graph = {
         "fontsize": "20",
@@ -107,7 +112,7 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
         # Edge labels sit next to their edge with true splines; "curved" scatters them.
         "splines": "spline",
     }
-    title = f"pwbcluster '{dep['name']}' in {dep['region']}"
+    title = f"pwbcluster '{dep.name}' in {dep.region}"
 
     with Diagram(
         title,
@@ -120,14 +125,12 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
     ):
         users = Users(f"users\nallowed {allowed}", nodeid="users")
         bucket = SimpleStorageServiceS3("scripts bucket\nS3, encrypted", nodeid="bucket")
-        n_secrets = (
-            BASE_SECRETS + bool(dbs["audit"]["enabled"]) + bool(dbs["slurm_accounting"]["enabled"])
-        )
+        n_secrets = BASE_SECRETS + dbs.audit.enabled + dbs.slurm_accounting.enabled
         secrets = SecretsManager(f"Secrets Manager\n{n_secrets} secrets", nodeid="secrets")
         with Cluster(vpc_label):
             with Cluster(f"public subnets ({zones} AZ)"):
                 nlb = ElbNetworkLoadBalancer(
-                    f"login NLB\n{lb_ports_label(cluster)}", nodeid="login_nlb"
+                    f"login NLB\n{lb_ports_label(cluster.workbench)}", nodeid="login_nlb"
                 )
                 pool = EC2AutoScaling(
                     f"login nodes x{login['Count']}\n{login['InstanceType']}\nWorkbench"
@@ -136,7 +139,7 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
                 )
                 nat = (
                     NATGateway("NAT gateway", nodeid="nat")
-                    if not existing and net.get("nat_gateway")
+                    if not existing and net.nat_gateway
                     else None
                 )
             with Cluster(f"private subnets ({zones} AZ)"):
@@ -167,44 +170,44 @@ def draw(data: dict[str, Any], cluster_config: dict[str, Any], out_base: Path) -
                         )
                 with Cluster("directory"):
                     ds = DirectoryService(
-                        f"{directory['type']} {directory['size']}\n{directory['domain']}",
+                        f"{directory.type} {directory.size}\n{directory.domain}",
                         nodeid="directory",
                     )
                     front = (
                         ElbNetworkLoadBalancer(
                             "LDAPS front (NLB)\n:636 TLS -> 389", nodeid="ldaps_front"
                         )
-                        if directory.get("ldaps")
+                        if directory.ldaps
                         else None
                     )
                 with Cluster("databases"):
-                    wb = dbs["workbench"]
-                    az = "Multi-AZ" if wb["multi_az"] else "Single-AZ"
+                    wb = dbs.workbench
+                    az = "Multi-AZ" if wb.multi_az else "Single-AZ"
                     databases = [
                         RDSPostgresqlInstance(
-                            f"Workbench DB\nPostgreSQL {wb['engine_version']}\n{wb['instance_class']}, "
-                            f"{wb['allocated_storage_gb']} GB, {az}",
+                            f"Workbench DB\nPostgreSQL {wb.engine_version}\n{wb.instance_class}, "
+                            f"{wb.allocated_storage_gb} GB, {az}",
                             nodeid="db_workbench",
                         )
                     ]
-                    if dbs["audit"]["enabled"]:
-                        a = dbs["audit"]
+                    if dbs.audit.enabled:
+                        a = dbs.audit
                         databases.append(
                             RDSPostgresqlInstance(
-                                f"audit DB\nPostgreSQL\n{a['instance_class']}, {a['allocated_storage_gb']} GB",
+                                f"audit DB\nPostgreSQL\n{a.instance_class}, {a.allocated_storage_gb} GB",
                                 nodeid="db_audit",
                             )
                         )
                     slurm_db = None
-                    if dbs["slurm_accounting"]["enabled"]:
-                        s = dbs["slurm_accounting"]
-                        icon = RDSMariadbInstance if s["engine"] == "mariadb" else RDSMysqlInstance
+                    if dbs.slurm_accounting.enabled:
+                        sa = dbs.slurm_accounting
+                        icon = RDSMariadbInstance if sa.engine == "mariadb" else RDSMysqlInstance
                         slurm_db = icon(
-                            f"Slurm accounting DB\n{s['engine']}\n{s['instance_class']}, "
-                            f"{s['allocated_storage_gb']} GB",
+                            f"Slurm accounting DB\n{sa.engine}\n{sa.instance_class}, "
+                            f"{sa.allocated_storage_gb} GB",
                             nodeid="db_slurm",
                         )
-                jump = EC2(f"jump host (SSM)\n{aux['jump_host']['instance_type']}", nodeid="jump")
+                jump = EC2(f"jump host (SSM)\n{aux.jump_host.instance_type}", nodeid="jump")
 
         users >> Edge(label="ssh, Workbench") >> nlb >> pool
         for queue in queues:

@@ -9,10 +9,19 @@ on the line that uses it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pwbcluster.config.model import (
+    AuditDbModel,
+    AuxModel,
+    Deployment,
+    SlurmAccountingDbModel,
+    WorkbenchDbModel,
+    coerce,
+)
 from pwbcluster.estimate import catalogue as cat
 
 # EFS is billed for what is stored; these are the sizes assumed for a new deployment.
@@ -190,8 +199,13 @@ def cluster_items(cluster_config: dict[str, Any], image_root_gb: int) -> list[It
     return items
 
 
-def _database(purpose: str, engine: str, spec: dict[str, Any], multi_az: bool) -> list[Item]:
-    klass, gb = spec["instance_class"], int(spec["allocated_storage_gb"])
+def _database(
+    purpose: str,
+    engine: str,
+    spec: WorkbenchDbModel | AuditDbModel | SlurmAccountingDbModel,
+    multi_az: bool,
+) -> list[Item]:
+    klass, gb = spec.instance_class, spec.allocated_storage_gb
     return [
         _static(
             "services",
@@ -210,25 +224,24 @@ def _database(purpose: str, engine: str, spec: dict[str, Any], multi_az: bool) -
     ]
 
 
-def aux_items(data: dict[str, Any]) -> list[Item]:
+def aux_items(aux: AuxModel) -> list[Item]:
     """Network, directory and its TLS front, databases, jump host, secrets."""
-    aux = data["aux"]
     items: list[Item] = []
-    net = aux["network"]
-    if not net.get("vpc_id") and net.get("nat_gateway"):
+    net = aux.network
+    if not net.vpc_id and net.nat_gateway:
         items.append(_static("network", "NAT gateway", "one for all AZs", cat.nat_gateway(), 1))
         items.append(_static("network", "NAT public IPv4", "1 address", cat.public_ipv4(), 1))
-    d = aux["directory"]
+    d = aux.directory
     items.append(
         _static(
             "services",
             "directory",
-            f"{d['type']} {d['size']} x2 DC",
-            cat.directory(d["type"], d["size"]),
+            f"{d.type} {d.size} x2 DC",
+            cat.directory(d.type, d.size),
             2,
         )
     )
-    if d.get("ldaps"):
+    if d.ldaps:
         items.append(
             _static(
                 "services",
@@ -238,18 +251,18 @@ def aux_items(data: dict[str, Any]) -> list[Item]:
                 1,
             )
         )
-    dbs = aux["databases"]
-    multi_az = bool(dbs["workbench"].get("multi_az"))
-    items += _database("Workbench", "postgres", dbs["workbench"], multi_az)
+    dbs = aux.databases
+    multi_az = dbs.workbench.multi_az
+    items += _database("Workbench", "postgres", dbs.workbench, multi_az)
     secrets = BASE_SECRETS
-    if dbs["audit"].get("enabled"):
-        items += _database("audit", "postgres", dbs["audit"], multi_az)
+    if dbs.audit.enabled:
+        items += _database("audit", "postgres", dbs.audit, multi_az)
         secrets += 1
-    slurm = dbs["slurm_accounting"]
-    if slurm.get("enabled"):
-        items += _database("Slurm acct", slurm["engine"], slurm, multi_az)
+    slurm = dbs.slurm_accounting
+    if slurm.enabled:
+        items += _database("Slurm acct", slurm.engine, slurm, multi_az)
         secrets += 1
-    jump = aux["jump_host"]["instance_type"]
+    jump = aux.jump_host.instance_type
     items.append(_static("services", "jump host", jump, cat.ec2_instance(jump), 1))
     items.append(
         _static(
@@ -266,6 +279,8 @@ def aux_items(data: dict[str, Any]) -> list[Item]:
     return items
 
 
-def bill_of_materials(data: dict[str, Any], cluster_config: dict[str, Any]) -> list[Item]:
-    image_root_gb = int(data.get("image", {}).get("root_volume_gb") or 0)
-    return aux_items(data) + cluster_items(cluster_config, image_root_gb)
+def bill_of_materials(
+    model: Deployment | Mapping[str, Any], cluster_config: dict[str, Any]
+) -> list[Item]:
+    model = coerce(Deployment, model)
+    return aux_items(model.aux) + cluster_items(cluster_config, model.image.root_volume_gb)

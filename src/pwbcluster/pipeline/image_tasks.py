@@ -54,18 +54,18 @@ def recorded_image(config: Any, mode: str) -> contracts.ImageOutputs | None:
 
 def dry_run(config: Any, console: Console, mode: str = "real") -> service.PreparedImage:
     """Fingerprint, upload list and build-image config, with no AWS call at all."""
-    image = config.data["image"]
+    image = config.model.image
     network = recorded_network(config, mode) or contracts.planned_network(
         config.region, config.name
     )
-    parent = image.get("parent_ami") or DRY_RUN_PARENT
+    parent = image.parent_ami or DRY_RUN_PARENT
     prepared = service.prepare(config, network, str(parent))
     console.print(f"[bold]Fingerprint[/bold] {prepared.fingerprint}")
     console.print(f"Image id / AMI name: {prepared.image_id}", highlight=False)
-    if not image.get("parent_ami"):
+    if not image.parent_ami:
         console.print(
             "Parent image: looked up when building (newest available "
-            f"{official_name_prefix(image['os'], PCLUSTER_VERSION)}*, owner amazon); "
+            f"{official_name_prefix(image.os, PCLUSTER_VERSION)}*, owner amazon); "
             f"{DRY_RUN_PARENT} stands for it below. The fingerprint does not depend on it.",
             highlight=False,
         )

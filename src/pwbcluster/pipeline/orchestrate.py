@@ -88,9 +88,7 @@ def account(config: Config, mode: str, console: Console, start_server: bool) -> 
     if mode not in MODES:
         raise ToolkitError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if mode == "real":
-        yield AwsAccount(
-            config.region, config.data["deployment"].get("pulumi_backend"), console=console
-        )
+        yield AwsAccount(config.region, config.model.deployment.pulumi_backend, console=console)
         return
     server = (
         sandbox_server.start(config.build_dir)

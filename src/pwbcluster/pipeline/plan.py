@@ -67,14 +67,12 @@ PlanStep = tuple[str, Callable[[PlanContext], None]]
 def planned_context(config: Config) -> PlanContext:
     """Planned upstream values, as the stages' own ``plan`` gives them (nothing rendered)."""
     name, region = config.name, config.region
-    directory = config.data["aux"]["directory"]
+    directory = config.model.aux.directory
     return PlanContext(
         config=config,
         build_dir=config.build_dir,
         network=contracts.planned_network(region, name),
-        services=contracts.planned_services(
-            region, name, directory["domain"], bool(directory["ldaps"])
-        ),
+        services=contracts.planned_services(region, name, directory.domain, directory.ldaps),
         image=planned_image_outputs(config),
         # The cluster stage uploads node scripts at the bucket root (cluster/...), the
         # prefix the node IAM policies grant; the plan shows the same URIs.

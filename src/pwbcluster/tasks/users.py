@@ -67,7 +67,7 @@ def _run(
     # invoke passes flags whose default is None as strings.
     count = _integer("--count", count)
     concurrency = _integer("--concurrency", concurrency)
-    batch = UserBatch.from_config(cfg.data["aux"]["users"], count=count, prefix=prefix)
+    batch = UserBatch.from_config(cfg.model.aux.users, count=count, prefix=prefix)
     batch.check()
     services = _services(cfg)
     console = Console()

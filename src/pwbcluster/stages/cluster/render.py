@@ -13,9 +13,11 @@ error from ParallelCluster can be traced back to the line a person edits.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pwbcluster.config.model import Deployment, WorkbenchModel, build, coerce, thaw
 from pwbcluster.contracts import ImageOutputs, NetworkOutputs, ServicesOutputs
 from pwbcluster.files import deep_merge
 
@@ -44,11 +46,15 @@ class RenderedCluster:
     warnings: list[str] = field(default_factory=list)
 
 
-def lb_listeners(cluster: dict[str, Any]) -> tuple[str, str | None]:
-    """(ports tag value, certificate ARN or None) for the login load balancer."""
-    wb = cluster["workbench"]
-    cert = wb.get("tls_certificate_arn")
-    port = int(wb["port"])
+def lb_listeners(workbench: WorkbenchModel | Mapping[str, Any]) -> tuple[str, str | None]:
+    """(ports tag value, certificate ARN or None) for the login load balancer.
+
+    The one place the Workbench port becomes the listener map; a mapping is the legacy
+    ``cluster`` dict of callers not yet moved to the model.
+    """
+    if isinstance(workbench, Mapping):
+        workbench = build(WorkbenchModel, workbench["workbench"])
+    cert, port = workbench.tls_certificate_arn, workbench.port
     return (f"443:{port}" if cert else f"{port}:{port}"), cert
 
 
@@ -67,15 +73,15 @@ def node_env_uri(network: NetworkOutputs, scripts_prefix: str) -> str:
 
 
 def render_cluster_config(
-    data: dict[str, Any],
+    model: Deployment | Mapping[str, Any],
     network: NetworkOutputs,
     services: ServicesOutputs,
     image: ImageOutputs,
     scripts_prefix: str,
     tags: dict[str, str],
 ) -> RenderedCluster:
-    cluster = data["cluster"]
-    region = data["deployment"]["region"]
+    model = coerce(Deployment, model)
+    cluster = model.cluster
     smap: dict[RenderedPath, tuple[str | int, ...]] = {}
     warnings: list[str] = []
     env_uri = node_env_uri(network, scripts_prefix)
@@ -85,18 +91,18 @@ def render_cluster_config(
 
     custom_actions = {"OnNodeStart": action("start")}
     sgs = [services.cluster_security_group_id]
-    ports, cert = lb_listeners(cluster)
+    ports, cert = lb_listeners(cluster.workbench)
     all_tags = dict(tags)
     all_tags[LB_PORTS_TAG] = ports
     if cert:
         all_tags[LB_CERTIFICATE_TAG] = cert
 
-    head = cluster["head_node"]
+    head = cluster.head_node
     head_node: dict[str, Any] = {
-        "InstanceType": head["instance_type"],
+        "InstanceType": head.instance_type,
         "Networking": {"SubnetId": network.private_subnet_ids[0], "AdditionalSecurityGroups": sgs},
         "Ssh": {"KeyName": services.key_pair_name},
-        "LocalStorage": {"RootVolume": {"Size": head["root_volume_gb"], "Encrypted": True}},
+        "LocalStorage": {"RootVolume": {"Size": head.root_volume_gb, "Encrypted": True}},
         "SharedStorageType": "Efs",
         "Iam": {"AdditionalIamPolicies": [{"Policy": services.head_node_policy_arn}]},
         "CustomActions": {**custom_actions, "OnNodeConfigured": action("head")},
@@ -109,19 +115,19 @@ def render_cluster_config(
         "root_volume_gb",
     )
 
-    queues = []
-    for i, q in enumerate(cluster["queues"]):
-        resource = f"{q['name']}-{q['instance_type'].replace('.', '')}"[:25].rstrip("-")
+    queues: list[dict[str, Any]] = []
+    for i, q in enumerate(cluster.queues):
+        resource = f"{q.name}-{q.instance_type.replace('.', '')}"[:25].rstrip("-")
         queues.append(
             {
-                "Name": q["name"],
+                "Name": q.name,
                 "CapacityType": "ONDEMAND",
                 "ComputeResources": [
                     {
                         "Name": resource,
-                        "Instances": [{"InstanceType": q["instance_type"]}],
-                        "MinCount": q["min_count"],
-                        "MaxCount": q["max_count"],
+                        "Instances": [{"InstanceType": q.instance_type}],
+                        "MinCount": q.min_count,
+                        "MaxCount": q.max_count,
                     }
                 ],
                 "Networking": {
@@ -140,7 +146,7 @@ def render_cluster_config(
         smap[(*cr, "MaxCount")] = ("cluster", "queues", i, "max_count")
 
     slurm_settings: dict[str, Any] = {"ScaledownIdletime": 10, "QueueUpdateStrategy": "DRAIN"}
-    if cluster["slurm_accounting"] and services.slurm_accounting_db:
+    if cluster.slurm_accounting and services.slurm_accounting_db:
         db = services.slurm_accounting_db
         slurm_settings["Database"] = {
             "Uri": f"{db.host}:{db.port}",
@@ -149,17 +155,17 @@ def render_cluster_config(
         }
         smap[("Scheduling", "SlurmSettings", "Database")] = ("cluster", "slurm_accounting")
 
-    login = cluster["login_nodes"]
+    login = cluster.login_nodes
     login_pool = {
         "Name": "login",
-        "Count": login["count"],
-        "InstanceType": login["instance_type"],
+        "Count": login.count,
+        "InstanceType": login.instance_type,
         "Networking": {
             "SubnetIds": [network.public_subnet_ids[0]],
             "AdditionalSecurityGroups": sgs,
         },
         # No KeyName: pcluster 3.15+ rejects it for login pools (they use the head node's).
-        "Ssh": {"AllowedIps": login["allowed_cidr"]},
+        "Ssh": {"AllowedIps": login.allowed_cidr},
         "Iam": {"AdditionalIamPolicies": [{"Policy": services.login_node_policy_arn}]},
         "CustomActions": {**custom_actions, "OnNodeConfigured": action("login")},
         "GracetimePeriod": 10,
@@ -173,18 +179,18 @@ def render_cluster_config(
         "allowed_cidr",
     )
 
-    home = cluster["storage"]["home"]
-    if home["type"] == "FsxLustre":
+    home = cluster.storage.home
+    if home.type == "FsxLustre":
         home_storage: dict[str, Any] = {
             "MountDir": "/home",
             "Name": "home",
             "StorageType": "FsxLustre",
             "FsxLustreSettings": {
-                "StorageCapacity": home["capacity_gb"],
-                "DeploymentType": home["deployment_type"],
+                "StorageCapacity": home.capacity_gb,
+                "DeploymentType": home.deployment_type,
             },
         }
-        if home["deployment_type"].startswith("PERSISTENT"):
+        if (home.deployment_type or "").startswith("PERSISTENT"):
             home_storage["FsxLustreSettings"]["PerUnitStorageThroughput"] = 125
         smap[("SharedStorage", 0, "FsxLustreSettings", "StorageCapacity")] = (
             "cluster",
@@ -227,7 +233,7 @@ def render_cluster_config(
     smap[("DirectoryService",)] = ("aux", "directory")
 
     config: dict[str, Any] = {
-        "Region": region,
+        "Region": model.deployment.region,
         "Image": {"Os": image.os, "CustomAmi": image.ami_id},
         "Imds": {"ImdsSupport": "v2.0"},
         "HeadNode": head_node,
@@ -241,7 +247,8 @@ def render_cluster_config(
         "DirectoryService": directory,
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(all_tags.items())],
     }
-    overrides = cluster.get("pcluster_overrides") or {}
+    # Plain dicts again: the rendered config is merged into and dumped as YAML.
+    overrides: dict[str, Any] = thaw(cluster.pcluster_overrides)
     if overrides:
         config = deep_merge(config, overrides)
         for key in overrides:

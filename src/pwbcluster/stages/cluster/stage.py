@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pwbcluster.config.model_cluster import WorkbenchModel
 from pwbcluster.contracts import ClusterOutputs, ImageOutputs, NetworkOutputs, ServicesOutputs
 from pwbcluster.contracts.account import ClusterDeploy
 from pwbcluster.contracts.stage import StageContext, StageSpec, section_inputs
@@ -98,8 +99,8 @@ def inputs(ctx: StageContext) -> Any:
     return out
 
 
-def workbench_url(cluster: dict[str, Any], host: str) -> str:
-    ports, cert = lb_listeners(cluster)
+def workbench_url(workbench: WorkbenchModel, host: str) -> str:
+    ports, cert = lb_listeners(workbench)
     port = int(ports.split(":", 1)[0])
     scheme = "https" if cert else "http"
     default = 443 if cert else 80
@@ -135,14 +136,14 @@ def locator(config: Any, rendered: RenderedCluster) -> Any:
 def prepare(ctx: StageContext) -> Prepared:
     """Render everything, write it under build/<deployment>/ and build the upload set."""
     config = ctx.config
-    data = config.data
+    model = config.model
     network: NetworkOutputs = ctx.upstream.require("network")
     services: ServicesOutputs = ctx.upstream.require("services")
     image: ImageOutputs = ctx.upstream.require("image")
     name, prefix = cluster_name(config), scripts_prefix(config)
-    rendered = render_cluster_config(data, network, services, image, prefix, config.tags())
-    files = render_workbench(settings_from(data, services), config.name)
-    env = node_env(data, network, services, name, prefix)
+    rendered = render_cluster_config(model, network, services, image, prefix, config.tags())
+    files = render_workbench(settings_from(model, services), config.name)
+    env = node_env(model, network, services, name, prefix)
     env_text = format_env(env)
     ca = services.ldap_ca_cert_pem if services.ldap_tls else None
     if services.ldap_tls and not ca:
@@ -212,7 +213,7 @@ def _outputs(ctx: StageContext, prepared: Prepared, host: str) -> ClusterOutputs
     return ClusterOutputs(
         cluster_name=prepared.name,
         region=prepared.region,
-        workbench_url=workbench_url(ctx.config.data["cluster"], host),
+        workbench_url=workbench_url(ctx.config.model.cluster.workbench, host),
         login_load_balancer_dns=host,
         scripts_prefix=UPLOAD_ROOT + "/",
         simulated=ctx.account.simulated,

@@ -8,7 +8,10 @@ script parses (never sources), so a value cannot run as code.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
+
+from pwbcluster.config.model import ImageModel, coerce
 
 # Where each vendor publishes what the scripts download (the scripts add the
 # version-specific path below these).
@@ -31,27 +34,28 @@ ENV_FILE = "image.env"
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9 ._:/+=-]*$")
 
 
-def image_env(image: dict[str, Any]) -> dict[str, str]:
+def image_env(image: ImageModel | Mapping[str, Any]) -> dict[str, str]:
     """The env file's keys and values for one ``image:`` config section."""
+    image = coerce(ImageModel, image)
     try:
-        posit_os, codename, nvidia_os = OS_NAMES[image["os"]]
+        posit_os, codename, nvidia_os = OS_NAMES[image.os]
     except KeyError as exc:
-        raise ValueError(f"image.os '{image['os']}' has no download mapping") from exc
+        raise ValueError(f"image.os '{image.os}' has no download mapping") from exc
     env = {
         "POSIT_OS": posit_os,
         "UBUNTU_CODENAME": codename,
         "NVIDIA_REPO_OS": nvidia_os,
-        "WORKBENCH_VERSION": str(image["workbench"]["version"]),
-        "R_VERSIONS": " ".join(str(v) for v in image["r"]["versions"]),
-        "R_DEFAULT": str(image["r"]["default"]),
-        "PYTHON_VERSIONS": " ".join(str(v) for v in image["python"]["versions"]),
-        "PYTHON_DEFAULT": str(image["python"]["default"]),
-        "JUPYTERLAB_VERSION": str(image["jupyter"]["jupyterlab_version"]),
-        "PWB_JUPYTERLAB_VERSION": str(image["jupyter"]["extension_version"]),
-        "QUARTO_VERSION": str(image["quarto"]["version"]),
-        "APPTAINER_VERSION": str(image["apptainer"]["version"]),
-        "GPU_ENABLED": "true" if image["gpu"]["enabled"] else "false",
-        "CUDA_VERSION": str(image["gpu"]["cuda_version"]),
+        "WORKBENCH_VERSION": image.workbench.version,
+        "R_VERSIONS": " ".join(image.r.versions),
+        "R_DEFAULT": image.r.default,
+        "PYTHON_VERSIONS": " ".join(image.python.versions),
+        "PYTHON_DEFAULT": image.python.default,
+        "JUPYTERLAB_VERSION": image.jupyter.jupyterlab_version,
+        "PWB_JUPYTERLAB_VERSION": image.jupyter.extension_version,
+        "QUARTO_VERSION": image.quarto.version,
+        "APPTAINER_VERSION": image.apptainer.version,
+        "GPU_ENABLED": "true" if image.gpu.enabled else "false",
+        "CUDA_VERSION": image.gpu.cuda_version,
         **VENDOR_URLS,
         **_checksums(image),
     }
@@ -61,13 +65,13 @@ def image_env(image: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def _checksums(image: dict[str, Any]) -> dict[str, str]:
+def _checksums(image: ImageModel) -> dict[str, str]:
     """The checksum keys that are set (the scripts treat a missing key as unset)."""
     values = {
-        "WORKBENCH_SHA256": (image["workbench"].get("sha256") or {}).get(image["os"]),
-        "APPTAINER_SHA256": image["apptainer"].get("sha256"),
-        "CUDA_KEYRING_SHA256": image["gpu"].get("keyring_sha256"),
-        "CUDA_REPO_KEY_FINGERPRINT": image["gpu"].get("repo_key_fingerprint"),
+        "WORKBENCH_SHA256": image.workbench.sha256.for_os(image.os),
+        "APPTAINER_SHA256": image.apptainer.sha256,
+        "CUDA_KEYRING_SHA256": image.gpu.keyring_sha256,
+        "CUDA_REPO_KEY_FINGERPRINT": image.gpu.repo_key_fingerprint,
     }
     return {
         key: str(value).lower() if key.endswith("SHA256") else str(value)
@@ -76,15 +80,16 @@ def _checksums(image: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def unverified_downloads(image: dict[str, Any]) -> list[str]:
+def unverified_downloads(image: ImageModel | Mapping[str, Any]) -> list[str]:
     """What the build would trust on TLS alone, each with what to set in the config."""
+    image = coerce(ImageModel, image)
     out = []
-    if not (image["workbench"].get("sha256") or {}).get(image["os"]):
+    if not image.workbench.sha256.for_os(image.os):
         out.append(
-            f"Workbench {image['workbench']['version']} ({image['os']}): set "
-            f"image.workbench.sha256.{image['os']} to the SHA-256 Posit's download page lists"
+            f"Workbench {image.workbench.version} ({image.os}): set "
+            f"image.workbench.sha256.{image.os} to the SHA-256 Posit's download page lists"
         )
-    if image["gpu"]["enabled"] and not image["gpu"].get("repo_key_fingerprint"):
+    if image.gpu.enabled and not image.gpu.repo_key_fingerprint:
         out.append(
             "NVIDIA repository key: set image.gpu.repo_key_fingerprint "
             "(the keyring package is still checked against the repository's index)"

@@ -6,13 +6,16 @@ and OS (``pwbcluster.pcluster.official``), which the account looks up when it bu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from pwbcluster.config.model import ImageModel, coerce
 from pwbcluster.pcluster.official import official_name_prefix
 
 
-def parent_spec(image: dict[str, Any], pcluster_version: str) -> str:
+def parent_spec(image: ImageModel | Mapping[str, Any], pcluster_version: str) -> str:
     """What the fingerprint records for the parent: known without asking AWS."""
-    if image.get("parent_ami"):
-        return str(image["parent_ami"])
-    return "official:" + official_name_prefix(image["os"], pcluster_version)
+    image = coerce(ImageModel, image)
+    if image.parent_ami:
+        return image.parent_ami
+    return "official:" + official_name_prefix(image.os, pcluster_version)

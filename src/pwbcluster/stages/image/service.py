@@ -28,8 +28,9 @@ def image_dir(config: Any) -> Path:
 
 def fingerprint_for(config: Any) -> str:
     """The image fingerprint of a loaded config: known offline, same as the real run's."""
-    image = config.data["image"]
-    return image_fingerprint(image, image_dir(config), parent_spec(image, PCLUSTER_VERSION))
+    # The fingerprint hashes the plain section, so it is independent of the model's shape.
+    spec = parent_spec(config.model.image, PCLUSTER_VERSION)
+    return image_fingerprint(config.data["image"], image_dir(config), spec)
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,22 @@ class PreparedImage:
 
 def prepare(config: Any, network: NetworkOutputs, parent_image: str) -> PreparedImage:
     """Fingerprint, upload bundle and build-image config, written to build/<deployment>/."""
-    image = config.data["image"]
+    image = config.model.image
     spec = parent_spec(image, PCLUSTER_VERSION)
-    fingerprint = image_fingerprint(image, image_dir(config), spec)
+    fingerprint = image_fingerprint(config.data["image"], image_dir(config), spec)
     name = image_id(image, fingerprint)
+    # image/bundle.py still takes the plain section.
     bundle = make_bundle(
-        image, image_dir(config), fingerprint, network.bucket_name, config.region, name
+        config.data["image"],
+        image_dir(config),
+        fingerprint,
+        network.bucket_name,
+        config.region,
+        name,
     )
     tags = {**config.tags(), PARENT_TAG: parent_image}
     rendered = render_image_config(
-        config.data, network, scripts_prefix(fingerprint), fingerprint, parent_image, tags
+        config.model, network, scripts_prefix(fingerprint), fingerprint, parent_image, tags
     )
     header = HEADER.format(
         name=config.name, fingerprint=fingerprint, parent=parent_image, spec=spec

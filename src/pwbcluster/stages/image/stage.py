@@ -42,12 +42,12 @@ def inputs(ctx: StageContext) -> Any:
 def _outputs(
     ctx: StageContext, ami: str, fingerprint: str, network: NetworkOutputs, simulated: bool
 ) -> ImageOutputs:
-    image = ctx.config.data["image"]
+    image = ctx.config.model.image
     return ImageOutputs(
         ami_id=ami,
         image_name=service.image_id(image, fingerprint),
         fingerprint=fingerprint,
-        os=image["os"],
+        os=image.os,
         scripts_prefix=bundle.scripts_prefix(fingerprint),
         simulated=simulated,
         bucket_name=network.bucket_name,
@@ -56,10 +56,8 @@ def _outputs(
 
 def _build(ctx: StageContext, network: NetworkOutputs) -> tuple[service.PreparedImage, ImageBuild]:
     """Parent, rendered config and bundle, checked by the account (no upload yet)."""
-    image = ctx.config.data["image"]
-    parent = image.get("parent_ami") or ctx.account.official_parent_image(
-        image["os"], PCLUSTER_VERSION
-    )
+    image = ctx.config.model.image
+    parent = image.parent_ami or ctx.account.official_parent_image(image.os, PCLUSTER_VERSION)
     prepared = service.prepare(ctx.config, network, str(parent))
     for item in unverified_downloads(image):
         ctx.say(f"image: [yellow]unverified download[/yellow]: {item}")
@@ -69,7 +67,7 @@ def _build(ctx: StageContext, network: NetworkOutputs) -> tuple[service.Prepared
         config_path=prepared.config_path,
         fingerprint=prepared.fingerprint,
         parent_image=str(parent),
-        root_volume_gb=int(image["root_volume_gb"]),
+        root_volume_gb=image.root_volume_gb,
         tags={t["Key"]: t["Value"] for t in prepared.config["Image"]["Tags"]},
     )
     ctx.account.check_image(build)
@@ -100,15 +98,14 @@ def run(ctx: StageContext) -> ImageOutputs:
 def plan(ctx: StageContext) -> ImageOutputs:
     network: NetworkOutputs = ctx.upstream.require("network")
     prepared, _ = _build(ctx, network)
-    image = ctx.config.data["image"]
-    return planned_image(image["os"], prepared.fingerprint, prepared.image_id)
+    return planned_image(ctx.config.model.image.os, prepared.fingerprint, prepared.image_id)
 
 
 def planned_outputs(config: Any) -> ImageOutputs:
     """The image stage's planned outputs, without rendering anything."""
-    image = config.data["image"]
+    image = config.model.image
     fingerprint = service.fingerprint_for(config)
-    return planned_image(image["os"], fingerprint, service.image_id(image, fingerprint))
+    return planned_image(image.os, fingerprint, service.image_id(image, fingerprint))
 
 
 def destroy(ctx: StageContext, outputs: ImageOutputs | None) -> None:
@@ -128,7 +125,7 @@ def destroy(ctx: StageContext, outputs: ImageOutputs | None) -> None:
         simulated = tags.get(amis.SIMULATED_TAG) == "true"
         ctx.account.delete_image(name, image["ImageId"], not simulated)
         removed.update((name, image["ImageId"]))
-    pending = service.image_id(ctx.config.data["image"], service.fingerprint_for(ctx.config))
+    pending = service.image_id(ctx.config.model.image, service.fingerprint_for(ctx.config))
     if pending not in removed:
         # a build that failed or was cut off before it made an AMI
         ctx.account.delete_pending_image(pending)

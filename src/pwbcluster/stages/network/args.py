@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pwbcluster.config.model import Deployment, coerce
+
 
 @dataclass(frozen=True)
 class NetworkArgs:
@@ -27,18 +29,18 @@ class NetworkArgs:
     private_subnet_ids: tuple[str, ...] = ()
 
 
-def network_args(data: Mapping[str, Any], tags: Mapping[str, str]) -> NetworkArgs:
-    """NetworkArgs from the merged config (``config.data``)."""
-    net = data["aux"]["network"]
-    dep = data["deployment"]
+def network_args(model: Deployment | Mapping[str, Any], tags: Mapping[str, str]) -> NetworkArgs:
+    """NetworkArgs from the model (``config.model``): ``aux.network`` and the deployment."""
+    model = coerce(Deployment, model)
+    net = model.aux.network
     return NetworkArgs(
-        deployment=dep["name"],
-        region=dep["region"],
+        deployment=model.deployment.name,
+        region=model.deployment.region,
         tags=dict(tags),
-        cidr=net["cidr"],
-        availability_zones=int(net["availability_zones"]),
-        nat_gateway=bool(net["nat_gateway"]),
-        vpc_id=net.get("vpc_id") or None,
-        public_subnet_ids=tuple(net.get("public_subnet_ids") or ()),
-        private_subnet_ids=tuple(net.get("private_subnet_ids") or ()),
+        cidr=net.cidr,
+        availability_zones=net.availability_zones,
+        nat_gateway=net.nat_gateway,
+        vpc_id=net.vpc_id or None,
+        public_subnet_ids=net.public_subnet_ids,
+        private_subnet_ids=net.private_subnet_ids,
     )

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pwbcluster.config.model import Deployment, coerce
+
 SLURM_ACCOUNTING_ENGINE_VERSIONS = {"mariadb": "10.11", "mysql": "8.0"}
 
 
@@ -110,23 +112,29 @@ class ServicesArgs:
 
 
 def services_args(
-    data: Mapping[str, Any],
+    model: Deployment | Mapping[str, Any],
     tags: Mapping[str, str],
     network: Any,
     tool_wheel: str | None = None,
 ) -> ServicesArgs:
-    """ServicesArgs from the merged config and the network stage's ``NetworkOutputs``.
+    """ServicesArgs from the model (``config.model``) and the network stage's ``NetworkOutputs``.
 
     ``tool_wheel`` is the pwb-users wheel the jump host installs (``aux.toolwheel``).
     """
-    aux = data["aux"]
-    dep = data["deployment"]
-    name = dep["name"]
+    model = coerce(Deployment, model)
+    aux = model.aux
+    name = model.deployment.name
     tags = dict(tags)
     private = tuple(network.private_subnet_ids)
-    directory = aux["directory"]
-    dbs = aux["databases"]
-    wb = dbs["workbench"]
+    directory = aux.directory
+    dbs = aux.databases
+    wb = dbs.workbench
+    # Every database of the deployment shares the Workbench database's durability.
+    durability: dict[str, Any] = {
+        "multi_az": wb.multi_az,
+        "deletion_protection": wb.deletion_protection,
+        "backup_retention_days": wb.backup_retention_days,
+    }
 
     def db(purpose: str, **kw: Any) -> DatabaseArgs:
         return DatabaseArgs(
@@ -139,13 +147,13 @@ def services_args(
             **kw,
         )
 
-    audit = dbs["audit"]
-    slurm = dbs["slurm_accounting"]
+    audit = dbs.audit
+    slurm = dbs.slurm_accounting
     return ServicesArgs(
         deployment=name,
-        region=dep["region"],
+        region=model.deployment.region,
         tags=tags,
-        license_secret_arn=data["cluster"]["workbench"].get("license_secret_arn") or None,
+        license_secret_arn=model.cluster.workbench.license_secret_arn or None,
         vpc_id=network.vpc_id,
         vpc_cidr=network.vpc_cidr,
         private_subnet_ids=private,
@@ -157,56 +165,50 @@ def services_args(
             vpc_id=network.vpc_id,
             vpc_cidr=network.vpc_cidr,
             subnet_ids=private[:2],
-            type=directory["type"],
-            domain=directory["domain"],
-            size=directory["size"],
-            ldaps=bool(directory["ldaps"]),
-            bind_user=directory["bind_user"],
+            type=directory.type,
+            domain=directory.domain,
+            size=directory.size,
+            ldaps=directory.ldaps,
+            bind_user=directory.bind_user,
         ),
         workbench_db=db(
             "workbench",
-            engine_version=str(wb["engine_version"]),
-            instance_class=wb["instance_class"],
-            allocated_storage_gb=int(wb["allocated_storage_gb"]),
-            multi_az=bool(wb["multi_az"]),
-            deletion_protection=bool(wb["deletion_protection"]),
-            backup_retention_days=int(wb["backup_retention_days"]),
+            engine_version=wb.engine_version,
+            instance_class=wb.instance_class,
+            allocated_storage_gb=wb.allocated_storage_gb,
+            **durability,
         ),
         audit_db=db(
             "audit",
-            engine_version=str(wb["engine_version"]),
-            instance_class=audit["instance_class"],
-            allocated_storage_gb=int(audit["allocated_storage_gb"]),
-            multi_az=bool(wb["multi_az"]),
-            deletion_protection=bool(wb["deletion_protection"]),
-            backup_retention_days=int(wb["backup_retention_days"]),
+            engine_version=wb.engine_version,
+            instance_class=audit.instance_class,
+            allocated_storage_gb=audit.allocated_storage_gb,
             db_name="rstudio_audit",
             username="rstudio_audit",
+            **durability,
         )
-        if audit["enabled"]
+        if audit.enabled
         else None,
         slurm_accounting_db=db(
             "slurm-accounting",
-            engine=slurm["engine"],
-            engine_version=SLURM_ACCOUNTING_ENGINE_VERSIONS[slurm["engine"]],
-            instance_class=slurm["instance_class"],
-            allocated_storage_gb=int(slurm["allocated_storage_gb"]),
-            multi_az=bool(wb["multi_az"]),
-            deletion_protection=bool(wb["deletion_protection"]),
-            backup_retention_days=int(wb["backup_retention_days"]),
+            engine=slurm.engine,
+            engine_version=SLURM_ACCOUNTING_ENGINE_VERSIONS[slurm.engine],
+            instance_class=slurm.instance_class,
+            allocated_storage_gb=slurm.allocated_storage_gb,
+            **durability,
             # slurmdbd creates its own schema (slurm_acct_db) on first start.
             db_name=None,
             username="slurm",
         )
-        if slurm["enabled"]
+        if slurm.enabled
         else None,
         jump_host=JumpHostArgs(
             deployment=name,
             tags=tags,
             vpc_id=network.vpc_id,
             subnet_id=private[0],
-            instance_type=aux["jump_host"]["instance_type"],
-            os=aux["jump_host"]["os"],
+            instance_type=aux.jump_host.instance_type,
+            os=aux.jump_host.os,
             tool_wheel=tool_wheel,
         ),
     )

@@ -73,10 +73,8 @@ def destroy(ctx: StageContext, outputs: ServicesOutputs | None) -> None:
 
 
 def plan(ctx: StageContext) -> ServicesOutputs:
-    directory = ctx.config.data["aux"]["directory"]
-    return planned_services(
-        ctx.config.region, ctx.config.name, directory["domain"], bool(directory["ldaps"])
-    )
+    directory = ctx.config.model.aux.directory
+    return planned_services(ctx.config.region, ctx.config.name, directory.domain, directory.ldaps)
 
 
 SPEC = StageSpec(

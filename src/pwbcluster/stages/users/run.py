@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pwbcluster.config.model import UsersModel, coerce
 from pwbcluster.contracts import ServicesOutputs, UsersOutputs
 from pwbcluster.stages.users import engine
 from pwbcluster.stages.users import remote as ssm
@@ -20,7 +21,7 @@ from pwbcluster.stages.users.spec import UserBatch
 from pwbcluster.stages.users.store import PasswordStore
 
 
-def batch_for(users_cfg: Mapping[str, Any], count: int | None = None) -> UserBatch:
+def batch_for(users_cfg: UsersModel | Mapping[str, Any], count: int | None = None) -> UserBatch:
     return UserBatch.from_config(users_cfg, count=count)
 
 
@@ -42,7 +43,7 @@ def outputs_from_report(doc: Mapping[str, Any], password_secret_arn: str) -> Use
 
 def run_users(
     services: ServicesOutputs,
-    users_cfg: Mapping[str, Any],
+    users_cfg: UsersModel | Mapping[str, Any],
     region: str,
     *,
     ssm_client: Any = None,
@@ -73,7 +74,7 @@ def target_for(services: ServicesOutputs, servers: tuple[str, ...] | None = None
 
 def run_users_direct(
     target: Target,
-    users_cfg: Mapping[str, Any],
+    users_cfg: UsersModel | Mapping[str, Any],
     admin_password: str,
     store: PasswordStore,
     *,
@@ -92,11 +93,11 @@ def run_users_direct(
 
 
 def skipped_users(
-    services: ServicesOutputs, users_cfg: Mapping[str, Any], reason: str
+    services: ServicesOutputs, users_cfg: UsersModel | Mapping[str, Any], reason: str
 ) -> UsersOutputs:
     """The sandbox has no directory to talk to: say so instead of pretending."""
     return UsersOutputs(
-        requested=int(users_cfg.get("count", 0)),
+        requested=coerce(UsersModel, users_cfg).count,
         created=0,
         existing=0,
         verified=0,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pwbcluster.config.model import UsersModel, coerce
 from pwbcluster.errors import ToolkitError
 
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -49,21 +50,20 @@ class UserBatch:
     admins: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
-    def from_config(cls, users: Mapping[str, Any], **overrides: Any) -> UserBatch:
-        """From ``aux.users`` of the merged configuration (plus CLI/task overrides)."""
-        groups = users.get("groups") or {}
+    def from_config(cls, users: UsersModel | Mapping[str, Any], **overrides: Any) -> UserBatch:
+        """From ``aux.users`` of the model (plus CLI/task overrides)."""
+        users = coerce(UsersModel, users)
         batch = cls(
-            count=int(users.get("count", 0)),
-            prefix=str(users.get("prefix", "posit")),
-            digits=int(users.get("digits", 4)),
-            start=int(users.get("start", 1)),
-            uid_start=int(users.get("uid_start", 10001)),
-            gid_start=int(users.get("gid_start", DEFAULT_GID_START)),
-            shell=str(users.get("shell", "/bin/bash")),
-            home_base=str(users.get("home_base", "/home")),
-            users_group=str(groups.get("users", "pwb-users")),
-            admins_group=str(groups.get("admins", "pwb-admins")),
-            admins=tuple(str(a) for a in users.get("admins") or ()),
+            count=users.count,
+            prefix=users.prefix,
+            digits=users.digits,
+            start=users.start,
+            uid_start=users.uid_start,
+            shell=users.shell,
+            home_base=users.home_base,
+            users_group=users.groups.users,
+            admins_group=users.groups.admins,
+            admins=users.admins,
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         return replace(batch, **clean) if clean else batch

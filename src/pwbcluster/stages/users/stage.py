@@ -26,7 +26,7 @@ def inputs(ctx: StageContext) -> Any:
 
 def run(ctx: StageContext) -> UsersOutputs:
     services = ctx.upstream.require("services")
-    users_cfg = ctx.config.data["aux"]["users"]
+    users_cfg = ctx.config.model.aux.users
     reason = ctx.account.cannot(DIRECTORY)
     if reason:
         log.info("users: skipped: %s", reason)
@@ -43,7 +43,7 @@ def destroy(ctx: StageContext, outputs: UsersOutputs | None) -> None:
 def plan(ctx: StageContext) -> UsersOutputs:
     services = ctx.upstream.require("services")
     return skipped_users(
-        services, ctx.config.data["aux"]["users"], "a plan creates no users (invoke up does)"
+        services, ctx.config.model.aux.users, "a plan creates no users (invoke up does)"
     )
 
 

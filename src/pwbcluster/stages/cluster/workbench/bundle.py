@@ -18,10 +18,12 @@ executed), so a value needs no quoting and cannot run anything.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pwbcluster.config.model import Deployment, WorkbenchModel, coerce
 from pwbcluster.contracts import NetworkOutputs, ServicesOutputs
 from pwbcluster.errors import ToolkitError
 from pwbcluster.files_manifest import manifest_files
@@ -46,8 +48,8 @@ class BundleObject:
     body: bytes
 
 
-def license_secret_arn(data: dict[str, Any], services: ServicesOutputs) -> str | None:
-    return services.license_secret_arn or data["cluster"]["workbench"].get("license_secret_arn")
+def license_secret_arn(workbench: WorkbenchModel, services: ServicesOutputs) -> str | None:
+    return services.license_secret_arn or workbench.license_secret_arn
 
 
 def container_tag_version(workbench_version: str) -> str:
@@ -56,36 +58,37 @@ def container_tag_version(workbench_version: str) -> str:
 
 
 def node_env(
-    data: dict[str, Any],
+    model: Deployment | Mapping[str, Any],
     network: NetworkOutputs,
     services: ServicesOutputs,
     cluster_name: str,
     scripts_prefix: str = "",
 ) -> dict[str, str]:
-    cluster = data["cluster"]
-    wb = cluster["workbench"]
-    ports, cert = lb_listeners(cluster)
-    audit = services.audit_db if wb["audit_database"] else None
+    model = coerce(Deployment, model)
+    cluster = model.cluster
+    wb = cluster.workbench
+    ports, cert = lb_listeners(wb)
+    audit = services.audit_db if wb.audit_database else None
     env = {
-        "DEPLOYMENT": data["deployment"]["name"],
-        "REGION": data["deployment"]["region"],
+        "DEPLOYMENT": model.deployment.name,
+        "REGION": model.deployment.region,
         "CLUSTER_NAME": cluster_name,
         "WORKBENCH_SHARED_DIR": WORKBENCH_SHARED_DIR,
-        "WORKBENCH_PORT": str(wb["port"]),
+        "WORKBENCH_PORT": str(wb.port),
         "LB_SCHEME": "https" if cert else "http",
         "LB_PORT": ports.split(":", 1)[0],
         "DB_PASSWORD_SECRET_ARN": services.workbench_db.password_secret_arn,
         "AUDIT_DB_PASSWORD_SECRET_ARN": audit.password_secret_arn if audit else "",
         "COOKIE_KEY_SECRET_ARN": services.cookie_key_secret_arn,
-        "LICENSE_SECRET_ARN": license_secret_arn(data, services) or "",
+        "LICENSE_SECRET_ARN": license_secret_arn(wb, services) or "",
         "LDAP_TLS": "true" if services.ldap_tls else "false",
         "LDAP_CA_PATH": LDAP_CA_PATH,
-        "HA_CONTROLLERS": "true" if cluster["ha"]["controllers"] else "false",
+        "HA_CONTROLLERS": "true" if cluster.ha.controllers else "false",
         "HA_SHARED_DIR": HA_SHARED_DIR,
-        "HA_TIMEOUT": str(cluster["ha"]["slurmctld_timeout"]),
-        "CONTAINER_SESSIONS": "true" if wb["container_sessions"] else "false",
-        "CONTAINER_IMAGES": " ".join(wb["container_images"]),
-        "CONTAINER_TAG_VERSION": container_tag_version(str(data["image"]["workbench"]["version"])),
+        "SLURMCTLD_TIMEOUT": str(cluster.ha.slurmctld_timeout),
+        "CONTAINER_SESSIONS": "true" if wb.container_sessions else "false",
+        "CONTAINER_IMAGES": " ".join(wb.container_images),
+        "CONTAINER_TAG_VERSION": container_tag_version(model.image.workbench.version),
     }
     return env
 

@@ -2,15 +2,17 @@
 
 ``WorkbenchSettings`` is plain data (no secrets: database passwords, the
 secure-cookie-key and the licence stay in Secrets Manager and are written on the login
-nodes at boot). ``settings_from`` builds it from the merged config and the services
-stage's outputs; the queue profiles are sized from the queues' instance types.
+nodes at boot). ``settings_from`` builds it from the model (its ``cluster`` and
+``image`` sections) and the services stage's outputs; the queue profiles are sized from the queues' instance types.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pwbcluster.config.model import Deployment, QueueModel, coerce
 from pwbcluster.contracts import DatabaseEndpoint, ServicesOutputs
 from pwbcluster.stages.cluster.render import WORKBENCH_SHARED_DIR
 from pwbcluster.stages.cluster.workbench.sizing import instance_size
@@ -117,13 +119,13 @@ def resource_profiles(vcpus: int, mem_mb: int) -> tuple[ResourceProfile, ...]:
     return tuple(out)
 
 
-def queue_profile(queue: dict[str, Any]) -> QueueProfile:
-    size = instance_size(queue["instance_type"])
+def queue_profile(queue: QueueModel) -> QueueProfile:
+    size = instance_size(queue.instance_type)
     usable = max(size.memory_mib - RESERVED_MEM_MB, 512)
     return QueueProfile(
-        name=queue["name"],
-        cluster=f"Slurm-{queue['name']}",
-        instance_type=queue["instance_type"],
+        name=queue.name,
+        cluster=f"Slurm-{queue.name}",
+        instance_type=queue.instance_type,
         vcpus=size.vcpus,
         mem_mb=usable,
         gpus=size.gpus,
@@ -132,21 +134,23 @@ def queue_profile(queue: dict[str, Any]) -> QueueProfile:
     )
 
 
-def settings_from(data: dict[str, Any], services: ServicesOutputs) -> WorkbenchSettings:
-    cluster, image = data["cluster"], data["image"]
-    wb = cluster["workbench"]
-    audit = services.audit_db if wb["audit_database"] else None
+def settings_from(
+    model: Deployment | Mapping[str, Any], services: ServicesOutputs
+) -> WorkbenchSettings:
+    model = coerce(Deployment, model)
+    cluster, image = model.cluster, model.image
+    wb = cluster.workbench
     return WorkbenchSettings(
-        port=int(wb["port"]),
-        admin_group=wb["admin_group"],
-        user_group=wb["user_group"],
-        queues=tuple(queue_profile(q) for q in cluster["queues"]),
-        r_versions=tuple(image["r"]["versions"]),
-        r_default=image["r"]["default"],
-        python_default=image["python"]["default"],
+        port=wb.port,
+        admin_group=wb.admin_group,
+        user_group=wb.user_group,
+        queues=tuple(queue_profile(q) for q in cluster.queues),
+        r_versions=image.r.versions,
+        r_default=image.r.default,
+        python_default=image.python.default,
         db=services.workbench_db,
-        audit_db=audit,
-        container_sessions=bool(wb["container_sessions"]),
-        container_images=tuple(wb["container_images"]),
-        workbench_version=str(image["workbench"]["version"]),
+        audit_db=services.audit_db if wb.audit_database else None,
+        container_sessions=wb.container_sessions,
+        container_images=wb.container_images,
+        workbench_version=image.workbench.version,
     )
