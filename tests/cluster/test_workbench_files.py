@@ -92,7 +92,7 @@ def test_profiles_are_sized_from_the_instance_types(data: dict[str, Any]) -> Non
         biggest = max(int(resources[s]["cpus"]) for s in resources.sections())
         assert biggest == size.vcpus
     gpu = kv(files["launcher.slurm.gpu.conf"])
-    assert gpu["enable-gpus"] == "1" and gpu["gpu-types"] == "v100"
+    assert gpu["enable-gpus"] == "1" and gpu["gpu-types"] == "t4"
     assert "enable-gpus" not in kv(files["launcher.slurm.all.conf"])
 
 

@@ -85,11 +85,11 @@ TABLE: dict[str, tuple[str, str, dict[str, str], str, str]] = {
         "0.1824",
         "Hrs",
     ),
-    "ec2:p3.2xlarge": (
+    "ec2:g4dn.xlarge": (
         "AmazonEC2",
         "Compute Instance",
-        {"instanceType": "p3.2xlarge"},
-        "3.305",
+        {"instanceType": "g4dn.xlarge"},
+        "0.587",
         "Hrs",
     ),
     "efs:standard": (
@@ -164,12 +164,12 @@ def test_queues_cost_their_minimum_while_idle_and_their_maximum_when_busy(
     cpu, gpu = line(online, "queue all"), line(online, "queue gpu")
     assert (cpu["quantity_idle"], cpu["quantity_max"]) == (1, 10)
     assert cpu["monthly_idle_usd"] == 133.15 and cpu["monthly_max_usd"] == 1331.52
-    assert (gpu["monthly_idle_usd"], gpu["monthly_max_usd"]) == (0.0, 2412.65)  # 3.305 * 730
+    assert (gpu["monthly_idle_usd"], gpu["monthly_max_usd"]) == (0.0, 428.51)  # 0.587 * 730
     disks = line(online, "queue all disks")
     assert disks["monthly_idle_usd"] == 8.80 and disks["monthly_max_usd"] == 88.00
     # Everything else is static: the difference between max and idle is the queues alone.
     totals = online["totals"]
-    growth = 9 * 0.1824 * 730 + 3.305 * 730 + 10 * 100 * 0.088
+    growth = 9 * 0.1824 * 730 + 0.587 * 730 + 10 * 100 * 0.088
     assert totals["monthly_max_usd"] - totals["monthly_idle_usd"] == pytest.approx(growth, abs=0.02)
     idle_sum = sum(ln["monthly_idle_usd"] for ln in online["lines"])
     assert totals["monthly_idle_usd"] == pytest.approx(idle_sum, abs=0.01 * len(online["lines"]))
@@ -194,7 +194,7 @@ def test_missing_prices_are_unknown_counted_in_no_total_and_say_how_to_fetch(
 ) -> None:
     cache = PriceCache(steps.default_cache_dir())
     region = example.config.region
-    kept = {k: v for k, v in cache.load(region).items() if k != "ec2:p3.2xlarge"}
+    kept = {k: v for k, v in cache.load(region).items() if k != "ec2:g4dn.xlarge"}
     cache.path(region).unlink()
     cache.save(region, kept)
     steps.cost_step(example)
@@ -203,9 +203,9 @@ def test_missing_prices_are_unknown_counted_in_no_total_and_say_how_to_fetch(
     assert gpu["unit_price_usd"] is None and gpu["monthly_max_usd"] is None
     assert "no AWS credentials" in gpu["unknown_reason"]
     assert not doc["complete"] and "partial" in doc["totals"]["note"]
-    assert [u["price_key"] for u in doc["unknown_prices"]] == ["ec2:p3.2xlarge"]
+    assert [u["price_key"] for u in doc["unknown_prices"]] == ["ec2:g4dn.xlarge"]
     assert doc["totals"]["monthly_max_usd"] == pytest.approx(
-        online["totals"]["monthly_max_usd"] - 2412.65, abs=0.01
+        online["totals"]["monthly_max_usd"] - 0.587 * 730, abs=0.01
     )
     assert doc["how_to_fetch_prices"] == "invoke prices.refresh --config config/example.yaml"
     text = "\n".join(example.notes)

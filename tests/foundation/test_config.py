@@ -53,7 +53,7 @@ def test_example_is_valid_and_carries_the_seed_defaults(project: Path) -> None:
         queues["all"]["min_count"],
         queues["all"]["max_count"],
     ) == ("t3.xlarge", 1, 10)
-    assert (queues["gpu"]["instance_type"], queues["gpu"]["max_count"]) == ("p3.2xlarge", 1)
+    assert (queues["gpu"]["instance_type"], queues["gpu"]["max_count"]) == ("g4dn.xlarge", 1)
     assert data["cluster"]["login_nodes"]["count"] == 2
     assert data["cluster"]["storage"]["home"] == {
         "type": "FsxLustre",
@@ -258,3 +258,42 @@ def test_no_password_like_values_in_shipped_yaml() -> None:
         text = (root / rel).read_text().lower()
         for word in ("password:", "passwd", "secret:", "testme"):
             assert word not in text, f"{rel} contains {word!r}"
+
+
+def test_a_region_typo_is_an_error_with_the_region_meant(project: Path) -> None:
+    path = deployment(project)
+    path.write_text(path.read_text().replace("region: eu-west-1", "region: us-esat-1"))
+    found = problems(path)
+    assert any(
+        "deployment.region: 'us-esat-1' is not an AWS region; expected 'us-east-1'" in p
+        and "[region_known]" in p
+        for p in found
+    ), found
+
+
+def test_every_region_pcluster_serves_is_known(project: Path) -> None:
+    for region in ("us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1"):
+        path = deployment(project)
+        path.write_text(path.read_text().replace("region: eu-west-1", f"region: {region}"))
+        assert load_config(path).region == region
+
+
+def test_a_volta_gpu_queue_is_refused_before_any_aws_call(project: Path) -> None:
+    path = deployment(
+        project,
+        """
+        cluster:
+          queues:
+            - name: gpu
+              instance_type: p3.2xlarge
+              min_count: 0
+              max_count: 1
+              gpu: true
+        """,
+    )
+    found = problems(path)
+    assert any(
+        "cluster.queues[0].instance_type: p3.2xlarge: ParallelCluster 3.16 refuses it" in p
+        and "[gpu_driver_supported]" in p
+        for p in found
+    ), found

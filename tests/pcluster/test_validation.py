@@ -173,3 +173,23 @@ def test_a_validator_finding_is_traced_to_the_resource_and_the_deployment_key(
     key = trace(rendered.source_map, failure.path)
     assert key == ("cluster", "queues", 1)
     assert example.describe(key).endswith(" cluster.queues[1]")
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "ap-southeast-2"])
+def test_the_example_plans_in_other_regions(
+    pcluster_site: Path, project_root: Path, region: str
+) -> None:
+    # us-east-1 is the one region where S3 refuses a LocationConstraint; pcluster's own
+    # synthesis creates a bucket there too.
+    example = (project_root / "config" / "example.yaml").read_text()
+    name = "r" + region.replace("-", "")
+    deployment = project_root / "config" / f"{name}.yaml"
+    deployment.write_text(
+        example.replace("name: example", f"name: {name}").replace(
+            "region: eu-west-1", f"region: {region}"
+        )
+    )
+    config = load_config(deployment, root=project_root)
+    assert config.region == region
+    ctx = make_plan(config, steps=[("render", render_step), ("pcluster", pcluster_step)])
+    assert (config.build_dir / "cloudformation" / f"{name}.json").is_file(), ctx.files
