@@ -3,6 +3,7 @@ of pcluster with a scripted CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import urllib.request
@@ -218,3 +219,34 @@ def test_real_driver_updates_an_existing_cluster_and_reports_failure(tmp_path: P
             "example", REGION, tmp_path / "c.yaml", cli, Console(quiet=True), 0
         )
     assert [c[1] for c in cli.calls][:2] == ["describe-cluster", "update-cluster"]
+
+
+@pytest.mark.pcluster
+@pytest.mark.slow
+def test_sandbox_runs_pclusters_ami_validators_on_its_stand_in_image(
+    data: dict[str, Any], tmp_path: Path, moto_endpoint: str
+) -> None:
+    """The stand-in AMI carries an architecture and build-image's description, so
+    pcluster's instance-type/AMI validator runs in the sandbox and refuses what AWS would."""
+    from pwbcluster.config.model import Deployment, build
+    from pwbcluster.sandbox.image_standins import register_standin
+
+    ec2 = boto3.client("ec2", endpoint_url=moto_endpoint, region_name=REGION)
+    ami = register_standin(
+        ec2, "pwb-standin-test", "AWS ParallelCluster AMI for ubuntu2204 (stand-in)", {}
+    )
+    image = ec2.describe_images(ImageIds=[ami])["Images"][0]
+    assert image["Architecture"] == "x86_64"
+    for queue in data["cluster"]["queues"]:
+        if queue.get("gpu"):
+            queue["instance_type"] = "p3.2xlarge"
+    ctx = context(data, tmp_path, moto_endpoint)
+    assert ctx.upstream.image is not None
+    image_out = dataclasses.replace(ctx.upstream.image, ami_id=ami)
+    ctx = dataclasses.replace(ctx, upstream=dataclasses.replace(ctx.upstream, image=image_out))
+    assert ctx.config.model == build(Deployment, data)
+    with pytest.raises(PclusterError, match="OpenRM") as refused:
+        stage.run(ctx)
+    assert "p3.2xlarge" in str(refused.value)
+    # Refused before the upload: no Workbench file reached the bucket.
+    assert not [k for k in keys(moto_endpoint) if "/workbench/" in k]

@@ -174,7 +174,11 @@ def test_stage_direct_path_returns_the_contract(
 ) -> None:
     from pwbcluster.stages.users import run as stage
 
+    from pwbcluster.config import load_config
+
+    example = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
     users_cfg = {
+        **load_config(example).data["aux"]["users"],
         "count": 2,
         "prefix": "st",
         "digits": 2,

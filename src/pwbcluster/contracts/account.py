@@ -45,6 +45,7 @@ class ImageBuild:
     """A rendered build-image configuration, its scripts already uploaded."""
 
     image_id: str
+    os: str
     config: Mapping[str, Any]
     config_path: Path
     fingerprint: str

@@ -55,12 +55,10 @@ SUPPRESSED_VALIDATORS: dict[str, str] = {
     "KeyPairValidator": "moto's DescribeKeyPairs answer has no KeyType, which pcluster reads",
 }
 
-# Also switched off in the sandbox, where the AMI is a stand-in registered in moto:
-# moto's RegisterImage drops the Architecture it is given, so pcluster reads None (an
-# AMI in AWS always carries one; `invoke plan` and real runs keep this validator).
-SANDBOX_SUPPRESSED_VALIDATORS: dict[str, str] = {
-    "InstanceTypeBaseAMICompatibleValidator": "moto drops the stand-in AMI's architecture",
-}
+# Switched off only in the sandbox: none. Its stand-in AMIs are imaged from moto's Linux
+# AMIs, so they carry an architecture and build-image's description, and pcluster's
+# instance-type/AMI validators run there as they do on AWS.
+SANDBOX_SUPPRESSED_VALIDATORS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

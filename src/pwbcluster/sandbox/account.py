@@ -161,7 +161,9 @@ class SandboxAccount:
         return image_standins.register_standin(
             self.client("ec2"),
             build.image_id,
-            "Sandbox stand-in for a pcluster build-image result (simulated): no software installed",
+            # build-image describes its AMIs so; pcluster's validators read the description.
+            f"AWS ParallelCluster AMI for {build.os} (sandbox stand-in for a build-image "
+            "result, simulated: no software installed)",
             dict(build.tags),
             size_gb=build.root_volume_gb,
         )

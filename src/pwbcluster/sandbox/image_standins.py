@@ -19,28 +19,40 @@ PARENT_SUFFIX = "-sandbox-standin"
 def register_standin(
     ec2: Any, name: str, description: str, tags: dict[str, str], size_gb: int = 35
 ) -> str:
-    snapshot = _snapshot(ec2, size_gb)
-    ami = ec2.register_image(
-        Name=name,
-        Description=description,
-        Architecture="x86_64",
-        RootDeviceName=ROOT_DEVICE,
-        VirtualizationType="hvm",
+    """An AMI in moto that carries what a real one would: x86_64, a root volume of the
+    build's size, the description, the tags. It is imaged from an instance of one of moto's
+    Linux AMIs (moto keeps no architecture on a registered image, and ParallelCluster's
+    instance-type/AMI validator reads it)."""
+    base = _linux_x86_image(ec2)
+    instance = ec2.run_instances(
+        ImageId=base["ImageId"],
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
         BlockDeviceMappings=[
-            {"DeviceName": ROOT_DEVICE, "Ebs": {"SnapshotId": snapshot, "VolumeSize": size_gb}}
+            {
+                "DeviceName": base.get("RootDeviceName") or ROOT_DEVICE,
+                "Ebs": {"VolumeSize": size_gb},
+            }
         ],
-    )["ImageId"]
+    )["Instances"][0]["InstanceId"]
+    try:
+        ami = ec2.create_image(InstanceId=instance, Name=name, Description=description)["ImageId"]
+    finally:
+        ec2.terminate_instances(InstanceIds=[instance])
     all_tags = {**tags, SIMULATED_TAG: "true"}
     ec2.create_tags(Resources=[ami], Tags=[{"Key": k, "Value": v} for k, v in all_tags.items()])
     return str(ami)
 
 
-def _snapshot(ec2: Any, size_gb: int) -> str:
-    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
-    volume = ec2.create_volume(AvailabilityZone=zone, Size=size_gb)["VolumeId"]
-    snapshot = ec2.create_snapshot(VolumeId=volume, Description="pwbcluster sandbox stand-in")
-    ec2.delete_volume(VolumeId=volume)
-    return str(snapshot["SnapshotId"])
+def _linux_x86_image(ec2: Any) -> dict[str, Any]:
+    images = ec2.describe_images(
+        Owners=["amazon"], Filters=[{"Name": "architecture", "Values": ["x86_64"]}]
+    )["Images"]
+    linux = [i for i in images if "windows" not in str(i.get("Name", "")).lower()]
+    if not linux:
+        raise StageError("the sandbox's moto has no x86_64 Linux AMI to image a stand-in from")
+    return dict(sorted(linux, key=lambda i: str(i["ImageId"]))[0])
 
 
 def sandbox_parent(ec2: Any, os_name: str, pcluster_version: str) -> str:
@@ -56,7 +68,9 @@ def sandbox_parent(ec2: Any, os_name: str, pcluster_version: str) -> str:
         return register_standin(
             ec2,
             name,
-            "Sandbox stand-in for the official ParallelCluster image (simulated)",
+            # What the official images' descriptions start with: pcluster's validators
+            # read it (the NVIDIA OpenRM rule).
+            f"AWS ParallelCluster AMI for {os_name} (sandbox stand-in, simulated)",
             {"parallelcluster:version": pcluster_version},
         )
 

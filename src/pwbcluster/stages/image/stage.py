@@ -63,6 +63,7 @@ def _build(ctx: StageContext, network: NetworkOutputs) -> tuple[service.Prepared
         ctx.say(f"image: [yellow]unverified download[/yellow]: {item}")
     build = ImageBuild(
         image_id=prepared.image_id,
+        os=image.os,
         config=prepared.config,
         config_path=prepared.config_path,
         fingerprint=prepared.fingerprint,
