@@ -172,9 +172,8 @@ def test_cli_create_list_delete_json(samba_dc: SambaDC, tmp_path: Path) -> None:
 def test_stage_direct_path_returns_the_contract(
     samba_dc: SambaDC, target: Target, tmp_path: Path
 ) -> None:
-    from pwbcluster.stages.users import run as stage
-
     from pwbcluster.config import load_config
+    from pwbcluster.stages.users import run as stage
 
     example = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
     users_cfg = {
