@@ -27,16 +27,14 @@ HELP = {
 
 
 def _services(cfg: Any) -> Any:
-    from pwbcluster.contracts import ServicesOutputs, from_dict
     from pwbcluster.pipeline import orchestrate
-    from pwbcluster.pipeline.state import State
 
-    rec = State.load(orchestrate.state_path(cfg), "real").stages.get("services")
-    if rec is None or rec.status != "done" or not rec.outputs:
+    services = orchestrate.recorded(cfg, "real", "services")
+    if services is None:
         raise StageError(
             f"no finished services stage in {orchestrate.state_path(cfg)}: run `invoke up` first"
         )
-    return from_dict(ServicesOutputs, rec.outputs)
+    return services
 
 
 def _integer(flag: str, value: Any) -> int | None:
