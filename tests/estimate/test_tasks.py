@@ -41,6 +41,12 @@ def test_plan_writes_the_diagram_and_the_estimate(full_project: Path) -> None:
         ln["resource"] for ln in doc["lines"]
     }
     assert "Cost estimate" in out and "invoke prices.refresh --config config/example.yaml" in out
+    # Every validator the plan switches off is listed with its reason, none hidden.
+    from pwbcluster.pcluster.offline import SUPPRESSED_VALIDATORS
+
+    flat = " ".join(out.split())
+    for name, why in SUPPRESSED_VALIDATORS.items():
+        assert f"suppressed: pcluster {name}: {' '.join(why.split())}" in flat, name
     if diagram.unavailable_reason() is None:
         assert (build / "architecture.png").stat().st_size > 10_000
         assert (build / "architecture.svg").is_file()

@@ -267,3 +267,9 @@ def raise_for(results: Sequence[JobResult], describe: Any = None) -> None:
             f"ParallelCluster rejected the rendered configuration ({len(lines)} error(s)):\n"
             + "\n".join(lines)
         )
+
+
+def suppression_lines(sandbox: bool = False) -> list[str]:
+    """Each ParallelCluster validator switched off here, with its reason (for the output)."""
+    table = {**SUPPRESSED_VALIDATORS, **(SANDBOX_SUPPRESSED_VALIDATORS if sandbox else {})}
+    return [f"suppressed: pcluster {name}: {why}" for name, why in sorted(table.items())]

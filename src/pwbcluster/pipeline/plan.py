@@ -26,6 +26,7 @@ from pwbcluster.contracts.account import ClusterDeploy
 from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.estimate.resources import Item, bill_of_materials
 from pwbcluster.files import write_text
+from pwbcluster.pcluster import offline
 from pwbcluster.pipeline.plan_estimate import cost_step, diagram_step
 from pwbcluster.pipeline.plan_pcluster import pcluster_step
 from pwbcluster.pipeline.registry import stage_specs
@@ -161,6 +162,9 @@ def print_plan(ctx: PlanContext, console: Console) -> None:
     )
     for warning in ctx.config.warnings:
         console.print(f"[yellow]{warning}[/yellow]", highlight=False)
+    # What this plan could not check as AWS would, each with its reason.
+    for line in offline.suppression_lines():
+        console.print(line, highlight=False)
     for note in ctx.notes:
         console.print(note, highlight=False)
     console.print("Files written:")

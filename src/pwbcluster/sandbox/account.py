@@ -155,6 +155,8 @@ class SandboxAccount:
             suppress=(*offline.SUPPRESSED_VALIDATORS, *offline.SANDBOX_SUPPRESSED_VALIDATORS),
         )
         offline.raise_for([result])
+        for line in offline.suppression_lines(sandbox=True):
+            self.notes.add(line)
 
     def build_image(self, build: ImageBuild) -> str:
         self.notes.add("simulated: the custom AMI is a registered stand-in (nothing is built)")
@@ -196,6 +198,8 @@ class SandboxAccount:
             return f"{origin}{failure.message} [pcluster {failure.validator}] (rendered: {where})"
 
         offline.raise_for([result], describe)
+        for line in offline.suppression_lines(sandbox=True):
+            self.notes.add(line)
         self._templates = [str(p) for p in result.files]
         self._validator_warnings = [f"{w.validator}: {w.message}" for w in result.warnings]
 
