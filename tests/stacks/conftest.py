@@ -114,12 +114,17 @@ def _existing_vpc(data: dict[str, Any]) -> None:
     net["private_subnet_ids"] = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
 
 
+def _no_controller_ha(data: dict[str, Any]) -> None:
+    data["cluster"]["ha"]["controllers"] = False
+
+
 VARIANTS: dict[str, Callable[[dict[str, Any]], None] | None] = {
     "default": None,
     "all-databases": _all_databases,
     "managed-ad": _managed_ad,
     "no-ldaps": _no_ldaps,
     "existing-vpc": _existing_vpc,
+    "no-controller-ha": _no_controller_ha,
 }
 
 

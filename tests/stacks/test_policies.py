@@ -193,7 +193,16 @@ def _statements(r: Registered) -> list[dict[str, Any]]:
 DESCRIBE_ONLY = {
     "elasticloadbalancing:DescribeLoadBalancers",
     "elasticloadbalancing:DescribeTags",
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceStatus",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:DescribeCapacityReservations",
 }
+# '*' with a condition that ties it to this cluster's own instances (as ParallelCluster's
+# head node policy does: TerminateInstances supports no resource narrower than the tag).
+CONDITIONED_ON_CLUSTER_TAG = {"ec2:TerminateInstances"}
 
 
 @pytest.mark.parametrize("variant", ["default", "all-databases"])
@@ -217,8 +226,13 @@ def test_iam_policies_name_exact_arns(deployments: dict[str, Deployed], variant:
             resources = statement["Resource"]
             resources = [resources] if isinstance(resources, str) else resources
             if "*" in resources:
-                # Only read-only Describe calls that support no resource-level permission.
-                assert set(actions) <= DESCRIBE_ONLY, f"{policy.urn}: '*' resource for {actions}"
+                # Only read-only Describe calls that support no resource-level permission,
+                # or termination restricted by condition to this cluster's tagged instances.
+                tagged = statement.get("Condition", {}).get("StringEquals", {})
+                own = tagged.get("ec2:ResourceTag/parallelcluster:cluster-name") == d.config.name
+                assert set(actions) <= DESCRIBE_ONLY or (
+                    set(actions) <= CONDITIONED_ON_CLUSTER_TAG and own
+                ), f"{policy.urn}: '*' resource for {actions}"
             for action in actions:
                 assert not action.endswith(":*"), f"{policy.urn}: wildcard action {action}"
                 if action.startswith("s3:"):
@@ -304,3 +318,31 @@ def test_database_identifiers_fit_the_provider_limit(deployments: dict[str, Depl
     for db in deployments["all-databases"].of_type("rds/instance:Instance"):
         prefix = db.inputs["identifierPrefix"]
         assert len(prefix) <= 37 and prefix.endswith("-"), f"{db.urn}: {prefix}"
+
+
+def _login_statements(d: Deployed) -> dict[str, dict[str, Any]]:
+    (policy,) = [
+        p for p in d.of_type("iam/policy:Policy") if p.name == f"{d.config.name}-nodes-login-node"
+    ]
+    return {s.get("Sid", ""): s for s in _statements(policy)}
+
+
+def test_login_nodes_may_scale_the_cluster_only_with_controller_ha(
+    deployments: dict[str, Deployed],
+) -> None:
+    d = deployments["default"]
+    name, region = d.config.name, d.config.region
+    statements = _login_statements(d)
+    launch = statements["ScalingRunInstancesCreateFleet"]
+    subnets = {r for r in launch["Resource"] if ":subnet/" in r}
+    assert subnets == {
+        f"arn:aws:ec2:{region}:*:subnet/{s}" for s in d.network.private_subnet_ids
+    }, subnets
+    assert statements["ScalingPassClusterRoles"]["Resource"] == (
+        f"arn:aws:iam::*:role/parallelcluster/{name}/*"
+    )
+    assert statements["ScalingClusterTable"]["Resource"].endswith(f":table/parallelcluster-{name}")
+    dns = statements["ScalingClusterDnsRecords"]["Condition"]["ForAllValues:StringLike"]
+    assert dns["route53:ChangeResourceRecordSetsNormalizedRecordNames"] == [f"*.{name}.pcluster"]
+    off = _login_statements(deployments["no-controller-ha"])
+    assert not [sid for sid in off if sid.startswith("Scaling")], off

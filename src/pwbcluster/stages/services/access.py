@@ -36,6 +36,106 @@ LOGIN_NODE_EXTRA = (
 )
 
 
+def login_scaling_statements(
+    region: str, cluster: str, subnet_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """What ParallelCluster's resume/suspend programs call, for a backup controller.
+
+    Mirrors the head node's own policy in ParallelCluster 3.16.1
+    (``HeadNodeIamResources`` in ``pcluster/templates/cdk_builder_utils.py``, the Route53
+    policy in ``templates/slurm_builder.py``): launch and fleet requests only into the
+    cluster's subnets, termination only of instances tagged with this cluster, PassRole
+    only on the cluster's own role path, its DynamoDB table, records of its hosted zone.
+    The hosted zone and the AMI are made later (by ParallelCluster and the image stage), so
+    those are named by pattern and condition, not by id.
+    """
+    ec2 = f"arn:aws:ec2:{region}:*"
+    return [
+        {
+            "Sid": "ScalingRunInstancesCreateFleet",
+            "Effect": "Allow",
+            "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+            "Resource": [
+                *(f"{ec2}:subnet/{s}" for s in subnet_ids),
+                *(
+                    f"{ec2}:{kind}/*"
+                    for kind in (
+                        "fleet",
+                        "network-interface",
+                        "instance",
+                        "volume",
+                        "key-pair",
+                        "security-group",
+                        "launch-template",
+                        "placement-group",
+                    )
+                ),
+                f"arn:aws:ec2:{region}::image/*",
+            ],
+        },
+        {
+            "Sid": "ScalingTagOnLaunch",
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": [f"{ec2}:instance/*", f"{ec2}:volume/*", f"{ec2}:network-interface/*"],
+            "Condition": {"StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateFleet"]}},
+        },
+        {
+            "Sid": "ScalingTerminateOwnInstances",
+            "Effect": "Allow",
+            "Action": "ec2:TerminateInstances",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"ec2:ResourceTag/parallelcluster:cluster-name": cluster}
+            },
+        },
+        {
+            # Describe calls support no resource-level permissions; they only read.
+            "Sid": "ScalingDescribe",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:DescribeInstances",
+                "ec2:DescribeInstanceStatus",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplates",
+                "ec2:DescribeLaunchTemplateVersions",
+                "ec2:DescribeCapacityReservations",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Sid": "ScalingPassClusterRoles",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": f"arn:aws:iam::*:role/parallelcluster/{cluster}/*",
+        },
+        {
+            "Sid": "ScalingClusterTable",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:UpdateItem",
+                "dynamodb:PutItem",
+                "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
+            ],
+            "Resource": f"arn:aws:dynamodb:{region}:*:table/parallelcluster-{cluster}",
+        },
+        {
+            "Sid": "ScalingClusterDnsRecords",
+            "Effect": "Allow",
+            "Action": "route53:ChangeResourceRecordSets",
+            "Resource": "arn:aws:route53:::hostedzone/*",
+            "Condition": {
+                "ForAllValues:StringLike": {
+                    "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+                        f"*.{cluster.lower()}.pcluster"
+                    ]
+                }
+            },
+        },
+    ]
+
+
 @dataclass(frozen=True)
 class ClusterAccessArgs:
     deployment: str
@@ -79,6 +179,8 @@ class NodePoliciesArgs:
     # Secret ARNs by role: exactly what each role may read.
     secrets: Mapping[str, Sequence[Any]]
     tags: Mapping[str, str] = field(default_factory=dict)
+    # More statements for the login-node role (a backup controller's scaling calls).
+    login_extra: Sequence[dict[str, Any]] = ()
 
 
 class NodePolicies(pulumi.ComponentResource):
@@ -98,7 +200,7 @@ class NodePolicies(pulumi.ComponentResource):
                     args.bucket_arn,
                     CLUSTER_SCRIPTS_PREFIX,
                     list(args.secrets.get(role, ())),
-                    LOGIN_NODE_EXTRA if role == "login-node" else (),
+                    (*LOGIN_NODE_EXTRA, *args.login_extra) if role == "login-node" else (),
                 ),
                 tags={**dict(args.tags), "Name": f"{args.deployment}-{role}"},
                 opts=pulumi.ResourceOptions(parent=self),

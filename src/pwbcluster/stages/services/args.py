@@ -108,6 +108,9 @@ class ServicesArgs:
     # The user's Workbench licence secret (cluster.workbench.license_secret_arn): the
     # toolkit never creates it, but login and head nodes must be allowed to read it.
     license_secret_arn: str | None = None
+    # Backup slurmctlds on the login nodes (cluster.ha.controllers): the login nodes then
+    # need what ParallelCluster's resume and suspend programs call.
+    login_node_scaling: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -154,6 +157,7 @@ def services_args(
         region=model.deployment.region,
         tags=tags,
         license_secret_arn=model.cluster.workbench.license_secret_arn or None,
+        login_node_scaling=bool(model.cluster.ha.controllers),
         vpc_id=network.vpc_id,
         vpc_cidr=network.vpc_cidr,
         private_subnet_ids=private,

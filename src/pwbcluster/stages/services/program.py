@@ -17,6 +17,7 @@ from pwbcluster.stages.services.access import (
     NodePoliciesArgs,
     SshKey,
     SshKeyArgs,
+    login_scaling_statements,
 )
 from pwbcluster.stages.services.args import ServicesArgs
 from pwbcluster.stages.services.databases import Database
@@ -125,6 +126,9 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
                 "compute-node": [],
             },
             tags=tags,
+            login_extra=login_scaling_statements(args.region, name, args.private_subnet_ids)
+            if args.login_node_scaling
+            else (),
         ),
     )
 
