@@ -26,7 +26,7 @@ if str(ROOT / "src") not in sys.path:
 from pwbcluster import contracts  # noqa: E402
 from pwbcluster.config import load_config  # noqa: E402
 from pwbcluster.config.model import model_of  # noqa: E402
-from pwbcluster.stages.cluster.workbench.bundle import bundle_objects, format_env, node_env  # noqa: E402
+from pwbcluster.stages.cluster.bundle import bundle_objects, format_env, node_env  # noqa: E402
 from pwbcluster.stages.cluster.workbench.generate import render_workbench  # noqa: E402
 from pwbcluster.stages.cluster.workbench.settings import settings_from  # noqa: E402
 

@@ -10,9 +10,9 @@ import pytest
 from moto import mock_aws
 
 from pwbcluster.config.model import model_of
+from pwbcluster.stages.cluster.bundle import format_env, node_env
 from pwbcluster.stages.cluster.render import LB_PORTS_TAG, render_cluster_config, trace
 from pwbcluster.stages.cluster.workbench import render_workbench, settings_from
-from pwbcluster.stages.cluster.workbench.bundle import format_env, node_env
 
 from .fixtures import PREFIX, REGION, random_secret, upstream
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pwbcluster.files_manifest import ManifestError, manifest_files
-from pwbcluster.stages.cluster.workbench.bundle import node_scripts
+from pwbcluster.stages.cluster.bundle import node_scripts
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,13 +14,13 @@ import pytest
 
 from pwbcluster.config.model import model_of
 from pwbcluster.errors import ToolkitError
+from pwbcluster.stages.cluster.bundle import container_tag_version, format_env, node_env
 from pwbcluster.stages.cluster.workbench import (
     node_load_balancer,
     render_workbench,
     settings_from,
     write_tree,
 )
-from pwbcluster.stages.cluster.workbench.bundle import container_tag_version, format_env, node_env
 from pwbcluster.stages.cluster.workbench.sizing import instance_size
 
 from .fixtures import PREFIX, upstream

@@ -25,17 +25,17 @@ from pwbcluster.contracts.stage import StageContext, StageSpec, section_inputs
 from pwbcluster.errors import StageError
 from pwbcluster.files import TEMPLATES, dump_yaml, write_text
 from pwbcluster.files_manifest import manifest_files
+from pwbcluster.stages.cluster.bundle import (
+    BundleObject,
+    bundle_objects,
+    format_env,
+    node_env,
+)
 from pwbcluster.stages.cluster.render import (
     RenderedCluster,
     lb_listeners,
     render_cluster_config,
     trace,
-)
-from pwbcluster.stages.cluster.workbench.bundle import (
-    BundleObject,
-    bundle_objects,
-    format_env,
-    node_env,
 )
 from pwbcluster.stages.cluster.workbench.generate import (
     RenderedFile,
