@@ -3,7 +3,7 @@
 Bottom to top: the contracts, errors, file helpers and configuration; the ParallelCluster
 tools; the stages and the account adapters (AWS, sandbox and plan); the pipeline and the
 estimate it draws and prices; the invoke tasks. Imports needed only by the type checker
-(under ``if TYPE_CHECKING:``) are held to the layers but not counted as circles. A stage does not import another stage, and an adapter imports
+(under ``if TYPE_CHECKING:``) count too: a circle through them is still a circle. A stage does not import another stage, and an adapter imports
 no stage and not the other adapter: the stages meet only through the contracts.
 """
 
@@ -36,29 +36,12 @@ def modules(src: Path = SRC) -> dict[str, Path]:
     return found
 
 
-def _type_only_lines(tree: ast.AST) -> set[int]:
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for inner in node.body:
-                for sub in ast.walk(inner):
-                    if hasattr(sub, "lineno"):
-                        lines.add(sub.lineno)
-    return lines
-
-
-def imports(
-    name: str, path: Path, known: Iterable[str], runtime_only: bool = False
-) -> list[tuple[str, int]]:
+def imports(name: str, path: Path, known: Iterable[str]) -> list[tuple[str, int]]:
     """Every pwbcluster module ``name`` imports, anywhere in the file, with its line."""
     known = set(known)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = []
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    type_only = _type_only_lines(tree) if runtime_only else set()
-    for node in ast.walk(tree):
-        if getattr(node, "lineno", None) in type_only:
-            continue
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -141,13 +124,13 @@ def cycles(graph: dict[str, list[tuple[str, int]]]) -> list[list[str]]:
     return found
 
 
-def graph(runtime_only: bool = False) -> dict[str, list[tuple[str, int]]]:
+def graph() -> dict[str, list[tuple[str, int]]]:
     mods = modules()
-    return {name: imports(name, path, mods, runtime_only) for name, path in mods.items()}
+    return {name: imports(name, path, mods) for name, path in mods.items()}
 
 
 def test_no_import_circle() -> None:
-    assert cycles(graph(runtime_only=True)) == []
+    assert cycles(graph()) == []
 
 
 def test_no_module_imports_a_higher_layer_or_a_sibling_stage() -> None:

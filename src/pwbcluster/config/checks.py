@@ -12,12 +12,18 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from pwbcluster.config.problems import Level, Path, Problem
+from pwbcluster.config.problems import Level, Origin, Path, Problem
 
-if TYPE_CHECKING:
-    from pwbcluster.config import Config
+
+class Checked(Protocol):
+    """What the checks read of a loaded configuration (``pwbcluster.config.Config``)."""
+
+    data: dict[str, Any]
+
+    def where(self, path: Path) -> Origin: ...
+
 
 Finding = tuple[Path, str, str | None]
 CheckFn = Callable[[dict[str, Any]], Iterator[Finding]]
@@ -82,7 +88,7 @@ def check(name: str, level: Level, summary: str) -> Callable[[CheckFn], CheckFn]
     return register
 
 
-def run_checks(config: Config, skip: tuple[str, ...] = ()) -> list[Problem]:
+def run_checks(config: Checked, skip: tuple[str, ...] = ()) -> list[Problem]:
     disabled = list(config.data["deployment"].get("disable_checks") or [])
     problems: list[Problem] = []
     for index, name in enumerate(disabled):

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -22,11 +19,10 @@ from rich.table import Table
 
 from pwbcluster import contracts
 from pwbcluster.config import Config
-from pwbcluster.contracts.account import ClusterDeploy
 from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.estimate.resources import Item, bill_of_materials
-from pwbcluster.files import write_text
 from pwbcluster.pcluster import offline
+from pwbcluster.pipeline.plan_context import PlanContext, PlanStep
 from pwbcluster.pipeline.plan_estimate import cost_step, diagram_step
 from pwbcluster.pipeline.plan_pcluster import pcluster_step
 from pwbcluster.pipeline.registry import stage_specs
@@ -36,33 +32,6 @@ from pwbcluster.sandbox.plan import PlanAccount
 from pwbcluster.stages.image.stage import planned_outputs as planned_image_outputs
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PlanContext:
-    config: Config
-    build_dir: Path
-    network: contracts.NetworkOutputs
-    services: contracts.ServicesOutputs
-    image: contracts.ImageOutputs
-    scripts_prefix: str
-    # What the cluster stage handed the account to check (rendered config, warnings...).
-    cluster: ClusterDeploy | None = None
-    image_config: dict[str, Any] | None = None
-    account: PlanAccount | None = None
-    outputs: dict[str, Any] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def write(self, relative: str, text: str, mode: int = 0o644) -> Path:
-        path = write_text(self.build_dir / relative, text, mode)
-        self.files.append(path)
-        return path
-
-
-PlanStep = tuple[str, Callable[[PlanContext], None]]
 
 
 def planned_context(config: Config) -> PlanContext:

@@ -29,7 +29,7 @@ from pwbcluster.estimate.prices import (
 from pwbcluster.estimate.resources import bill_of_materials
 
 if TYPE_CHECKING:
-    from pwbcluster.pipeline.plan import PlanContext
+    from pwbcluster.pipeline.plan_context import PlanContext
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from pwbcluster.pcluster.patch import ensure_patched, find_patches
 from pwbcluster.pcluster.venv import REQUIREMENTS
 
 if TYPE_CHECKING:
-    from pwbcluster.pipeline.plan import PlanContext
+    from pwbcluster.pipeline.plan_context import PlanContext
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
-if TYPE_CHECKING:
-    from pwbcluster.sandbox.pulumi_moto import MotoMocks
 
-Handler = Callable[["MotoMocks", str, dict[str, Any]], tuple[str, dict[str, Any]]]
+class MotoMocks(Protocol):
+    """What a handler uses of the mocks (``pulumi_moto.MotoMocks``)."""
+
+    region: str
+
+    def c(self, name: str) -> Any: ...
+
+    def undo(self, urn_name: str, service: str, method: str, **kwargs: Any) -> None: ...
+
+    def simulate(self, what: str) -> None: ...
+
+
+Handler = Callable[[MotoMocks, str, dict[str, Any]], tuple[str, dict[str, Any]]]
 
 
 def _tag_list(inputs: dict[str, Any]) -> list[dict[str, str]]:
@@ -222,7 +232,7 @@ def _bucket_policy(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dic
     """Recorded, not applied: moto 5.2 evaluates a bucket policy's Deny statements without
     their Condition (no request context reaches it), so the TLS-only policy would deny
     every request, HTTPS included. The document itself is asserted by the mock tests."""
-    m.ledger.simulated.append(f"BucketPolicy {name} (moto ignores Condition blocks)")
+    m.simulate(f"BucketPolicy {name} (moto ignores Condition blocks)")
     return i["bucket"], {}
 
 
@@ -254,8 +264,7 @@ def _role_attachment(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, d
         m.c("iam").attach_role_policy(RoleName=i["role"], PolicyArn=i["policyArn"])
     except m.c("iam").exceptions.NoSuchEntityException:
         # moto does not load AWS managed policies unless asked to: note it, go on.
-        with m._lock:
-            m.ledger.simulated.append(f"RolePolicyAttachment {name} ({i['policyArn']})")
+        m.simulate(f"RolePolicyAttachment {name} ({i['policyArn']})")
         return f"{i['role']}/{i['policyArn']}", {}
     m.undo(name, "iam", "detach_role_policy", RoleName=i["role"], PolicyArn=i["policyArn"])
     return f"{i['role']}/{i['policyArn']}", {}

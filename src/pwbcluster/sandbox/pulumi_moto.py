@@ -65,6 +65,11 @@ class MotoMocks(pulumi.runtime.Mocks):
     def c(self, name: str) -> Any:
         return self.clients[name]
 
+    def simulate(self, what: str) -> None:
+        """Record something moto cannot create (listed as simulated, never hidden)."""
+        with self._lock:
+            self.ledger.simulated.append(what)
+
     def undo(self, urn_name: str, service: str, method: str, **kwargs: Any) -> None:
         with self._lock:
             self.ledger.created.append(
