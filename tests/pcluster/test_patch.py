@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,17 @@ def test_files_that_changed_underneath_are_refused(patched_copy: Path) -> None:
     with pytest.raises(PatchError, match="does not apply"):
         patch.apply(patched_copy)
     assert snapshot(patched_copy) == before
+
+
+def test_each_version_gets_its_own_patches(patched_copy: Path, tmp_path: Path) -> None:
+    """A patch for another version beside this version's is left alone, not refused."""
+    mine = patch.find_patches()
+    directory = tmp_path / "patches"
+    directory.mkdir()
+    for item in mine:
+        shutil.copy(item.path, directory / item.name)
+        other = item.name.replace(f"+{PCLUSTER_VERSION}+", "+9.9.9+")
+        (directory / other).write_text("not a patch for this version\n")
+    results = patch.apply(patched_copy, directory)
+    assert [r.patch.name for r in results] == [p.name for p in mine]
+    assert all(r.after is patch.State.APPLIED for r in results)

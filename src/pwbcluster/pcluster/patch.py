@@ -6,7 +6,8 @@ a header saying what and why. GNU ``patch`` does the work:
 
 - a forward dry run first, then the real run (``--no-backup-if-mismatch``, no .rej);
 - "already applied" is a reverse dry run that succeeds: applying twice changes nothing;
-- a patch for another version than the one installed is refused, naming both;
+- patches/ may hold one set per supported version; only the installed version's set
+  applies, and a version with no patch is refused, naming the versions that have one;
 - revert is ``patch -R`` after a reverse dry run: the files come back byte for byte.
 
 ``site_dir`` defaults to the pcluster venv's site-packages; tests pass a copy.
@@ -172,9 +173,21 @@ def _resolve(site_dir: Path | None, directory: Path | None) -> tuple[Path, list[
     if site_dir is None:
         ensure_venv(require_node=False)
         site_dir = site_packages()
-    patches = find_patches(directory)
-    if not patches:
+    every = find_patches(directory)
+    if not every:
         raise PatchError(f"no {PCLUSTER_PACKAGE} patches found in {directory or patches_dir()}")
+    # patches/ may hold a set per supported version: only the installed version's applies.
+    installed = installed_version(site_dir)
+    patches = [p for p in every if p.version == installed]
+    if not patches:
+        versions = ", ".join(sorted({p.version for p in every}))
+        raise PatchError(
+            f"no patch in {directory or patches_dir()} fits {PCLUSTER_PACKAGE} {installed} "
+            f"(installed in {site_dir}); there are patches for {PCLUSTER_PACKAGE} {versions}. "
+            f"Refusing to run an unpatched or mispatched ParallelCluster: port them to "
+            f"{installed} (new files named {PCLUSTER_PACKAGE}+{installed}+NNN+<what>.patch) or "
+            "pin a version that has them in pwbcluster.pcluster.venv"
+        )
     return site_dir, patches
 
 
