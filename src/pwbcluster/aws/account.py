@@ -12,10 +12,12 @@ from typing import Any
 
 from rich.console import Console
 
+from pwbcluster import netpaths
 from pwbcluster.aws import pcluster_cluster, pulumi_driver
 from pwbcluster.aws.pcluster_images import PclusterImages, ami_of, wait_for_build
 from pwbcluster.contracts.account import ClusterDeploy, ImageBuild, Notes, StackRequest
 from pwbcluster.errors import StageError
+from pwbcluster.netpaths import Topology
 from pwbcluster.pcluster import amis
 from pwbcluster.pcluster.official import find_official_parent
 
@@ -116,3 +118,6 @@ class AwsAccount:
 
     def delete_cluster(self, name: str) -> None:
         pcluster_cluster.delete(name, self.region, console=self._console)
+
+    def network_topology(self, vpc_id: str) -> Topology | None:
+        return netpaths.from_ec2(self.client("ec2"), vpc_id)

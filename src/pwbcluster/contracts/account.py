@@ -17,7 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pwbcluster.netpaths import Topology
 
 # Capabilities an account may lack, named for ``Account.cannot``.
 DIRECTORY = "directory"  # an LDAP/Kerberos server behind the directory's addresses
@@ -133,3 +136,6 @@ class Account(Protocol):
 
     def delete_cluster(self, name: str) -> None:
         """Delete the cluster and wait until it is gone; absent already is fine."""
+
+    def network_topology(self, vpc_id: str) -> Topology | None:
+        """The VPC's subnets, routes and endpoints, or None where this account cannot know."""

@@ -17,8 +17,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pwbcluster import contracts
+from pwbcluster import contracts, netpaths
 from pwbcluster.config import Config
+from pwbcluster.contracts import PROJECT
 from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.estimate.resources import Item, bill_of_materials
 from pwbcluster.pcluster import offline
@@ -28,8 +29,12 @@ from pwbcluster.pipeline.plan_pcluster import pcluster_step
 from pwbcluster.pipeline.registry import stage_specs
 from pwbcluster.pipeline.runner import Runner, critical_path
 from pwbcluster.pipeline.state import State
+from pwbcluster.sandbox.fakes import OfflineMocks
+from pwbcluster.sandbox.mockrun import run_with_mocks
 from pwbcluster.sandbox.plan import PlanAccount
 from pwbcluster.stages.image.stage import planned_outputs as planned_image_outputs
+from pwbcluster.stages.network.args import network_args
+from pwbcluster.stages.network.program import network_program
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,23 @@ def planned_context(config: Config) -> PlanContext:
     )
 
 
+def planned_topology(config: Config) -> netpaths.Topology | None:
+    """The network the network stage's program declares, under offline mocks, with its
+    subnets named by the plan's placeholder ids; None for an existing VPC (unknown here)."""
+    if config.model.aux.network.vpc_id:
+        return None
+    args = network_args(config.model, config.tags())
+    run = run_with_mocks(
+        lambda: network_program(args), OfflineMocks(config.region), PROJECT, "plan", preview=True
+    )
+    planned = contracts.planned_network(config.region, config.name)
+    rename = {
+        **{f"{config.name}-public-{i + 1}": s for i, s in enumerate(planned.public_subnet_ids)},
+        **{f"{config.name}-private-{i + 1}": s for i, s in enumerate(planned.private_subnet_ids)},
+    }
+    return netpaths.from_registrations(run.registered.values(), rename)
+
+
 def render_step(ctx: PlanContext) -> None:
     """The pipeline itself, in plan mode: every stage's ``plan`` against the plan account.
 
@@ -58,7 +80,7 @@ def render_step(ctx: PlanContext) -> None:
     hand it to the account, which records it for the pcluster step.
     """
     config = ctx.config
-    account = PlanAccount(config.region)
+    account = PlanAccount(config.region, topology=lambda vpc_id: planned_topology(config))
 
     def make_context(upstream: Any) -> StageContext:
         return StageContext(config, Upstream(**dict(upstream)), account, None)
@@ -76,6 +98,7 @@ def render_step(ctx: PlanContext) -> None:
     if account.cluster is not None:
         ctx.files.append(account.cluster.config_path)
         ctx.notes.extend(f"Warning: {w}" for w in account.cluster.warnings)
+    ctx.notes.extend(account.notes.lines)
     workbench = ctx.build_dir / "workbench"
     ctx.files.extend(sorted(p for p in workbench.rglob("*") if p.is_file()))
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pwbcluster import netpaths
 from pwbcluster.contracts.account import (
     DIRECTORY,
     JUMP_HOST_BOOT,
@@ -33,6 +34,7 @@ from pwbcluster.contracts.account import (
 )
 from pwbcluster.errors import StageError
 from pwbcluster.files import write_text
+from pwbcluster.netpaths import Topology
 from pwbcluster.pcluster import amis, offline
 from pwbcluster.sandbox import image_standins
 from pwbcluster.sandbox.server import SandboxServer
@@ -245,3 +247,6 @@ class SandboxAccount:
                 empty_and_delete_bucket(s3, bucket_name)
                 log.info("sandbox: removed pcluster's synthesis bucket %s", bucket_name)
         (self.build_dir / PLAN_FILE).unlink(missing_ok=True)
+
+    def network_topology(self, vpc_id: str) -> Topology | None:
+        return netpaths.from_ec2(self.client("ec2"), vpc_id)

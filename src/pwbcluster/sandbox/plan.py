@@ -9,11 +9,12 @@ worker process). Anything that would create something is refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pwbcluster.contracts.account import ClusterDeploy, ImageBuild, Notes, StackRequest
 from pwbcluster.errors import StageError
+from pwbcluster.netpaths import Topology
 
 PLANNED_PARENT_IMAGE = "ami-planned0000000000"
 PLANNED_AMI = "ami-planned0000000001"
@@ -23,8 +24,12 @@ REASON = "a plan creates nothing and calls no AWS API"
 class PlanAccount:
     simulated = True
 
-    def __init__(self, region: str) -> None:
+    def __init__(
+        self, region: str, topology: Callable[[str], Topology | None] | None = None
+    ) -> None:
         self.region = region
+        # The network program's declared topology (the pipeline builds it; None: unknown).
+        self._topology = topology
         self.label = "plan (no AWS account, no server)"
         self.notes = Notes()
         self.image: ImageBuild | None = None
@@ -71,3 +76,6 @@ class PlanAccount:
 
     def delete_cluster(self, name: str) -> None:
         raise self._refuse("deleting the cluster")
+
+    def network_topology(self, vpc_id: str) -> Topology | None:
+        return self._topology(vpc_id) if self._topology else None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pwbcluster import netpaths
 from pwbcluster.config.model_cluster import WorkbenchModel
 from pwbcluster.contracts import ClusterOutputs, ImageOutputs, NetworkOutputs, ServicesOutputs
 from pwbcluster.contracts.account import ClusterDeploy
@@ -25,6 +26,7 @@ from pwbcluster.contracts.stage import StageContext, StageSpec, section_inputs
 from pwbcluster.errors import StageError
 from pwbcluster.files import TEMPLATES, dump_yaml, write_text
 from pwbcluster.files_manifest import manifest_files
+from pwbcluster.stages.cluster import reachability
 from pwbcluster.stages.cluster.bundle import (
     BundleObject,
     bundle_objects,
@@ -220,8 +222,32 @@ def _outputs(ctx: StageContext, prepared: Prepared, host: str) -> ClusterOutputs
     )
 
 
+def check_paths(ctx: StageContext, prepared: Prepared) -> None:
+    """Every role reaches every AWS API it calls, or the stage stops naming the hop."""
+    network: NetworkOutputs = ctx.upstream.require("network")
+    topology = ctx.account.network_topology(network.vpc_id)
+    if topology is None:
+        ctx.account.notes.add(
+            "reachability: not proven: the VPC's routing is unknown here (an existing VPC "
+            "in a plan); `invoke up` proves it against the account before creating the cluster"
+        )
+        return
+    hops = netpaths.prove(
+        topology, reachability.placements(prepared.rendered.config, cluster_dir(ctx.config))
+    )
+    missing = netpaths.failures(hops)
+    if missing:
+        raise StageError(
+            "a node role cannot reach an AWS API it calls (ParallelCluster would replace "
+            "such nodes in a loop):\n" + "\n".join(missing)
+        )
+    for line in netpaths.table(hops):
+        ctx.account.notes.add(line)
+
+
 def run(ctx: StageContext) -> ClusterOutputs:
     prepared = prepare(ctx)
+    check_paths(ctx, prepared)
     for warning in prepared.rendered.warnings:
         ctx.say(f"cluster: [yellow]warning[/yellow]: {warning}")
     network: NetworkOutputs = ctx.upstream.require("network")
@@ -234,6 +260,7 @@ def run(ctx: StageContext) -> ClusterOutputs:
 
 def plan(ctx: StageContext) -> ClusterOutputs:
     prepared = prepare(ctx)
+    check_paths(ctx, prepared)
     deploy = deploy_request(ctx, prepared, ())
     ctx.account.check_cluster(deploy)
     return _outputs(ctx, prepared, ctx.account.deploy_cluster(deploy))
