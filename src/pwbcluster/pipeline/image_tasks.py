@@ -22,34 +22,25 @@ from pwbcluster.pcluster import amis
 from pwbcluster.pcluster.official import official_name_prefix
 from pwbcluster.pcluster.venv import PCLUSTER_VERSION
 from pwbcluster.pipeline import orchestrate
-from pwbcluster.pipeline.state import State
 from pwbcluster.stages.image import service
 from pwbcluster.stages.image.envfile import unverified_downloads
 
 DRY_RUN_PARENT = "ami-planned0000000000"
 
 
-def _state(config: Any, mode: str) -> State:
-    return State.load(config.build_dir / "state.json", mode)
-
-
 def recorded_network(config: Any, mode: str) -> contracts.NetworkOutputs | None:
     """The network outputs recorded for this mode; None when there are none (or the
     state file belongs to the other mode: a dry run then shows placeholders)."""
     try:
-        rec = _state(config, mode).stages.get("network")
+        network: contracts.NetworkOutputs | None = orchestrate.recorded(config, mode, "network")
     except StageError:
         return None
-    if rec and rec.status == "done" and rec.outputs:
-        return contracts.from_dict(contracts.NetworkOutputs, rec.outputs)
-    return None
+    return network
 
 
 def recorded_image(config: Any, mode: str) -> contracts.ImageOutputs | None:
-    rec = _state(config, mode).stages.get("image")
-    if rec and rec.status == "done" and rec.outputs:
-        return contracts.from_dict(contracts.ImageOutputs, rec.outputs)
-    return None
+    image: contracts.ImageOutputs | None = orchestrate.recorded(config, mode, "image")
+    return image
 
 
 def dry_run(config: Any, console: Console, mode: str = "real") -> service.PreparedImage:

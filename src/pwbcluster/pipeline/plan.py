@@ -33,21 +33,22 @@ from pwbcluster.sandbox.fakes import OfflineMocks
 from pwbcluster.sandbox.mockrun import run_with_mocks
 from pwbcluster.sandbox.plan import PlanAccount
 from pwbcluster.stages.image.stage import planned_outputs as planned_image_outputs
+from pwbcluster.stages.network import stage as network_stage
 from pwbcluster.stages.network.args import network_args
 from pwbcluster.stages.network.program import network_program
+from pwbcluster.stages.services import stage as services_stage
 
 log = logging.getLogger(__name__)
 
 
 def planned_context(config: Config) -> PlanContext:
     """Planned upstream values, as the stages' own ``plan`` gives them (nothing rendered)."""
-    name, region = config.name, config.region
-    directory = config.model.aux.directory
+    ctx = StageContext(config, Upstream(), PlanAccount(config.region))
     return PlanContext(
         config=config,
         build_dir=config.build_dir,
-        network=contracts.planned_network(region, name),
-        services=contracts.planned_services(region, name, directory.domain, directory.ldaps),
+        network=network_stage.plan(ctx),
+        services=services_stage.plan(ctx),
         image=planned_image_outputs(config),
         # The cluster stage uploads node scripts at the bucket root (cluster/...), the
         # prefix the node IAM policies grant; the plan shows the same URIs.

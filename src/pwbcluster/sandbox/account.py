@@ -37,7 +37,7 @@ from pwbcluster.files import write_text
 from pwbcluster.netpaths import Topology
 from pwbcluster.pcluster import amis, offline
 from pwbcluster.sandbox import image_standins
-from pwbcluster.sandbox.server import SandboxServer
+from pwbcluster.sandbox.server import SandboxServer, fake_session
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +68,7 @@ class SandboxAccount:
         return self.server.endpoint
 
     def client(self, service: str) -> Any:
-        import boto3
-
-        from pwbcluster.sandbox.server import FAKE_CREDENTIALS
-
-        session = boto3.session.Session(
-            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
-            region_name=self.region,
-        )
-        client: Any = session.client(  # type: ignore[call-overload]
+        client: Any = fake_session(self.region).client(
             service, endpoint_url=self.endpoint, verify=self.server.ca_bundle or None
         )
         return client

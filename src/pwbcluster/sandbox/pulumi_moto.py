@@ -16,12 +16,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
 import pulumi
 from pwbcluster.sandbox.fakes import ACCOUNT, plausible, plausible_call
 from pwbcluster.sandbox.mockrun import unwrap_secrets
-from pwbcluster.sandbox.server import FAKE_CREDENTIALS
+from pwbcluster.sandbox.server import fake_session
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +39,12 @@ class Ledger:
         return cls(list(data.get("created", [])), list(data.get("simulated", [])))
 
 
-def _sandbox_session(region: str) -> boto3.session.Session:
-    # The endpoint is a local moto server: fixed fake credentials, never the user's own.
-    return boto3.session.Session(
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
-        region_name=region,
-    )
-
-
 class MotoMocks(pulumi.runtime.Mocks):
     def __init__(self, endpoint_url: str, region: str) -> None:
         self.region = region
         self.ledger = Ledger()
         self._lock = threading.Lock()
-        session = _sandbox_session(region)
+        session = fake_session(region)
         self.clients = {
             name: session.client(name, endpoint_url=endpoint_url)
             for name in ("ec2", "s3", "iam", "secretsmanager", "ds", "elbv2", "acm", "rds")
@@ -117,7 +105,7 @@ class MotoMocks(pulumi.runtime.Mocks):
 
 def destroy_ledger(ledger: Ledger, endpoint_url: str, region: str) -> list[str]:
     """Undo a sandbox run in reverse order; return what could not be removed."""
-    session = _sandbox_session(region)
+    session = fake_session(region)
     clients: dict[str, Any] = {}
     failures: list[str] = []
     for entry in reversed(ledger.created):
