@@ -33,7 +33,7 @@ def _tag_list(inputs: dict[str, Any]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": str(v)} for k, v in (inputs.get("tags") or {}).items()]
 
 
-def _sg_permissions(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _sg_permissions(rules: list[dict[str, Any]], own: str = "") -> list[dict[str, Any]]:
     perms = []
     for rule in rules or []:
         perm: dict[str, Any] = {
@@ -43,8 +43,11 @@ def _sg_permissions(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         if rule.get("cidrBlocks"):
             perm["IpRanges"] = [{"CidrIp": c} for c in rule["cidrBlocks"]]
-        if rule.get("securityGroups"):
-            perm["UserIdGroupPairs"] = [{"GroupId": g} for g in rule["securityGroups"]]
+        groups = list(rule.get("securityGroups") or [])
+        if rule.get("self") and own:
+            groups.append(own)
+        if groups:
+            perm["UserIdGroupPairs"] = [{"GroupId": g} for g in groups]
         perms.append(perm)
     return perms
 
@@ -151,12 +154,16 @@ def _sg(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, Any]
     _ec2_tag(m, sg, i)
     if i.get("ingress"):
         ec2.authorize_security_group_ingress(
-            GroupId=sg, IpPermissions=_sg_permissions(i["ingress"])
+            GroupId=sg, IpPermissions=_sg_permissions(i["ingress"], sg)
         )
+    # The AWS provider removes EC2's default allow-all egress from every group it creates
+    # and adds only the rules given: a group declared without egress has none.
+    default = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ec2.revoke_security_group_egress(GroupId=sg, IpPermissions=default)
     if i.get("egress"):
-        default = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
-        ec2.revoke_security_group_egress(GroupId=sg, IpPermissions=default)
-        ec2.authorize_security_group_egress(GroupId=sg, IpPermissions=_sg_permissions(i["egress"]))
+        ec2.authorize_security_group_egress(
+            GroupId=sg, IpPermissions=_sg_permissions(i["egress"], sg)
+        )
     m.undo(name, "ec2", "delete_security_group", GroupId=sg)
     return sg, {"name": i.get("name") or name}
 
