@@ -118,7 +118,28 @@ def test_stages_create_what_their_contracts_name_in_moto(
     reservations = ec2.describe_instances(InstanceIds=[svc.jump_host_instance_id])
     assert reservations["Reservations"], "jump host not in moto"
     ec2.describe_key_pairs(KeyNames=[svc.key_pair_name])
-    ec2.describe_security_groups(GroupIds=[svc.cluster_security_group_id])
+    (cluster_sg,) = ec2.describe_security_groups(GroupIds=[svc.cluster_security_group_id])[
+        "SecurityGroups"
+    ]
+    # The members admit each other on Workbench's, the Launcher's and slurmctld's ports,
+    # and the NAT gateway's address on the balancer's Workbench listener (callbacks).
+    own = {
+        (p["FromPort"], p["ToPort"])
+        for p in cluster_sg["IpPermissions"]
+        if [g["GroupId"] for g in p.get("UserIdGroupPairs", [])] == [cluster_sg["GroupId"]]
+    }
+    assert own == {(8787, 8787), (5559, 5559), (6820, 6829)}, cluster_sg["IpPermissions"]
+    nat_ip = ec2.describe_addresses()["Addresses"][0]["PublicIp"]
+    assert net.nat_public_ips == (nat_ip,)
+    assert any(
+        r["CidrIp"] == f"{nat_ip}/32" for p in cluster_sg["IpPermissions"] for r in p["IpRanges"]
+    )
+    # As the AWS provider does, a group declared without egress has none (not EC2's
+    # default allow-all): the database's.
+    (db_sg,) = ec2.describe_security_groups(GroupIds=[svc.workbench_db.security_group_id])[
+        "SecurityGroups"
+    ]
+    assert db_sg["IpPermissionsEgress"] == []
     (nlb,) = c("elbv2").describe_load_balancers()["LoadBalancers"]
     assert svc.ldap_uri == f"ldaps://{nlb['DNSName']}" and nlb["Scheme"] == "internal"
     (listener,) = c("elbv2").describe_listeners(LoadBalancerArn=nlb["LoadBalancerArn"])["Listeners"]

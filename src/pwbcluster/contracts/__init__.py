@@ -36,6 +36,19 @@ JUMP_TOOL_PREFIX = "jump/"
 
 # The Pulumi project of the network and services stacks.
 PROJECT = "pwbcluster-aux"
+# ParallelCluster's Slurm ports (aws-parallelcluster-cookbook, slurm.conf.erb:
+# SlurmctldPort=6820-6829, SlurmdPort=6818).
+SLURMCTLD_PORTS = (6820, 6829)
+SLURMD_PORT = 6818
+# The Job Launcher's port (launcher.conf); Posit's load-balancing requirements: the
+# Workbench port and this one open between the nodes
+# (docs.posit.co/ide/server-pro/load_balancing/configuration.html).
+LAUNCHER_PORT = 5559
+
+
+def workbench_listener_port(port: int, tls: bool) -> int:
+    """The login balancer's Workbench listener: 443 with a certificate, else the port."""
+    return 443 if tls else port
 
 
 def stack_name(deployment: str, part: str) -> str:
@@ -63,6 +76,9 @@ class NetworkOutputs:
     # The NAT gateways the private subnets route 0.0.0.0/0 through (none for an existing
     # VPC, whose routing the toolkit does not know): nodes there reach AWS APIs this way.
     nat_gateway_ids: tuple[str, ...] = ()
+    # The NAT gateways' public addresses: what an internet-facing balancer sees of the
+    # private subnets (session callbacks); () for an existing VPC.
+    nat_public_ips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,9 @@ class DatabaseEndpoint:
     name: str
     username: str
     password_secret_arn: str
+    # The database's security group (the reachability proof reads its rules); "" in a
+    # state recorded before it was recorded.
+    security_group_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +126,9 @@ class ServicesOutputs:
     ssh_private_key_secret_arn: str
     jump_host_instance_id: str
     simulated: bool = False
+    # The LDAPS front's and the jump host's security groups, for the reachability proof.
+    directory_security_group_id: str = ""
+    jump_host_security_group_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,6 +214,15 @@ def _arn(region: str, service: str, resource: str) -> str:
     return f"arn:aws:{service}:{region}:{PLANNED_ACCOUNT}:{resource}"
 
 
+# The plan's placeholder ids of the groups the services program creates.
+PLANNED_GROUPS = {
+    "cluster": "sg-planned0000000001",
+    "workbench database": "sg-planned0000000003",
+    "directory": "sg-planned0000000004",
+    "jump host": "sg-planned0000000005",
+}
+
+
 def planned_network(region: str, deployment: str) -> NetworkOutputs:
     """Placeholders for the network stage's outputs, for ``invoke plan``."""
     return NetworkOutputs(
@@ -240,6 +271,7 @@ def planned_services(
             name="rstudio",
             username="rstudio",
             password_secret_arn=secret("workbench-db-password"),
+            security_group_id=PLANNED_GROUPS["workbench database"],
         ),
         audit_db=None,
         slurm_accounting_db=None,
@@ -249,11 +281,13 @@ def planned_services(
         head_node_policy_arn=policy("head-node"),
         login_node_policy_arn=policy("login-node"),
         compute_node_policy_arn=policy("compute-node"),
-        cluster_security_group_id="sg-planned0000000001",
+        cluster_security_group_id=PLANNED_GROUPS["cluster"],
         key_pair_name=f"{deployment}-PLANNED",
         ssh_private_key_secret_arn=secret("ssh-private-key"),
         jump_host_instance_id="i-planned0000000001",
         simulated=True,
+        directory_security_group_id=PLANNED_GROUPS["directory"] if tls else "",
+        jump_host_security_group_id=PLANNED_GROUPS["jump host"],
     )
 
 

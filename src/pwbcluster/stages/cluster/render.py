@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pwbcluster.config.model import Deployment, WorkbenchModel, build, coerce, thaw
-from pwbcluster.contracts import ImageOutputs, NetworkOutputs, ServicesOutputs
+from pwbcluster.contracts import (
+    ImageOutputs,
+    NetworkOutputs,
+    ServicesOutputs,
+    workbench_listener_port,
+)
 from pwbcluster.files import deep_merge
 
 log = logging.getLogger(__name__)
@@ -55,7 +60,7 @@ def lb_listeners(workbench: WorkbenchModel | Mapping[str, Any]) -> tuple[str, st
     if isinstance(workbench, Mapping):
         workbench = build(WorkbenchModel, workbench["workbench"])
     cert, port = workbench.tls_certificate_arn, workbench.port
-    return (f"443:{port}" if cert else f"{port}:{port}"), cert
+    return f"{workbench_listener_port(port, bool(cert))}:{port}", cert
 
 
 def s3_key(*parts: str) -> str:

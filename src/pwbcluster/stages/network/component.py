@@ -100,6 +100,7 @@ class Network(pulumi.ComponentResource):
         self.private_subnet_ids = pulumi.Output.from_input(list(args.private_subnet_ids))
         self.availability_zones = pulumi.Output.from_input(zones)
         self.nat_gateway_ids: pulumi.Output[list[str]] = pulumi.Output.from_input([])
+        self.nat_public_ips: pulumi.Output[list[str]] = pulumi.Output.from_input([])
 
     def _create(self, name: str, args: NetworkArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -171,6 +172,7 @@ class Network(pulumi.ComponentResource):
             opts=vpc_child,
         )
         nat_ids: list[pulumi.Output[str]] = []
+        nat_ips: list[pulumi.Output[str]] = []
         if args.nat_gateway:
             eip = aws.ec2.Eip(
                 f"{name}-nat-eip",
@@ -186,6 +188,7 @@ class Network(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=vpc, depends_on=[igw]),
             )
             nat_ids.append(nat.id)
+            nat_ips.append(eip.public_ip)
             aws.ec2.Route(
                 f"{name}-private-default",
                 route_table_id=private_rt.id,
@@ -220,6 +223,7 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
         self.nat_gateway_ids = pulumi.Output.all(*nat_ids)
+        self.nat_public_ips = pulumi.Output.all(*nat_ips)
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
         self.availability_zones = pulumi.Output.from_input(list(zones))

@@ -29,4 +29,5 @@ def network_program(args: NetworkArgs) -> dict[str, Any]:
         "image_build_policy_arn": bucket.image_build_policy_arn,
         "image_build_security_group_id": network.image_build_security_group_id,
         "nat_gateway_ids": network.nat_gateway_ids,
+        "nat_public_ips": network.nat_public_ips,
     }

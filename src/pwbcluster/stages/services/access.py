@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 import pulumi
-from pwbcluster.contracts import CLUSTER_SCRIPTS_PREFIX
+from pwbcluster.contracts import CLUSTER_SCRIPTS_PREFIX, LAUNCHER_PORT, SLURMCTLD_PORTS
 from pwbcluster.stages.policies import node_policy_document
 
 ROLES = ("head-node", "login-node", "compute-node")
@@ -141,6 +141,13 @@ class ClusterAccessArgs:
     deployment: str
     vpc_id: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Workbench's port (cluster.workbench.port): login nodes reach each other on it.
+    workbench_port: int = 8787
+    # Sessions call back through the internet-facing login balancer: from the private
+    # subnets that traffic leaves by the NAT gateways, whose addresses the balancer
+    # (which carries this group too) must admit on its Workbench listener.
+    nat_public_ips: tuple[str, ...] = ()
+    callback_port: int = 8787
 
 
 class ClusterAccess(pulumi.ComponentResource):
@@ -152,10 +159,49 @@ class ClusterAccess(pulumi.ComponentResource):
         self, name: str, args: ClusterAccessArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pwbcluster:aux:ClusterAccess", name, None, opts)
+        callbacks: list[Any] = [
+            {
+                "protocol": "tcp",
+                "from_port": args.callback_port,
+                "to_port": args.callback_port,
+                "cidr_blocks": [f"{ip}/32"],
+                "description": "session callbacks through the login balancer (NAT)",
+            }
+            for ip in args.nat_public_ips
+        ]
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args.vpc_id,
             description="Cluster nodes (head, login, compute): client of the aux services",
+            # What ParallelCluster's own groups do not open between two login nodes
+            # (pcluster 3.16 templates/cluster_stack.py admits the head node and compute
+            # nodes to a login node, not another login node): Workbench's load balancing
+            # talks node to node, and with controller HA every login node runs a backup
+            # slurmctld the others ping and send commands to.
+            ingress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": args.workbench_port,
+                    "to_port": args.workbench_port,
+                    "self": True,
+                    "description": "Workbench node to node",
+                },
+                {
+                    "protocol": "tcp",
+                    "from_port": LAUNCHER_PORT,
+                    "to_port": LAUNCHER_PORT,
+                    "self": True,
+                    "description": "Job Launcher node to node",
+                },
+                {
+                    "protocol": "tcp",
+                    "from_port": SLURMCTLD_PORTS[0],
+                    "to_port": SLURMCTLD_PORTS[1],
+                    "self": True,
+                    "description": "slurmctld (backup controllers on login nodes)",
+                },
+                *callbacks,
+            ],
             egress=[
                 {
                     "protocol": "-1",

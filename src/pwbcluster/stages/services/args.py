@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pwbcluster.config.model import Deployment, coerce
+from pwbcluster.contracts import workbench_listener_port
 
 SLURM_ACCOUNTING_ENGINE_VERSIONS = {"mariadb": "10.11", "mysql": "8.0"}
 
@@ -111,6 +112,11 @@ class ServicesArgs:
     # Backup slurmctlds on the login nodes (cluster.ha.controllers): the login nodes then
     # need what ParallelCluster's resume and suspend programs call.
     login_node_scaling: bool = False
+    # cluster.workbench.port: the cluster group admits it between its members.
+    workbench_port: int = 8787
+    # The balancer's Workbench listener and the NAT addresses the callbacks come from.
+    callback_port: int = 8787
+    nat_public_ips: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -158,6 +164,11 @@ def services_args(
         tags=tags,
         license_secret_arn=model.cluster.workbench.license_secret_arn or None,
         login_node_scaling=bool(model.cluster.ha.controllers),
+        workbench_port=int(model.cluster.workbench.port),
+        callback_port=workbench_listener_port(
+            int(model.cluster.workbench.port), bool(model.cluster.workbench.tls_certificate_arn)
+        ),
+        nat_public_ips=tuple(getattr(network, "nat_public_ips", ()) or ()),
         vpc_id=network.vpc_id,
         vpc_cidr=network.vpc_cidr,
         private_subnet_ids=private,

@@ -49,6 +49,7 @@ def _nth_address(index: int) -> Callable[[list[str]], str]:
 
 class LdapTlsFront(pulumi.ComponentResource):
     dns_name: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
     ca_cert_pem: pulumi.Output[str]
     certificate_arn: pulumi.Output[str]
 
@@ -167,6 +168,7 @@ class LdapTlsFront(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=nlb),
         )
         self.dns_name = nlb.dns_name
+        self.security_group_id = sg.id
         self.ca_cert_pem = ca_cert.cert_pem
         self.certificate_arn = certificate.arn
         self.register_outputs({"dns_name": self.dns_name, "ca_cert_pem": self.ca_cert_pem})
@@ -248,6 +250,7 @@ class Directory(pulumi.ComponentResource):
             )
             self.ldap_uri = front.dns_name.apply(lambda host: f"ldaps://{host}")
             self.ldap_ca_cert_pem = front.ca_cert_pem
+            self.front_security_group_id: pulumi.Output[str] = front.security_group_id
         else:
             log.warning(
                 "aux.directory.ldaps is false: directory traffic, bind password included, "
@@ -257,6 +260,7 @@ class Directory(pulumi.ComponentResource):
                 lambda ips: ",".join(f"ldap://{ip}" for ip in ips)
             )
             self.ldap_ca_cert_pem = pulumi.Output.from_input("")
+            self.front_security_group_id = pulumi.Output.from_input("")
         self.register_outputs(
             {
                 "directory_id": self.directory_id,

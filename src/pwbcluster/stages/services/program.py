@@ -30,7 +30,7 @@ SECRET_OUTPUTS = ("ssh_private_key",)
 
 
 def _endpoint(db: Database, engine: str, name: str, username: str) -> pulumi.Output[Any]:
-    return pulumi.Output.all(db.host, db.password_secret.arn).apply(
+    return pulumi.Output.all(db.host, db.password_secret.arn, db.security_group_id).apply(
         lambda v: {
             "engine": engine,
             "host": v[0],
@@ -38,6 +38,7 @@ def _endpoint(db: Database, engine: str, name: str, username: str) -> pulumi.Out
             "name": name,
             "username": username,
             "password_secret_arn": v[1],
+            "security_group_id": v[2],
         }
     )
 
@@ -46,7 +47,15 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
     name = args.deployment
     tags = dict(args.tags)
     cluster = ClusterAccess(
-        f"{name}-cluster", ClusterAccessArgs(deployment=name, vpc_id=args.vpc_id, tags=tags)
+        f"{name}-cluster",
+        ClusterAccessArgs(
+            deployment=name,
+            vpc_id=args.vpc_id,
+            tags=tags,
+            workbench_port=args.workbench_port,
+            nat_public_ips=args.nat_public_ips,
+            callback_port=args.callback_port,
+        ),
     )
     directory = Directory(f"{name}-directory", args.directory)
 
@@ -161,5 +170,7 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
         "key_pair_name": ssh.key_name,
         "ssh_private_key_secret_arn": ssh.private_key_secret_arn,
         "jump_host_instance_id": jump.instance_id if jump is not None else "",
+        "directory_security_group_id": directory.front_security_group_id,
+        "jump_host_security_group_id": jump.security_group_id if jump is not None else "",
         "ssh_private_key": ssh.private_key,
     }

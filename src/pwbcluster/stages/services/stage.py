@@ -10,9 +10,11 @@ contract ``ServicesOutputs``.
 from __future__ import annotations
 
 import logging
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pwbcluster import netpaths
 from pwbcluster.contracts import PROJECT, ServicesOutputs, planned_services, stack_name
 from pwbcluster.contracts.account import JUMP_HOST_BOOT, StackRequest
 from pwbcluster.contracts.stage import StageContext, StageSpec, section_inputs
@@ -34,6 +36,9 @@ def inputs(ctx: StageContext) -> Any:
         "aux.databases",
         "aux.jump_host",
         "cluster.workbench.license_secret_arn",
+        "cluster.workbench.port",
+        "cluster.workbench.tls_certificate_arn",
+        "cluster.ha.controllers",
     )
 
 
@@ -56,9 +61,42 @@ def request(ctx: StageContext) -> StackRequest:
     )
 
 
+# The jump host is reached through SSM Session Manager only: its agent calls these
+# (docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-prerequisites.html);
+# its first boot installs packages (apt, PyPI) besides the aws calls of its user data.
+SSM_AGENT = "the SSM agent (Session Manager)"
+SSM_NEEDS = ("ec2messages", "ssm", "ssmmessages")
+USER_DATA = "jump-host-user-data.sh"
+
+
+def jump_host_paths(ctx: StageContext, outputs: ServicesOutputs) -> None:
+    """The jump host reaches what it calls, or the stage stops before waiting on its boot."""
+    network = ctx.upstream.require("network")
+    if not outputs.jump_host_instance_id:
+        return
+    topology = ctx.account.network_topology(network.vpc_id)
+    if topology is None:
+        ctx.account.notes.add(
+            "reachability of the jump host: not proven here (the VPC's routing is unknown)"
+        )
+        return
+    root = Path(str(resources.files("pwbcluster") / "templates" / "services"))
+    why = netpaths.script_calls(root, USER_DATA, prefix="templates/services")
+    why.update({name: SSM_AGENT for name in SSM_NEEDS if name not in why})
+    why["internet"] = f"templates/services/{USER_DATA} (apt, PyPI)"
+    groups = (outputs.jump_host_security_group_id,) if outputs.jump_host_security_group_id else ()
+    place = netpaths.Placement(
+        "jump host", network.private_subnet_ids[0], None, frozenset(why), why, groups
+    )
+    hops = netpaths.prove(topology, [place])
+    for line in netpaths.checked(hops, "the jump host cannot reach what it calls"):
+        ctx.account.notes.add(line)
+
+
 def run(ctx: StageContext) -> ServicesOutputs:
     values = ctx.account.stack_up(request(ctx))
     outputs = to_contract(ServicesOutputs, values, simulated=ctx.account.simulated)
+    jump_host_paths(ctx, outputs)
     reason = ctx.account.cannot(JUMP_HOST_BOOT)
     if reason:
         log.info("services: not waiting for the jump host's first boot: %s", reason)
@@ -74,7 +112,11 @@ def destroy(ctx: StageContext, outputs: ServicesOutputs | None) -> None:
 
 def plan(ctx: StageContext) -> ServicesOutputs:
     directory = ctx.config.model.aux.directory
-    return planned_services(ctx.config.region, ctx.config.name, directory.domain, directory.ldaps)
+    outputs = planned_services(
+        ctx.config.region, ctx.config.name, directory.domain, directory.ldaps
+    )
+    jump_host_paths(ctx, outputs)
+    return outputs
 
 
 SPEC = StageSpec(

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pwbcluster.config.model import Deployment, QueueModel, coerce
-from pwbcluster.contracts import DatabaseEndpoint, ServicesOutputs
+from pwbcluster.contracts import LAUNCHER_PORT, DatabaseEndpoint, ServicesOutputs
 from pwbcluster.stages.cluster.render import WORKBENCH_SHARED_DIR
 from pwbcluster.stages.cluster.workbench.sizing import instance_size
 
 ETC_DIR = "/etc/rstudio"
-LAUNCHER_PORT = 5559
 # Where the image installs R and Python (Posit's layout: /opt/R/<version>, /opt/python/<version>).
 R_ROOT = "/opt/R"
 PYTHON_ROOT = "/opt/python"
