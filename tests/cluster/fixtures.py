@@ -70,7 +70,13 @@ def upstream(
     )
     planned = contracts.planned_services(REGION, "example", "corp.example.com", tls=tls)
     db = contracts.DatabaseEndpoint(
-        "postgres", db_host, db_port, "rstudio", "rstudio", secret_arn("workbench-db-password")
+        "postgres",
+        db_host,
+        db_port,
+        "rstudio",
+        "rstudio",
+        secret_arn("workbench-db-password"),
+        planned.workbench_db.security_group_id,
     )
     audit_db = (
         contracts.DatabaseEndpoint(

@@ -17,11 +17,12 @@ import pytest
 from rich.console import Console
 
 from pwbcluster.aws import pcluster_cluster as cluster_pcluster
+from pwbcluster.config import load_config
 from pwbcluster.config.model import Deployment, build
 from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.errors import PclusterError
-from pwbcluster.netpaths import Subnet, Topology
 from pwbcluster.pcluster import offline
+from pwbcluster.pipeline.plan import planned_topology
 from pwbcluster.sandbox.account import SandboxAccount
 from pwbcluster.sandbox.server import SandboxServer
 from pwbcluster.stages.cluster import stage
@@ -68,13 +69,10 @@ def context(
         describe=lambda path: ".".join(map(str, path)),
     )
     account = SandboxAccount(SandboxServer(endpoint, 0, 0), REGION, tmp_path / "build")
-    # This moto holds no VPC for the planned ids: stand the network stage's design in
-    # (public subnets with public addresses, private ones behind a NAT gateway).
-    subnets = {
-        **{s: Subnet(s, s, True, "igw") for s in network.public_subnet_ids},
-        **{s: Subnet(s, s, False, "nat") for s in network.private_subnet_ids},
-    }
-    account.network_topology = lambda vpc_id: Topology(subnets)  # type: ignore[method-assign]
+    # This moto holds no VPC for the planned ids: the network and services programs'
+    # own design stands in, as the plan reads it (subnets, routes, security groups).
+    topology = planned_topology(load_config(ROOT / "config" / "example.yaml"))
+    account.network_topology = lambda vpc_id: topology  # type: ignore[method-assign]
     return StageContext(config, Upstream(network=network, services=services, image=image), account)
 
 

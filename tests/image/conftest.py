@@ -34,6 +34,28 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
 
 
+def route_default_vpc(ec2: Any) -> str:
+    """Give moto's default VPC what AWS's default VPCs have: an internet gateway and the
+    main route table's default route to it (the build instance needs a way out)."""
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc["VpcId"])
+    tables = ec2.describe_route_tables(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+            {"Name": "association.main", "Values": ["true"]},
+        ]
+    )["RouteTables"]
+    routes = tables[0].get("Routes", [])
+    if not any(r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in routes):
+        ec2.create_route(
+            RouteTableId=tables[0]["RouteTableId"],
+            DestinationCidrBlock="0.0.0.0/0",
+            GatewayId=igw,
+        )
+    return str(vpc["VpcId"])
+
+
 @pytest.fixture
 def moto(aws_env: None) -> Iterator[dict[str, Any]]:
     """In-process moto with a bucket and the network outputs the image stage needs."""
@@ -41,7 +63,7 @@ def moto(aws_env: None) -> Iterator[dict[str, Any]]:
         session = boto3.Session(region_name=REGION)
         ec2, s3 = session.client("ec2"), session.client("s3")
         s3.create_bucket(Bucket="scripts", CreateBucketConfiguration={"LocationConstraint": REGION})
-        vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+        vpc = route_default_vpc(ec2)
         subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
         network = NetworkOutputs(
             vpc_id=vpc,

@@ -17,6 +17,8 @@ from pwbcluster.sandbox.account import SandboxAccount
 from pwbcluster.sandbox.server import SandboxServer
 from pwbcluster.stages.image import service, stage
 
+from .conftest import route_default_vpc
+
 pytestmark = pytest.mark.pcluster
 
 
@@ -48,7 +50,7 @@ def test_sandbox_run_validates_uploads_registers_and_destroys(
         ec2 = session.client("ec2", endpoint_url=endpoint)
         s3 = session.client("s3", endpoint_url=endpoint)
         iam = session.client("iam", endpoint_url=endpoint)
-        vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+        vpc = route_default_vpc(ec2)
         subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
         group = ec2.create_security_group(GroupName="build", Description="b", VpcId=vpc)
         s3.create_bucket(

@@ -43,10 +43,10 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )
 
 
-def deployment_file(tmp_path: Path, name: str) -> Path:
+def deployment_file(tmp_path: Path, name: str, region: str = REGION) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(
-        f"deployment:\n  name: {name}\n  region: {REGION}\n  owner_email: e2e@example.com\n"
+        f"deployment:\n  name: {name}\n  region: {region}\n  owner_email: e2e@example.com\n"
         "  tags: {Purpose: e2e-test}\n"
     )
     return path
@@ -118,6 +118,28 @@ def test_up_runs_every_stage_and_prints_the_summary(reference: dict[str, object]
     assert isinstance(made, dict)
     for kind in ("vpc", "subnet", "bucket", "secret", "database", "directory", "image"):
         assert made.get(kind, 0) >= 1, f"no {kind} in the sandbox: {made}"
+    # The reachability proof, against the sandbox's EC2 and pcluster's synthesis.
+    assert "Reachability (role, AWS API, hop):" in out and "Flows (role, service" in out
+    assert "jump host" in out and "image builder" in out and "session callbacks" in out
+    assert "NO PATH" not in out
+
+
+def test_up_and_down_in_us_east_1(tmp_path: Path) -> None:
+    """us-east-1: the one region where S3 refuses a LocationConstraint."""
+    config = deployment_file(tmp_path, f"e2e-use1-{os.getpid() % 1000}", "us-east-1")
+    build = ROOT / "build" / config.stem
+    shutil.rmtree(build, ignore_errors=True)
+    try:
+        result = up(config)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Flows (role, service" in result.stdout and "NO PATH" not in result.stdout
+        down = invoke("down", "--sandbox", "--config", str(config))
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "remaining: nothing" in down.stdout
+    finally:
+        invoke("down", "--sandbox", "--config", str(config))
+        sandbox.stop(build)
+        shutil.rmtree(build, ignore_errors=True)
 
 
 def test_no_secret_leaks_anywhere(reference: dict[str, object]) -> None:

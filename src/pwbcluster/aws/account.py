@@ -7,7 +7,8 @@ deployment are ParallelCluster's own, run by its CLI against the real account.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -107,9 +108,10 @@ class AwsAccount:
         return None
 
     # The cluster
-    def check_cluster(self, deploy: ClusterDeploy) -> None:
-        # pcluster create-cluster validates the configuration itself, against this account.
-        return None
+    def check_cluster(self, deploy: ClusterDeploy) -> Sequence[Path]:
+        # pcluster create-cluster validates the configuration itself, against this account,
+        # and synthesises its templates there: none exist here before it runs.
+        return ()
 
     def deploy_cluster(self, deploy: ClusterDeploy) -> str:
         return pcluster_cluster.create_or_update(

@@ -128,8 +128,9 @@ class Account(Protocol):
         """Remove what the account made to stand in for parent images (if anything)."""
 
     # The cluster
-    def check_cluster(self, deploy: ClusterDeploy) -> None:
-        """Validate the cluster config before it is deployed."""
+    def check_cluster(self, deploy: ClusterDeploy) -> Sequence[Path]:
+        """Validate the cluster config before it is deployed; return the CloudFormation
+        templates the account synthesised from it (none where it synthesises none)."""
 
     def deploy_cluster(self, deploy: ClusterDeploy) -> str:
         """Create or update the cluster and wait; return the login load balancer's address."""

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 WORKER_DIR = Path(__file__).with_name("in-venv")
 WORKER = WORKER_DIR / "worker.py"
 WORKER_TIMEOUT_SECONDS = 600
+# Beside synthesised templates: the stand-in id written in them -> the id it stands for.
+PLACEHOLDERS_FILE = "placeholders.json"
 DEFAULT_ACCOUNT = STAND_IN_ACCOUNT
 
 # The only validators switched off offline, each because moto cannot serve what it

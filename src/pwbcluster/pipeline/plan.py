@@ -37,6 +37,9 @@ from pwbcluster.stages.network import stage as network_stage
 from pwbcluster.stages.network.args import network_args
 from pwbcluster.stages.network.program import network_program
 from pwbcluster.stages.services import stage as services_stage
+from pwbcluster.stages.services.args import services_args
+from pwbcluster.stages.services.program import services_program
+from pwbcluster.stages.stack_outputs import to_contract
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +47,12 @@ log = logging.getLogger(__name__)
 def planned_context(config: Config) -> PlanContext:
     """Planned upstream values, as the stages' own ``plan`` gives them (nothing rendered)."""
     ctx = StageContext(config, Upstream(), PlanAccount(config.region))
+    network = network_stage.plan(ctx)
+    ctx = StageContext(config, Upstream(network=network), PlanAccount(config.region))
     return PlanContext(
         config=config,
         build_dir=config.build_dir,
-        network=network_stage.plan(ctx),
+        network=network,
         services=services_stage.plan(ctx),
         image=planned_image_outputs(config),
         # The cluster stage uploads node scripts at the bucket root (cluster/...), the
@@ -57,20 +62,44 @@ def planned_context(config: Config) -> PlanContext:
 
 
 def planned_topology(config: Config) -> netpaths.Topology | None:
-    """The network the network stage's program declares, under offline mocks, with its
-    subnets named by the plan's placeholder ids; None for an existing VPC (unknown here)."""
+    """The network the network and services programs declare, under offline mocks, with
+    subnets and security groups named by the plan's placeholder ids; None for an existing
+    VPC (its routing is unknown here)."""
     if config.model.aux.network.vpc_id:
         return None
-    args = network_args(config.model, config.tags())
-    run = run_with_mocks(
-        lambda: network_program(args), OfflineMocks(config.region), PROJECT, "plan", preview=True
-    )
+    tags = config.tags()
+    mocks = OfflineMocks(config.region)
+    net_args = network_args(config.model, tags)
+    net = run_with_mocks(lambda: network_program(net_args), mocks, PROJECT, "plan", preview=True)
+    network = to_contract(contracts.NetworkOutputs, net.outputs)
+    svc_args = services_args(config.model, tags, network)
+    # Only the groups are read here: the program's warnings (no tool wheel in a plan) are
+    # not the user's business.
+    quiet = logging.getLogger("pwbcluster.stages.services")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        svc = run_with_mocks(
+            lambda: services_program(svc_args), mocks, PROJECT, "plan", preview=True
+        )
+    finally:
+        quiet.setLevel(level)
     planned = contracts.planned_network(config.region, config.name)
+    groups = contracts.PLANNED_GROUPS
+    made = svc.outputs
     rename = {
         **{f"{config.name}-public-{i + 1}": s for i, s in enumerate(planned.public_subnet_ids)},
         **{f"{config.name}-private-{i + 1}": s for i, s in enumerate(planned.private_subnet_ids)},
+        str(network.image_build_security_group_id): str(planned.image_build_security_group_id),
+        str(made["cluster_security_group_id"]): groups["cluster"],
+        str(made["workbench_db"]["security_group_id"]): groups["workbench database"],
     }
-    return netpaths.from_registrations(run.registered.values(), rename)
+    if made.get("directory_security_group_id"):
+        rename[str(made["directory_security_group_id"])] = groups["directory"]
+    if made.get("jump_host_security_group_id"):
+        rename[str(made["jump_host_security_group_id"])] = groups["jump host"]
+    registered = [*net.registered.values(), *svc.registered.values()]
+    return netpaths.from_registrations(registered, rename)
 
 
 def render_step(ctx: PlanContext) -> None:
@@ -81,7 +110,9 @@ def render_step(ctx: PlanContext) -> None:
     hand it to the account, which records it for the pcluster step.
     """
     config = ctx.config
-    account = PlanAccount(config.region, topology=lambda vpc_id: planned_topology(config))
+    topology = planned_topology(config)
+    ctx.extra["topology"] = topology
+    account = PlanAccount(config.region, topology=lambda vpc_id: topology)
 
     def make_context(upstream: Any) -> StageContext:
         return StageContext(config, Upstream(**dict(upstream)), account, None)

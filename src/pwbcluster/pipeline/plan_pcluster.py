@@ -23,10 +23,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pwbcluster import netpaths
+from pwbcluster.contracts.stage import Upstream
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import lint, offline
 from pwbcluster.pcluster.patch import ensure_patched, find_patches
 from pwbcluster.pcluster.venv import REQUIREMENTS
+from pwbcluster.stages.cluster.stage import flow_hops
 
 if TYPE_CHECKING:
     from pwbcluster.pipeline.plan_context import PlanContext
@@ -87,7 +90,32 @@ def _timed(ctx: PlanContext, name: str, started: float) -> None:
 
 
 def pcluster_step(ctx: PlanContext) -> None:
-    """Validate both rendered configs with pcluster, synthesise, cfn-lint (see module doc)."""
+    """Validate both rendered configs with pcluster, synthesise, cfn-lint (see module doc),
+    then prove the deployment's flows on the synthesised security groups."""
+    _synthesise(ctx)
+    prove_flows(ctx)
+
+
+def prove_flows(ctx: PlanContext) -> None:
+    """Step 5: every flow between nodes and services has a path through the security
+    groups of the programs and of pcluster's templates, or the plan stops naming it."""
+    topology = ctx.extra.get("topology")
+    assert ctx.cluster is not None
+    if topology is None:
+        ctx.notes.append(
+            "flows: not proven: the VPC's security groups are unknown here (an existing "
+            "VPC in a plan)"
+        )
+        return
+    out_dir = ctx.build_dir / OUT_DIR
+    rename = json.loads((out_dir / offline.PLACEHOLDERS_FILE).read_text(encoding="utf-8"))
+    templates = sorted(out_dir.glob(f"{ctx.config.name}*.json"))
+    upstream = Upstream(network=ctx.network, services=ctx.services)
+    hops = flow_hops(topology, templates, rename, ctx.config, ctx.cluster.config, upstream)
+    ctx.notes.extend(netpaths.flow_table(hops))
+
+
+def _synthesise(ctx: PlanContext) -> None:
     if ctx.cluster is None or ctx.image_config is None:
         raise PclusterError("the pcluster step needs the render step before it")
     started = time.perf_counter()
@@ -158,7 +186,7 @@ def _write_placeholders(out_dir: Path, results: Sequence[offline.JobResult]) -> 
     shown: dict[str, str] = {}
     for result in results:
         shown.update(result.placeholders)
-    path = out_dir / "placeholders.json"
+    path = out_dir / offline.PLACEHOLDERS_FILE
     path.write_text(json.dumps(dict(sorted(shown.items())), indent=1) + "\n")
     return path
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +172,7 @@ class SandboxAccount:
         image_standins.remove_parent_standins(self.client("ec2"))
 
     # The cluster: validated and synthesised by pcluster offline, not deployed
-    def check_cluster(self, deploy: ClusterDeploy) -> None:
+    def check_cluster(self, deploy: ClusterDeploy) -> Sequence[Path]:
         result = offline.synthesise_cluster(
             dict(deploy.config),
             deploy.name,
@@ -194,6 +194,12 @@ class SandboxAccount:
             self.notes.add(line)
         self._templates = [str(p) for p in result.files]
         self._validator_warnings = [f"{w.validator}: {w.message}" for w in result.warnings]
+        files = [Path(p) for p in result.files]
+        if result.placeholders and files:
+            # Ids pcluster could not find here stood in by others: say which is which.
+            names = json.dumps(dict(sorted(result.placeholders.items())), indent=1)
+            write_text(files[0].parent / offline.PLACEHOLDERS_FILE, names + "\n")
+        return files
 
     def deploy_cluster(self, deploy: ClusterDeploy) -> str:
         host = f"{deploy.name}-login.sandbox.invalid"

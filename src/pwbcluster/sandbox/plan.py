@@ -9,7 +9,8 @@ worker process). Anything that would create something is refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pwbcluster.contracts.account import ClusterDeploy, ImageBuild, Notes, StackRequest
@@ -68,8 +69,10 @@ class PlanAccount:
     def forget_image_standins(self) -> None:
         return None
 
-    def check_cluster(self, deploy: ClusterDeploy) -> None:
+    def check_cluster(self, deploy: ClusterDeploy) -> Sequence[Path]:
+        # The plan's pcluster step synthesises the templates (and proves their flows).
         self.cluster = deploy
+        return ()
 
     def deploy_cluster(self, deploy: ClusterDeploy) -> str:
         return f"{deploy.name}-login-PLANNED.elb.{self.region}.amazonaws.com"

@@ -12,20 +12,23 @@ created recorded in ``build/<deployment>/cluster-plan.json``), a recorded job in
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pwbcluster import netpaths
+from pwbcluster.config import Config
 from pwbcluster.config.model_cluster import WorkbenchModel
 from pwbcluster.contracts import ClusterOutputs, ImageOutputs, NetworkOutputs, ServicesOutputs
 from pwbcluster.contracts.account import ClusterDeploy
-from pwbcluster.contracts.stage import StageContext, StageSpec, section_inputs
+from pwbcluster.contracts.stage import StageContext, StageSpec, Upstream, section_inputs
 from pwbcluster.errors import StageError
 from pwbcluster.files import TEMPLATES, dump_yaml, write_text
 from pwbcluster.files_manifest import manifest_files
+from pwbcluster.pcluster import offline
 from pwbcluster.stages.cluster import reachability
 from pwbcluster.stages.cluster.bundle import (
     BundleObject,
@@ -245,13 +248,56 @@ def check_paths(ctx: StageContext, prepared: Prepared) -> None:
         ctx.account.notes.add(line)
 
 
+def flow_hops(
+    topology: netpaths.Topology,
+    templates: Sequence[Path],
+    rename: Mapping[str, str],
+    config: Config,
+    rendered: Mapping[str, Any],
+    upstream: Upstream,
+) -> list[netpaths.Hop]:
+    """Each flow between the nodes and services, proven on the security groups of the
+    VPC (``topology``) and of pcluster's synthesised ``templates``; raises naming every
+    flow with no path."""
+    network: NetworkOutputs = upstream.require("network")
+    services: ServicesOutputs = upstream.require("services")
+    hops = reachability.prove_cluster(
+        topology, templates, rename, rendered, config.model, services, network
+    )
+    missing = netpaths.failures(hops)
+    if missing:
+        raise StageError(
+            "a flow the deployment needs has no path through the security groups:\n"
+            + "\n".join(missing)
+        )
+    return hops
+
+
+def check_flows(ctx: StageContext, prepared: Prepared, templates: Sequence[Path]) -> None:
+    network: NetworkOutputs = ctx.upstream.require("network")
+    topology = ctx.account.network_topology(network.vpc_id) if templates else None
+    if topology is None:
+        ctx.account.notes.add(
+            "flows: not proven here: ParallelCluster synthesises its security groups in the "
+            "account (`invoke plan` proves the same templates offline before `up`)"
+        )
+        return
+    names = templates[0].parent / offline.PLACEHOLDERS_FILE
+    rename = json.loads(names.read_text(encoding="utf-8")) if names.is_file() else {}
+    hops = flow_hops(
+        topology, templates, rename, ctx.config, prepared.rendered.config, ctx.upstream
+    )
+    for line in netpaths.flow_table(hops):
+        ctx.account.notes.add(line)
+
+
 def run(ctx: StageContext) -> ClusterOutputs:
     prepared = prepare(ctx)
     check_paths(ctx, prepared)
     for warning in prepared.rendered.warnings:
         ctx.say(f"cluster: [yellow]warning[/yellow]: {warning}")
     network: NetworkOutputs = ctx.upstream.require("network")
-    ctx.account.check_cluster(deploy_request(ctx, prepared, ()))
+    check_flows(ctx, prepared, ctx.account.check_cluster(deploy_request(ctx, prepared, ())))
     keys = upload(ctx.account.client("s3"), prepared.objects, network.bucket_name)
     uploaded = [f"s3://{network.bucket_name}/{k}" for k in keys]
     host = ctx.account.deploy_cluster(deploy_request(ctx, prepared, uploaded))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pwbcluster import netpaths
 from pwbcluster.contracts import ImageOutputs, NetworkOutputs, planned_image
 from pwbcluster.contracts.account import ImageBuild
 from pwbcluster.contracts.stage import StageContext, StageSpec, section_inputs
@@ -59,6 +60,7 @@ def _build(ctx: StageContext, network: NetworkOutputs) -> tuple[service.Prepared
     image = ctx.config.model.image
     parent = image.parent_ami or ctx.account.official_parent_image(image.os, PCLUSTER_VERSION)
     prepared = service.prepare(ctx.config, network, str(parent))
+    builder_paths(ctx, prepared.config)
     for item in unverified_downloads(image):
         ctx.say(f"image: [yellow]unverified download[/yellow]: {item}")
     build = ImageBuild(
@@ -73,6 +75,46 @@ def _build(ctx: StageContext, network: NetworkOutputs) -> tuple[service.Prepared
     )
     ctx.account.check_image(build)
     return prepared, build
+
+
+# What the build instance calls besides the image scripts' own aws calls: ParallelCluster
+# gives it AmazonSSMManagedInstanceCore and EC2InstanceProfileForImageBuilder (pcluster
+# 3.16.1 templates/imagebuilder_stack.py): Image Builder drives it through SSM and reads
+# its components and writes its logs; the install scripts download packages.
+BUILDER = "EC2 Image Builder through ParallelCluster (templates/imagebuilder_stack.py)"
+BUILDER_NEEDS = ("ec2messages", "imagebuilder", "logs", "s3", "ssm", "ssmmessages")
+PACKAGES = "image/install-*.sh (package archives, CRAN, Posit, GitHub releases)"
+
+
+def builder_paths(ctx: StageContext, config: Any) -> None:
+    """The build instance reaches what it calls, or the stage stops before any build."""
+    network: NetworkOutputs = ctx.upstream.require("network")
+    topology = ctx.account.network_topology(network.vpc_id)
+    build = config.get("Build", {})
+    if topology is None or not build.get("SubnetId"):
+        ctx.account.notes.add(
+            "reachability of the image builder: not proven here (the VPC's routing is unknown)"
+        )
+        return
+    why: dict[str, str] = {}
+    root = service.image_dir(ctx.config)
+    for script in sorted(root.glob("*.sh")):
+        for name, where in netpaths.script_calls(root, script.name, prefix="image").items():
+            why.setdefault(name, where)
+    why.update({name: BUILDER for name in BUILDER_NEEDS if name not in why})
+    why["internet"] = PACKAGES
+    place = netpaths.Placement(
+        "image builder",
+        str(build["SubnetId"]),
+        None,
+        frozenset(why),
+        why,
+        tuple(build.get("SecurityGroupIds") or ()),
+    )
+    for line in netpaths.checked(
+        netpaths.prove(topology, [place]), "the image build instance cannot reach what it calls"
+    ):
+        ctx.account.notes.add(line)
 
 
 def run(ctx: StageContext) -> ImageOutputs:
