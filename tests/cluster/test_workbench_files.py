@@ -144,8 +144,8 @@ def test_container_sessions(data: dict[str, Any]) -> None:
         profile = kv(files[f"launcher.slurm.{queue}.profiles.conf"])
         assert profile["singularity-image-directory"] == "/opt/rstudio-shared/containers"
         assert profile["default-singularity-image"] == "r-session-complete-jammy.sif"
-    env = kv(files["launcher-env"])
-    assert "/opt/slurm" in env["APPTAINER_BIND"].split(",")
+    (record,) = launcher_env_records(files["launcher-env"])
+    assert "/opt/slurm" in record["Environment"]["APPTAINER_BIND"].split(",")  # type: ignore[index]
     assert kv(files["rserver.conf"])["launcher-sessions-create-container-user"] == "0"
     assert container_tag_version("2025.05.1+513.pro3") == "2025.05.1"
 
@@ -201,3 +201,60 @@ def test_node_env_carries_arns_and_refuses_odd_values(data: dict[str, Any]) -> N
         format_env({"KEY": "two\nlines"})
     with pytest.raises(ToolkitError, match="bad key"):
         format_env({"lower": "x"})
+
+
+def launcher_env_records(text: str) -> list[dict[str, dict[str, str] | str]]:
+    """The launcher-env record format: ``Field: value`` lines, a record per JobType, the
+    Environment field's NAME=VALUE pairs continued on indented lines."""
+    records: list[dict[str, Any]] = []
+    field = ""
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line[0].isspace():
+            assert field == "Environment", f"continuation outside Environment: {line!r}"
+            name, _, value = line.strip().partition("=")
+            records[-1]["Environment"][name] = value
+            continue
+        field, sep, value = line.partition(":")
+        assert sep, f"not a Field: value line: {line!r}"
+        if field == "JobType":
+            records.append({"JobType": value.strip(), "Environment": {}})
+        elif field == "Environment":
+            name, _, val = value.strip().partition("=")
+            records[-1]["Environment"][name] = val
+        else:
+            records[-1][field] = value.strip()
+    return records
+
+
+def test_launcher_env_is_in_its_record_format(data: dict[str, Any]) -> None:
+    (record,) = launcher_env_records(render(data)["launcher-env"])
+    assert record["JobType"] == "any"
+    assert record["Environment"] == {"SLURM_CONF": "/opt/slurm/etc/slurm.conf"}
+    data["cluster"]["workbench"]["container_sessions"] = True
+    (record,) = launcher_env_records(render(data)["launcher-env"])
+    env = record["Environment"]
+    assert isinstance(env, dict)
+    assert env["APPTAINER_BIND"] == env["SINGULARITY_BIND"]
+    assert "/opt/slurm" in env["APPTAINER_BIND"].split(",")
+    # No plain K=V line: the Launcher would not read it as an environment variable.
+    text = render(data)["launcher-env"]
+    assert not [ln for ln in text.splitlines() if ln and ln[0].isalpha() and ":" not in ln]
+
+
+def test_load_balancer_forgets_a_node_that_exits(data: dict[str, Any]) -> None:
+    text = render(data)["load-balancer"]
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(node_load_balancer(text, "10.0.1.5"))
+    assert parser["config"]["delete-node-on-exit"] == "1"
+    assert parser["config"]["balancer"] == "sessions"
+    assert parser["config"]["www-host-name"] == "10.0.1.5"
+
+
+def test_cookies_are_secure_only_behind_tls(data: dict[str, Any]) -> None:
+    assert "auth-cookies-force-secure" not in kv(render(data)["rserver.conf"])
+    data["cluster"]["workbench"]["tls_certificate_arn"] = (
+        "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-0000-4000-8000-000000000000"
+    )
+    assert kv(render(data)["rserver.conf"])["auth-cookies-force-secure"] == "1"

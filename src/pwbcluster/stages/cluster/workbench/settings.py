@@ -60,6 +60,8 @@ class WorkbenchSettings:
     container_sessions: bool
     container_images: tuple[str, ...]
     workbench_version: str
+    # Users reach Workbench over TLS (the balancer's 443 listener): cookies only over it.
+    tls: bool = False
     shared_dir: str = WORKBENCH_SHARED_DIR
     etc_dir: str = ETC_DIR
     launcher_port: int = LAUNCHER_PORT
@@ -152,4 +154,5 @@ def settings_from(
         container_sessions=wb.container_sessions,
         container_images=wb.container_images,
         workbench_version=image.workbench.version,
+        tls=bool(wb.tls_certificate_arn),
     )
