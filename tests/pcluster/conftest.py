@@ -18,7 +18,12 @@ from pwbcluster.pcluster import offline, patch
 from pwbcluster.pcluster.venv import PCLUSTER_PACKAGE, ensure_venv
 from pwbcluster.pipeline.plan import PlanContext, make_plan, planned_context, render_step
 from pwbcluster.pipeline.plan_pcluster import pcluster_step
-from pwbcluster.stages.cluster.render import LB_CERTIFICATE_TAG, LB_PORTS_TAG, render_cluster_config
+from pwbcluster.stages.cluster.render import (
+    LB_CERTIFICATE_TAG,
+    LB_HEALTH_PATH_TAG,
+    LB_PORTS_TAG,
+    render_cluster_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CERTIFICATE = "arn:aws:acm:eu-west-1:000000000000:certificate/11111111-2222-3333-4444-555555555555"
@@ -110,7 +115,9 @@ def synthesised(
     public = list(planned.network.public_subnet_ids)
     configs = {
         "tls": render(example, tls_certificate_arn=CERTIFICATE),
-        "noports": without_tags(render(example), LB_PORTS_TAG, LB_CERTIFICATE_TAG),
+        "noports": without_tags(
+            render(example), LB_PORTS_TAG, LB_CERTIFICATE_TAG, LB_HEALTH_PATH_TAG
+        ),
     }
     jobs = [
         offline.cluster_job(cfg, "pwbtest", out_dir=out / variant, public_subnets=public)
@@ -141,7 +148,7 @@ def synthesised_unpatched(
 ) -> Synthesised:
     out = tmp_path_factory.mktemp("cfn-unpatched")
     public = list(planned_context(example).network.public_subnet_ids)
-    config = without_tags(render(example), LB_PORTS_TAG, LB_CERTIFICATE_TAG)
+    config = without_tags(render(example), LB_PORTS_TAG, LB_CERTIFICATE_TAG, LB_HEALTH_PATH_TAG)
     job = offline.cluster_job(config, "pwbtest", out_dir=out, public_subnets=public)
     (result,) = offline.run_jobs([job], example.region, python_path=[unpatched_pcluster])
     offline.raise_for([result])

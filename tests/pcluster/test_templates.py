@@ -55,6 +55,8 @@ def test_tls_listens_on_22_and_443_forwarding_to_8787(synthesised: dict[str, Syn
     assert found[22]["Protocol"] == "TCP" and "Certificates" not in found[22]
     assert found[443]["Protocol"] == "TLS"
     assert found[443]["Certificates"] == [{"CertificateArn": CERTIFICATE}]
+    # TLS 1.2 at least: the balancer's default policy (ELBSecurityPolicy-2016-08) allows 1.0.
+    assert found[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
     assert forwarded_port(s, found[443]) == 8787
     assert forwarded_port(s, found[22]) == 22
 
@@ -67,8 +69,13 @@ def test_health_checks_probe_the_target_port(
     assert sorted(g["Port"] for g in groups.values()) == [22, 8787]
     for name, group in groups.items():
         assert group["Protocol"] == "TCP", name
-        assert group["HealthCheckProtocol"] == "TCP", name
         assert group["HealthCheckPort"] == str(group["Port"]), name
+        if group["Port"] == 22:
+            assert group["HealthCheckProtocol"] == "TCP", name
+            assert "HealthCheckPath" not in group, name
+        else:  # Workbench: an HTTP GET on its health endpoint, not a TCP connect
+            assert group["HealthCheckProtocol"] == "HTTP", name
+            assert group["HealthCheckPath"] == "/health-check", name
 
 
 @pytest.mark.parametrize("variant", ["example", "tls", "noports"])

@@ -2,8 +2,8 @@
 
 The result is plain data written to ``build/<deployment>/cluster-config.yaml``. Secrets
 appear only as Secrets Manager ARNs; node scripts get non-secret arguments only. The
-load balancer's extra listeners travel as cluster tags (``LB_PORTS_TAG`` and
-``LB_CERTIFICATE_TAG``), so the patched ParallelCluster reads them from the config itself
+load balancer's extra listeners travel as cluster tags (``LB_PORTS_TAG``,
+``LB_CERTIFICATE_TAG`` and ``LB_HEALTH_PATH_TAG``), so the patched ParallelCluster reads them from the config itself
 and a later ``pcluster update-cluster`` keeps them.
 
 ``source_map`` records, for rendered keys, the deployment key that produced them, so an
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 LB_PORTS_TAG = "pwbcluster:login-lb-ports"
 LB_CERTIFICATE_TAG = "pwbcluster:login-lb-certificate"
+# The Workbench target group's health check: HTTP GET on Workbench's own health endpoint
+# (rserver.conf server-health-check-enabled=1), not a TCP connect a hung server passes.
+LB_HEALTH_PATH_TAG = "pwbcluster:login-lb-health-path"
+WORKBENCH_HEALTH_PATH = "/health-check"
 WORKBENCH_SHARED_DIR = "/opt/rstudio-shared"
 LDAP_CA_PATH = "/etc/pwbcluster/ldap-ca.pem"
 NODE_SCRIPTS = {
@@ -99,6 +103,7 @@ def render_cluster_config(
     ports, cert = lb_listeners(cluster.workbench)
     all_tags = dict(tags)
     all_tags[LB_PORTS_TAG] = ports
+    all_tags[LB_HEALTH_PATH_TAG] = WORKBENCH_HEALTH_PATH
     if cert:
         all_tags[LB_CERTIFICATE_TAG] = cert
 
