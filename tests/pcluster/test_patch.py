@@ -123,3 +123,30 @@ def test_each_version_gets_its_own_patches(patched_copy: Path, tmp_path: Path) -
     results = patch.apply(patched_copy, directory)
     assert [r.patch.name for r in results] == [p.name for p in mine]
     assert all(r.after is patch.State.APPLIED for r in results)
+
+
+def test_files_of_an_earlier_patch_version_are_reinstalled_then_patched(
+    patched_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A venv patched by an earlier version of the patch matches neither the patch nor
+    pcluster's own files: ensure_patched puts pcluster's files back, then patches."""
+    patch.revert(patched_copy)
+    pristine = snapshot(patched_copy)
+    patch.apply(patched_copy)
+    stale = patched_copy / "pcluster/templates/login_nodes_stack.py"
+    stale.write_text(stale.read_text().replace("get_login_lb_health_path(self._config)", "None"))
+    with pytest.raises(patch.PatchConflict):
+        patch.apply(patched_copy)
+    reinstalled: list[bool] = []
+
+    def reinstall() -> None:  # what pip --force-reinstall does: the wheel's own files
+        reinstalled.append(True)
+        for rel, data in pristine.items():
+            (patched_copy / rel).write_bytes(data)
+
+    monkeypatch.setattr(patch, "ensure_venv", lambda: patched_copy)
+    monkeypatch.setattr(patch, "site_packages", lambda: patched_copy)
+    monkeypatch.setattr(patch, "reinstall_pcluster", reinstall)
+    assert patch.ensure_patched() == patched_copy
+    assert reinstalled == [True]
+    assert [r.after for r in patch.check(patched_copy)] == [patch.State.APPLIED]

@@ -27,7 +27,13 @@ from enum import Enum
 from pathlib import Path
 
 from pwbcluster.errors import MissingDependency, PatchError
-from pwbcluster.pcluster.venv import PCLUSTER_PACKAGE, ensure_venv, project_root, site_packages
+from pwbcluster.pcluster.venv import (
+    PCLUSTER_PACKAGE,
+    ensure_venv,
+    project_root,
+    reinstall_pcluster,
+    site_packages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,10 @@ PATCH_NAME = re.compile(
     r"^(?P<package>[A-Za-z0-9_.-]+)\+(?P<version>[^+]+)\+(?P<seq>\d{3})\+.+\.patch$"
 )
 PATCH_TIMEOUT_SECONDS = 60
+
+
+class PatchConflict(PatchError):
+    """The files differ from what a patch expects (neither applied nor applicable)."""
 
 
 class State(Enum):
@@ -154,9 +164,9 @@ def _check_version(site_dir: Path, patch: PatchFile) -> None:
         )
 
 
-def _conflict(site_dir: Path, patch: PatchFile, action: str) -> PatchError:
+def _conflict(site_dir: Path, patch: PatchFile, action: str) -> PatchConflict:
     detail = _run_patch(site_dir, patch, "--dry-run").stdout.strip()
-    return PatchError(
+    return PatchConflict(
         f"cannot {action} {patch.name} in {site_dir}: {State.CONFLICT.value}.\n{detail}\n"
         "Recreate the venv (delete it and run `invoke pcluster.setup`) to start from clean files"
     )
@@ -260,10 +270,19 @@ def check(site_dir: Path | None = None, directory: Path | None = None) -> list[P
 
 
 def ensure_patched() -> Path:
-    """Create the venv if needed and apply the patches (idempotent); return site-packages."""
+    """Create the venv if needed and apply the patches (idempotent); return site-packages.
+
+    Files that match neither a patch nor ParallelCluster's own (a venv patched by an
+    earlier version of a patch) are put back by reinstalling the package, once."""
     ensure_venv()
     site_dir = site_packages()
-    for result in apply(site_dir):
+    try:
+        results = apply(site_dir)
+    except PatchConflict as conflict:
+        log.warning("%s", str(conflict).splitlines()[0])
+        reinstall_pcluster()
+        results = apply(site_dir)
+    for result in results:
         if result.changed:
             log.info("%s", result.describe())
     return site_dir

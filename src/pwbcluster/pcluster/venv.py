@@ -173,6 +173,27 @@ def ensure_venv(require_node: bool = True) -> Path:
     return venv
 
 
+def reinstall_pcluster() -> None:
+    """Put ParallelCluster's own files back (e.g. patched by an earlier patch version)."""
+    venv = ensure_venv(require_node=False)
+    logfile = venv.parent / f"pcluster-{PCLUSTER_VERSION}.log"
+    _run_logged(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "--force-reinstall",
+            "--no-deps",
+            f"{PCLUSTER_PACKAGE}=={PCLUSTER_VERSION}",
+        ],
+        logfile,
+        f"reinstalling {PCLUSTER_PACKAGE} {PCLUSTER_VERSION} to start from its own files",
+    )
+
+
 def site_packages() -> Path:
     """The venv's site-packages directory (where the pcluster package is patched)."""
     python = pcluster_python()
