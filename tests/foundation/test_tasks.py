@@ -122,3 +122,30 @@ def test_yaml_files_point_at_their_schema() -> None:
         first = (ROOT / rel).read_text().splitlines()[0]
         assert first == f"# yaml-language-server: $schema={schema}", rel
         assert (ROOT / rel).parent.joinpath(schema).resolve().is_file()
+
+
+def test_a_real_up_refuses_a_world_open_default_before_starting_anything(project: Path) -> None:
+    """No world-open default: a real `up` needs allowed_cidr in the deployment file; the
+    check runs before any account, credential or CLI is touched."""
+    result = invoke("up", "--config", "config/example.yaml", cwd=project)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "Traceback" not in out, out
+    assert "cluster.login_nodes.allowed_cidr is not set: say in config/example.yaml" in out
+    assert not (project / "build" / "example" / "state.json").exists()
+
+
+def test_the_sandbox_and_plan_say_what_they_assume_without_allowed_cidr(project: Path) -> None:
+    from pwbcluster.config import load_config
+    from pwbcluster.pipeline.plan import make_plan, render_step
+
+    config = load_config(project / "config" / "example.yaml")
+    notes = "\n".join(make_plan(config, steps=[("render", render_step)]).notes)
+    assert "allowed_cidr is not set: ssh and Workbench are rendered open to 0.0.0.0/0" in notes
+    world = project / "config" / "world.yaml"
+    world.write_text(
+        (project / "config" / "example.yaml").read_text().replace("name: example", "name: world")
+        + "cluster:\n  login_nodes:\n    allowed_cidr: 0.0.0.0/0\n"
+    )
+    notes = "\n".join(make_plan(load_config(world), steps=[("render", render_step)]).notes)
+    assert "allowed_cidr is 0.0.0.0/0: ssh and Workbench are open to the whole internet" in notes

@@ -259,6 +259,8 @@ def _cidrs(data: dict[str, Any]) -> Iterator[Finding]:
         ),
     ]
     for path, text, is_vpc in targets:
+        if text is None:
+            continue  # allowed_cidr unset: the real `up` refuses it (orchestrate.real_blockers)
         try:
             net = ipaddress.ip_network(text, strict=True)
         except ValueError as exc:

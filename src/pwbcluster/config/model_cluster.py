@@ -19,7 +19,7 @@ class LoginNodesModel:
 
     count: int
     instance_type: str
-    allowed_cidr: str
+    allowed_cidr: str | None
 
 
 @dataclass(frozen=True)

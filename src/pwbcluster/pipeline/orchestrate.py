@@ -109,12 +109,34 @@ class NoSandbox(ToolkitError):
         )
 
 
+def real_blockers(config: Config) -> list[str]:
+    """What a deployment file must say before a real ``up`` (the sandbox and a plan go on
+    without it, and say what they assumed)."""
+    out = []
+    where = config.deployment_file
+    if where.is_absolute() and where.is_relative_to(config.root):
+        where = where.relative_to(config.root)
+    if config.model.cluster.login_nodes.allowed_cidr is None:
+        out.append(
+            f"cluster.login_nodes.allowed_cidr is not set: say in {where} "
+            "who may reach ssh and Workbench (your network's range, e.g. 203.0.113.0/24; "
+            "write 0.0.0.0/0 to open them to the whole internet)"
+        )
+    return out
+
+
 def up(
     config: Config,
     mode: str,
     console: Console,
     only: set[str] | None = None,
 ) -> dict[str, Any]:
+    if mode == "real":
+        blockers = real_blockers(config)
+        if blockers:
+            raise ToolkitError(
+                "not starting a real deployment:\n" + "\n".join(f"- {b}" for b in blockers)
+            )
     with run_log(config, "up"), account(config, mode, console, start_server=True) as target:
         if target.simulated:
             console.print(

@@ -28,6 +28,7 @@ from pwbcluster.files import deep_merge
 
 log = logging.getLogger(__name__)
 
+WORLD = "0.0.0.0/0"
 LB_PORTS_TAG = "pwbcluster:login-lb-ports"
 LB_CERTIFICATE_TAG = "pwbcluster:login-lb-certificate"
 # The Workbench target group's health check: HTTP GET on Workbench's own health endpoint
@@ -175,7 +176,7 @@ def render_cluster_config(
             "AdditionalSecurityGroups": sgs,
         },
         # No KeyName: pcluster 3.15+ rejects it for login pools (they use the head node's).
-        "Ssh": {"AllowedIps": login.allowed_cidr},
+        "Ssh": {"AllowedIps": login.allowed_cidr or WORLD},
         "Iam": {"AdditionalIamPolicies": [{"Policy": services.login_node_policy_arn}]},
         "CustomActions": {**custom_actions, "OnNodeConfigured": action("login")},
         "GracetimePeriod": 10,
@@ -183,6 +184,16 @@ def render_cluster_config(
     smap[("LoginNodes", "Pools", 0, "Count")] = ("cluster", "login_nodes", "count")
     smap[("LoginNodes", "Pools", 0, "InstanceType")] = ("cluster", "login_nodes", "instance_type")
     smap[("LoginNodes", "Pools", 0, "Networking")] = ("aux", "network")
+    if login.allowed_cidr is None:
+        warnings.append(
+            "cluster.login_nodes.allowed_cidr is not set: ssh and Workbench are rendered open "
+            f"to {WORLD}; a real `invoke up` refuses until your deployment file sets it"
+        )
+    elif login.allowed_cidr == WORLD:
+        warnings.append(
+            f"cluster.login_nodes.allowed_cidr is {WORLD}: ssh and Workbench are open to the "
+            "whole internet"
+        )
     smap[("LoginNodes", "Pools", 0, "Ssh", "AllowedIps")] = (
         "cluster",
         "login_nodes",
