@@ -4,11 +4,15 @@
 #
 # Fetches the node scripts and the non-secret settings (node.env) from the scripts
 # bucket, then installs the directory's CA certificate (public) where sssd's
-# LdapTlsCaCert points, so ldaps:// works from the first sssd start.
+# LdapTlsCaCert points, so ldaps:// works from the first sssd start, and, where the
+# services stage generated Workbench's certificate, its CA into the system's trust store
+# (sessions on compute nodes call back to Workbench over TLS and check the certificate).
 #
 # Usage: node-start.sh --env-uri s3://BUCKET/PREFIX/cluster/node.env
 # Needs: aws CLI (in the AMI) and the instance role's read access to the bucket prefix.
 # Installs nothing. Safe to re-run: files are replaced only when they differ.
+# Environment (tests): TRUST_ANCHORS (the trust store's anchors directory) and
+# TRUST_UPDATE (the command that rebuilds the store), found from the OS otherwise.
 
 set -o errexit -o nounset -o pipefail
 
@@ -63,11 +67,38 @@ install_ldap_ca() {
   install_file "${ca}" "${LDAP_CA_PATH}" 644 "${ROOT_OWNER:-root:root}"
 }
 
+# install_workbench_ca: the generated Workbench certificate's CA (workbench-ca.pem) in
+# the system trust store: Debian/Ubuntu's update-ca-certificates, or RHEL's
+# update-ca-trust. Rebuilds the store only when the anchor changed.
+install_workbench_ca() {
+  local ca="${PWB_HOME}/cluster/workbench-ca.pem" anchors update
+  [[ "${WORKBENCH_CA:-false}" == "true" ]] || return 0
+  [[ -s "${ca}" ]] || die "the Workbench CA certificate is missing from the scripts bucket"
+  grep -q -- '-----BEGIN CERTIFICATE-----' "${ca}" || die "${ca} is not a PEM certificate"
+  if [[ -n "${TRUST_ANCHORS:-}" ]]; then
+    anchors="${TRUST_ANCHORS}" update="${TRUST_UPDATE:?TRUST_UPDATE goes with TRUST_ANCHORS}"
+  elif command -v update-ca-certificates >/dev/null 2>&1; then
+    anchors=/usr/local/share/ca-certificates update=update-ca-certificates
+  elif command -v update-ca-trust >/dev/null 2>&1; then
+    anchors=/etc/pki/ca-trust/source/anchors update="update-ca-trust extract"
+  else
+    die "no trust store tool (update-ca-certificates or update-ca-trust) on this node"
+  fi
+  if cmp -s "${ca}" "${anchors}/pwbcluster-workbench.crt"; then
+    return 0
+  fi
+  install_file "${ca}" "${anchors}/pwbcluster-workbench.crt" 644 "${ROOT_OWNER:-root:root}"
+  # shellcheck disable=SC2086  # "update-ca-trust extract" is a command and its argument
+  ${update} >/dev/null || die "cannot rebuild the trust store (${update})"
+  log "Workbench CA trusted"
+}
+
 main() {
   trap 'printf "[%s] ERROR: a command failed near line %s\n" "${SCRIPT_NAME}" "${LINENO}" >&2' ERR
   parse_args "$@"
   bootstrap
   install_ldap_ca
+  install_workbench_ca
   log "node start done"
 }
 

@@ -87,10 +87,16 @@ login_lb_dns() {
   return 1
 }
 
-# callback_url ADDRESS: where sessions call back: through the login load balancer (the
-# same on every node), else this node directly (works inside the VPC, not across its loss).
+# callback_url ADDRESS: where sessions call back: the deployment's hostname (the name its
+# own certificate covers), else the login load balancer's AWS name (the same on every
+# node; covered by the generated certificate), else this node directly (works inside the
+# VPC, not across its loss).
 callback_url() {
   local address="$1" dns
+  if [[ -n "${WORKBENCH_HOSTNAME:-}" ]]; then
+    printf '%s://%s:%s' "${LB_SCHEME}" "${WORKBENCH_HOSTNAME}" "${LB_PORT}"
+    return 0
+  fi
   if dns="$(login_lb_dns)" && [[ -n "${dns}" && "${dns}" != "None" ]]; then
     printf '%s://%s:%s' "${LB_SCHEME}" "${dns}" "${LB_PORT}"
     return 0

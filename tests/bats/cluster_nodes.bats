@@ -26,6 +26,8 @@ setup() {
   export PWB_HOME="${T}/pwb" RSTUDIO_ETC="${T}/etc/rstudio" ROOT_OWNER="$(id -un):$(id -gn)"
   export SHARED_WAIT=5 HEALTH_TRIES=1 HEALTH_SLEEP=0 FAKE_NODE_IP=10.0.1.15
   export FAKE_LB_DNS="example-login-0123456789.elb.eu-west-1.amazonaws.com"
+  export TRUST_ANCHORS="${T}/trust" TRUST_UPDATE=update-trust
+  stub update-trust
   stub ip 'printf "1.1.1.1 via 10.0.1.1 dev eth0 src %s uid 0\n" "${FAKE_NODE_IP}"'
   stub systemctl 'state="'"${T}"'/active-${@: -1}"
 case "$1" in
@@ -103,7 +105,9 @@ run_login() {
     run grep -rlF -- "$(secret_of "${key}")" "${FAKE_S3}" "${T}/shared" "${PWB_HOME}"
     [ "$status" -eq 1 ]
   done
-  grep -qx "launcher-sessions-callback-address=http://${FAKE_LB_DNS}:8787" "${RSTUDIO_ETC}/rserver.conf"
+  # Over TLS, through the balancer's AWS name (the generated certificate covers it).
+  grep -qx "launcher-sessions-callback-address=https://${FAKE_LB_DNS}:443" "${RSTUDIO_ETC}/rserver.conf"
+  grep -qx "auth-cookies-force-secure=1" "${RSTUDIO_ETC}/rserver.conf"
   grep -qx "www-host-name=10.0.1.15" "${RSTUDIO_ETC}/load-balancer"
   [[ "$(stub_calls systemctl)" == *"restart rstudio-server"* ]]
 }
@@ -176,6 +180,34 @@ run_login() {
   run_login
   [ "$status" -eq 0 ]
   [ "$(stub_calls rstudio-server | grep -c 'license-manager activate')" = 1 ]
+}
+
+@test "login node: with a hostname, sessions call back to it" {
+  set_env WORKBENCH_HOSTNAME workbench.example.com
+  run_head
+  run_login
+  [ "$status" -eq 0 ]
+  grep -qx "launcher-sessions-callback-address=https://workbench.example.com:443" "${RSTUDIO_ETC}/rserver.conf"
+}
+
+@test "node start trusts the generated Workbench CA, once, and only when it is generated" {
+  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  [ "$status" -eq 0 ]
+  cmp "${TRUST_ANCHORS}/pwbcluster-workbench.crt" "$(find "${FAKE_S3}" -name workbench-ca.pem)"
+  [ "$(stub_calls update-trust | wc -l)" = 1 ]
+  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  [ "$status" -eq 0 ]
+  [ "$(stub_calls update-trust | wc -l)" = 1 ]  # unchanged anchor: no rebuild
+  rm "${TRUST_ANCHORS}/pwbcluster-workbench.crt"
+  set_env WORKBENCH_CA false
+  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  [ "$status" -eq 0 ]
+  [ ! -e "${TRUST_ANCHORS}/pwbcluster-workbench.crt" ]
+  set_env WORKBENCH_CA true
+  find "${FAKE_S3}" -name workbench-ca.pem -delete
+  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"Workbench CA certificate is missing"* ]]
 }
 
 @test "node start installs the directory CA for ldaps, and warns when TLS is off" {

@@ -68,7 +68,9 @@ def upstream(
         bucket_arn=f"arn:aws:s3:::{BUCKET}",
         simulated=False,
     )
-    planned = contracts.planned_services(REGION, "example", "corp.example.com", tls=tls)
+    planned = contracts.planned_services(
+        REGION, "example", "corp.example.com", tls=tls, workbench_tls=True
+    )
     db = contracts.DatabaseEndpoint(
         "postgres",
         db_host,
@@ -98,6 +100,10 @@ def upstream(
         bind_password_secret_arn=secret_arn("directory-bind-password"),
         license_secret_arn=license_arn,
         ldap_ca_cert_pem=CA_PEM if tls else "",
+        workbench_certificate_arn=(
+            f"arn:aws:acm:{REGION}:123456789012:certificate/0a1b2c3d-1111-4000-8000-000000000001"
+        ),
+        workbench_ca_cert_pem=CA_PEM,
         simulated=False,
     )
     image = contracts.planned_image("ubuntu2204", "f" * 64, "pwb")
@@ -111,7 +117,12 @@ def write_bucket(out: Path, audit: bool, license_key: bool, tls: bool) -> None:
     files = render_workbench(settings_from(model_of(data), services), "example")
     env = node_env(model_of(data), network, services, "example", PREFIX)
     objects = bundle_objects(
-        PREFIX, ROOT / "cluster", format_env(env), files, services.ldap_ca_cert_pem or None
+        PREFIX,
+        ROOT / "cluster",
+        format_env(env),
+        files,
+        services.ldap_ca_cert_pem or None,
+        services.workbench_ca_cert_pem if env["WORKBENCH_CA"] == "true" else None,
     )
     for obj in objects:
         path = out / "s3" / BUCKET / obj.key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -10,8 +11,14 @@ import pytest
 from moto import mock_aws
 
 from pwbcluster.config.model import model_of
+from pwbcluster.errors import ToolkitError
 from pwbcluster.stages.cluster.bundle import format_env, node_env
-from pwbcluster.stages.cluster.render import LB_PORTS_TAG, render_cluster_config, trace
+from pwbcluster.stages.cluster.render import (
+    LB_CERTIFICATE_TAG,
+    LB_PORTS_TAG,
+    render_cluster_config,
+    trace,
+)
 from pwbcluster.stages.cluster.workbench import render_workbench, settings_from
 
 from .fixtures import PREFIX, REGION, random_secret, upstream
@@ -34,7 +41,12 @@ def test_login_pool_runs_the_login_script_on_node_configured(data: dict[str, Any
     assert pool["CustomActions"]["OnNodeStart"]["Script"].endswith("/cluster/node-start.sh")
     assert config["HeadNode"]["SharedStorageType"] == "Efs"
     assert config["Imds"]["ImdsSupport"] == "v2.0"
-    assert {"Key": LB_PORTS_TAG, "Value": "8787:8787"} in config["Tags"]
+    # HTTPS by default: 443 with the certificate the services stage generated.
+    assert {"Key": LB_PORTS_TAG, "Value": "443:8787"} in config["Tags"]
+    assert {
+        "Key": LB_CERTIFICATE_TAG,
+        "Value": services.workbench_certificate_arn,
+    } in config["Tags"]
     assert trace(
         {("LoginNodes", "Pools", 0, "Count"): ("cluster", "login_nodes", "count")},
         ("LoginNodes", "Pools", 0, "Count"),
@@ -58,7 +70,7 @@ def test_directory_uses_ldaps_with_the_ca_and_warns_on_opt_out(data: dict[str, A
     assert directory["DomainAddr"].startswith("ldaps://")
     assert directory["LdapTlsReqCert"] == "hard"
     assert directory["LdapTlsCaCert"] == "/etc/pwbcluster/ldap-ca.pem"
-    assert rendered.warnings == []
+    assert not [w for w in rendered.warnings if "ldap" in w.lower()]
     network, services, image = upstream(tls=False)
     rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
     assert "LdapTlsCaCert" not in rendered.config["DirectoryService"]
@@ -113,3 +125,29 @@ def test_rendered_config_passes_pclusters_schema_and_validators(data: dict[str, 
     )
     result = offline.validate_cluster(rendered.config, "example", REGION)
     assert not result.errors, [f"{e.validator}: {e.message} at {e.path}" for e in result.errors]
+
+
+def test_plain_http_only_by_explicit_choice_and_with_a_warning(data: dict[str, Any]) -> None:
+    network, services, image = upstream()
+    data["cluster"]["workbench"]["tls"] = False
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
+    assert {"Key": LB_PORTS_TAG, "Value": "8787:8787"} in rendered.config["Tags"]
+    assert all(t["Key"] != LB_CERTIFICATE_TAG for t in rendered.config["Tags"])
+    assert any("plain HTTP" in w for w in rendered.warnings)
+
+
+def test_your_own_certificate_replaces_the_generated_one(data: dict[str, Any]) -> None:
+    network, services, image = upstream()
+    own = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-2222-4000-8000-000000000002"
+    data["cluster"]["workbench"].update(tls_certificate_arn=own, hostname="wb.example.com")
+    tags = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config[
+        "Tags"
+    ]
+    assert {"Key": LB_CERTIFICATE_TAG, "Value": own} in tags
+
+
+def test_tls_without_a_recorded_certificate_says_what_to_run(data: dict[str, Any]) -> None:
+    network, services, image = upstream()
+    old = dataclasses.replace(services, workbench_certificate_arn="")
+    with pytest.raises(ToolkitError, match="run `invoke up --stage services` again"):
+        render_cluster_config(model_of(data), network, old, image, PREFIX, {})

@@ -249,7 +249,7 @@ def test_the_example_plan_proves_every_flow(synthesised: dict) -> None:
         "backup controllers, commands to the active one -> login (login) tcp/6820-6829",
         "slurmd to a backup controller -> login (login) tcp/6820-6829",
         "a backup controller to slurmd -> compute (all) tcp/6818",
-        "session callbacks to Workbench -> login balancer (login) tcp/8787",
+        "session callbacks to Workbench -> login balancer (login) tcp/443",
         "NFS mount -> EFS workbench tcp/2049",
         "Lustre mount -> FSx home tcp/988",
     ):
@@ -305,7 +305,7 @@ def test_each_broken_flow_fails_naming_role_service_and_hop(
             rule["CidrIp"] = "203.0.113.0/24"
     text = broken(topology=no_nat, templates=templates)
     assert (
-        "compute (all) -> session callbacks to Workbench -> login balancer (login) tcp/8787: no path"
+        "compute (all) -> session callbacks to Workbench -> login balancer (login) tcp/443: no path"
         in text
     )
     assert "NAT gateway's address" in text

@@ -94,7 +94,7 @@ def test_sandbox_run_uploads_records_and_destroys(
     ctx = context(data, tmp_path, moto_endpoint)
     out = stage.run(ctx)
     assert out.simulated and out.cluster_name == "example"
-    assert out.workbench_url == "http://example-login.sandbox.invalid:8787"
+    assert out.workbench_url == "https://example-login.sandbox.invalid"
     assert seen["endpoint"] == moto_endpoint and seen["config"]["LoginNodes"]
     uploaded = keys(moto_endpoint)
     for key in (
@@ -206,9 +206,13 @@ def test_real_driver_creates_waits_streams_events_and_returns_the_lb(tmp_path: P
     text = console.export_text()
     assert text.count("HeadNode CREATE_IN_PROGRESS") == 1  # each event printed once
     assert "LoginNodes CREATE_COMPLETE" in text
-    # The example serves Workbench on 8787 without a certificate.
+    # The example serves Workbench over TLS on 443 (a generated certificate), or on 8787
+    # in plain HTTP where the deployment opted out.
     cluster = example_data()["cluster"]
-    assert stage.workbench_url(cluster, host) == ("http://lb-123.elb.amazonaws.com:8787")
+    generated = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-1111-4000-8000-0001"
+    assert stage.workbench_url(cluster, host, generated) == "https://lb-123.elb.amazonaws.com"
+    cluster["workbench"]["tls"] = False
+    assert stage.workbench_url(cluster, host) == "http://lb-123.elb.amazonaws.com:8787"
 
 
 def test_real_driver_updates_an_existing_cluster_and_reports_failure(tmp_path: Path) -> None:

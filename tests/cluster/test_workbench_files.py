@@ -196,7 +196,13 @@ def test_node_env_carries_arns_and_refuses_odd_values(data: dict[str, Any]) -> N
     assert env["DB_PASSWORD_SECRET_ARN"] == services.workbench_db.password_secret_arn
     assert env["LICENSE_SECRET_ARN"] == ""
     assert env["WORKBENCH_SHARED_DIR"] == "/opt/rstudio-shared"
+    # HTTPS by default, with the generated certificate whose CA every node trusts.
+    assert env["LB_SCHEME"] == "https" and env["LB_PORT"] == "443"
+    assert env["WORKBENCH_CA"] == "true" and env["WORKBENCH_HOSTNAME"] == ""
+    data["cluster"]["workbench"]["tls"] = False
+    env = node_env(model_of(data), network, services, "example", PREFIX)
     assert env["LB_SCHEME"] == "http" and env["LB_PORT"] == "8787"
+    assert env["WORKBENCH_CA"] == "false"
     with pytest.raises(ToolkitError, match="characters"):
         format_env({"KEY": "two\nlines"})
     with pytest.raises(ToolkitError, match="bad key"):
@@ -253,8 +259,6 @@ def test_load_balancer_forgets_a_node_that_exits(data: dict[str, Any]) -> None:
 
 
 def test_cookies_are_secure_only_behind_tls(data: dict[str, Any]) -> None:
-    assert "auth-cookies-force-secure" not in kv(render(data)["rserver.conf"])
-    data["cluster"]["workbench"]["tls_certificate_arn"] = (
-        "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-0000-4000-8000-000000000000"
-    )
     assert kv(render(data)["rserver.conf"])["auth-cookies-force-secure"] == "1"
+    data["cluster"]["workbench"]["tls"] = False
+    assert "auth-cookies-force-secure" not in kv(render(data)["rserver.conf"])

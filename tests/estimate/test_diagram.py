@@ -38,6 +38,7 @@ cluster:
   workbench:
     port: 8788
     tls_certificate_arn: arn:aws:acm:us-east-2:123456789012:certificate/abc-123
+    hostname: workbench.example.com
   ha: {controllers: false}
   storage:
     home: {type: FsxLustre, capacity_gb: 2400, deployment_type: PERSISTENT_2}
@@ -87,7 +88,7 @@ def test_the_example_diagram_shows_queues_counts_ports_and_ha(example: PlanConte
     login = cluster["login_nodes"]
     assert f"login nodes x{login['count']}\n{login['instance_type']}" in nodes["login_pool"]
     port = cluster["workbench"]["port"]
-    assert ":22 ssh" in nodes["login_nlb"] and f":{port} Workbench" in nodes["login_nlb"]
+    assert ":22 ssh" in nodes["login_nlb"] and f":443 HTTPS -> {port}" in nodes["login_nlb"]
     assert "1200 GB" in "\n".join(nodes.values())
     assert "PostgreSQL 16" in nodes["db_workbench"]
     assert "LDAPS front" in nodes["ldaps_front"] and "SimpleAD" in nodes["directory"]
@@ -191,8 +192,11 @@ def test_without_the_render_step_both_steps_say_so(full_project: Path) -> None:
 
 
 def test_lb_ports_label_follows_the_listeners() -> None:
-    plain = load_config(ROOT / "config" / "example.yaml").model.cluster.workbench
-    tls = dataclasses.replace(plain, tls_certificate_arn="arn:aws:acm:x")
-    assert plain.port == 8787 and plain.tls_certificate_arn is None
+    default = load_config(ROOT / "config" / "example.yaml").model.cluster.workbench
+    assert default.port == 8787 and default.tls_certificate_arn is None and default.tls
+    # HTTPS by default (a generated certificate), plain HTTP only where opted out.
+    assert diagram.lb_ports_label(default) == ":22 ssh\n:443 HTTPS -> 8787"
+    plain = dataclasses.replace(default, tls=False)
     assert diagram.lb_ports_label(plain) == ":22 ssh\n:8787 Workbench"
-    assert diagram.lb_ports_label(tls) == ":22 ssh\n:443 HTTPS -> 8787"
+    own = dataclasses.replace(default, tls_certificate_arn="arn:aws:acm:x")
+    assert diagram.lb_ports_label(own) == ":22 ssh\n:443 HTTPS -> 8787"

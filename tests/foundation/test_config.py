@@ -297,3 +297,29 @@ def test_a_volta_gpu_queue_is_refused_before_any_aws_call(project: Path) -> None
         and "[gpu_driver_supported]" in p
         for p in found
     ), found
+
+
+def test_a_callback_whose_certificate_check_would_fail_is_refused(project: Path) -> None:
+    """With the deployment's own certificate, sessions would call back to the balancer's
+    AWS name, which that certificate does not cover: refused before anything runs."""
+    path = deployment(project)
+    own = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-2222-4000-8000-000000000002"
+    path.write_text(path.read_text() + f"cluster:\n  workbench:\n    tls_certificate_arn: {own}\n")
+    found = problems(path)
+    assert any(
+        "cluster.workbench.hostname: your certificate is set but hostname is not" in p
+        and "[workbench_callback_certificate]" in p
+        for p in found
+    ), found
+    path.write_text(path.read_text() + "    hostname: workbench.example.com\n")
+    config = load_config(path)  # no error left
+    assert not [w for w in config.warnings if "workbench_callback" in str(w)]
+    path.write_text(path.read_text() + "    tls: false\n")
+    assert any("tls is false but tls_certificate_arn is set" in p for p in problems(path))
+
+
+def test_plain_http_is_a_warning(project: Path) -> None:
+    path = deployment(project)
+    path.write_text(path.read_text() + "cluster:\n  workbench:\n    tls: false\n")
+    warnings = [str(w) for w in load_config(path).warnings]
+    assert any("[workbench_plain_http]" in w and "plain HTTP" in w for w in warnings), warnings

@@ -110,11 +110,13 @@ def planned(pcluster_site: Path, example: Config) -> PlanContext:
 def synthesised(
     planned: PlanContext, example: Config, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Synthesised]:
-    """The example as planned (8787), with TLS (443 -> 8787), and without the ports tag."""
+    """The example as planned (443 -> 8787 over TLS, generated certificate), with the
+    deployment's own certificate, in plain HTTP (8787, opted out), without the ports tag."""
     out = tmp_path_factory.mktemp("cfn")
     public = list(planned.network.public_subnet_ids)
     configs = {
-        "tls": render(example, tls_certificate_arn=CERTIFICATE),
+        "tls": render(example, tls_certificate_arn=CERTIFICATE, hostname="wb.example.com"),
+        "plain": render(example, tls=False),
         "noports": without_tags(
             render(example), LB_PORTS_TAG, LB_CERTIFICATE_TAG, LB_HEALTH_PATH_TAG
         ),

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from pwbcluster.pipeline.plan_context import PlanContext
+
 from .conftest import CERTIFICATE, Synthesised
 
 pytestmark = pytest.mark.pcluster
@@ -40,10 +42,23 @@ def ingress_ports(group: dict[str, Any]) -> dict[int, str]:
     return {r["FromPort"]: r.get("CidrIp") or r.get("SourcePrefixListId") for r in rules}
 
 
-def test_example_listens_on_22_and_8787(synthesised: dict[str, Synthesised]) -> None:
+def test_example_serves_workbench_only_over_tls(
+    synthesised: dict[str, Synthesised], planned: PlanContext
+) -> None:
+    """HTTPS by default: no certificate given, the services stage's generated one."""
     s = synthesised["example"]
     found = listeners(s)
-    assert set(found) == {22, 8787}
+    assert set(found) == {22, 443}  # no plain Workbench listener
+    assert {port: lst["Protocol"] for port, lst in found.items()} == {22: "TCP", 443: "TLS"}
+    generated = planned.services.workbench_certificate_arn
+    assert generated and found[443]["Certificates"] == [{"CertificateArn": generated}]
+    assert found[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert {port: forwarded_port(s, lst) for port, lst in found.items()} == {22: 22, 443: 8787}
+
+
+def test_plain_http_only_where_opted_out(synthesised: dict[str, Synthesised]) -> None:
+    s = synthesised["plain"]
+    found = listeners(s)
     assert {port: lst["Protocol"] for port, lst in found.items()} == {22: "TCP", 8787: "TCP"}
     assert {port: forwarded_port(s, lst) for port, lst in found.items()} == {22: 22, 8787: 8787}
 
@@ -61,7 +76,7 @@ def test_tls_listens_on_22_and_443_forwarding_to_8787(synthesised: dict[str, Syn
     assert forwarded_port(s, found[22]) == 22
 
 
-@pytest.mark.parametrize("variant", ["example", "tls"])
+@pytest.mark.parametrize("variant", ["example", "tls", "plain"])
 def test_health_checks_probe_the_target_port(
     synthesised: dict[str, Synthesised], variant: str
 ) -> None:
@@ -90,7 +105,12 @@ def test_auto_scaling_group_registers_with_every_target_group(
 
 @pytest.mark.parametrize(
     ("variant", "balancer", "nodes"),
-    [("example", {22, 8787}, {22, 8787}), ("tls", {22, 443}, {22, 8787}), ("noports", {22}, {22})],
+    [
+        ("example", {22, 443}, {22, 8787}),
+        ("tls", {22, 443}, {22, 8787}),
+        ("plain", {22, 8787}, {22, 8787}),
+        ("noports", {22}, {22}),
+    ],
 )
 def test_ingress_on_balancer_and_login_nodes(
     synthesised: dict[str, Synthesised], variant: str, balancer: set[int], nodes: set[int]

@@ -28,7 +28,7 @@ def test_directory_gets_a_tls_front(deployments: dict[str, Deployed], variant: s
     assert nlb.inputs["loadBalancerType"] == "network", nlb.urn
     listener = d.one("lb/listener:Listener")
     assert (listener.inputs["port"], listener.inputs["protocol"]) == (636, "TLS"), listener.urn
-    cert = d.one("acm/certificate:Certificate")
+    (cert,) = [c for c in d.of_type("acm/certificate:Certificate") if "LdapTlsFront" in c.urn]
     assert listener.inputs["certificateArn"] == cert.outputs["arn"], listener.urn
     assert "privateKey" in cert.secret_inputs, f"{cert.urn}: private key not secret"
     group = d.one("lb/targetGroup:TargetGroup")
@@ -74,7 +74,7 @@ def test_plain_ldap_only_when_opted_out_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="pwbcluster.stages.services.directory"):
         d = deploy(_variant(base_config, _no_ldaps))  # type: ignore[arg-type]
     assert not d.of_type("lb/loadBalancer:LoadBalancer"), "a TLS front without ldaps"
-    assert not d.of_type("acm/certificate:Certificate")
+    assert not [c for c in d.of_type("acm/certificate:Certificate") if "LdapTlsFront" in c.urn]
     assert d.services.ldap_tls is False and d.services.ldap_ca_cert_pem == ""
     assert d.services.ldap_uri.startswith("ldap://"), d.services.ldap_uri
     assert "clear text" in caplog.text
@@ -119,3 +119,39 @@ def test_created_network_spans_two_zones_with_nat(default: Deployed) -> None:
     assert nat.inputs["subnetId"] in public_ids, f"{nat.urn}: NAT not in a public subnet"
     routes = {r.inputs["routeTableId"]: r.inputs for r in default.of_type("ec2/route:Route")}
     assert any(r.get("natGatewayId") == nat.id for r in routes.values()), "no route via NAT"
+
+
+def test_workbench_gets_a_certificate_its_nodes_can_check(
+    deployments: dict[str, Deployed],
+) -> None:
+    """HTTPS by default: a certificate from a CA of its own (not the directory's), naming
+    the login balancer's AWS names, so sessions calling back through it pass the check."""
+    d = deployments["default"]
+    s = d.services
+    (cert,) = [c for c in d.of_type("acm/certificate:Certificate") if "workbench-tls" in c.urn]
+    assert s.workbench_certificate_arn == cert.outputs["arn"]
+    assert "privateKey" in cert.secret_inputs, f"{cert.urn}: private key not secret"
+    ca = x509.load_pem_x509_certificate(s.workbench_ca_cert_pem.encode())
+    assert s.workbench_ca_cert_pem != s.ldap_ca_cert_pem
+    server = x509.load_pem_x509_certificate(cert.inputs["certificateBody"].encode())
+    assert server.issuer == ca.subject
+    sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["*.elb.eu-west-1.amazonaws.com"]
+
+
+def test_your_own_certificate_or_plain_http_generates_none(base_config: object) -> None:
+    def own(data: dict) -> None:
+        data["cluster"]["workbench"].update(
+            tls_certificate_arn=(
+                "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-2222-4000-8000-0002"
+            ),
+            hostname="wb.example.com",
+        )
+
+    def plain(data: dict) -> None:
+        data["cluster"]["workbench"]["tls"] = False
+
+    for change in (own, plain):
+        d = deploy(_variant(base_config, change))  # type: ignore[arg-type]
+        assert not [c for c in d.of_type("acm/certificate:Certificate") if "workbench" in c.urn]
+        assert d.services.workbench_certificate_arn == ""

@@ -398,6 +398,43 @@ def _certificate(data: dict[str, Any]) -> Iterator[Finding]:
         )
 
 
+@check(
+    "workbench_callback_certificate",
+    Level.ERROR,
+    "sessions can verify the certificate at the address they call back to",
+)
+def _callback_certificate(data: dict[str, Any]) -> Iterator[Finding]:
+    wb = data["cluster"]["workbench"]
+    base = ("cluster", "workbench")
+    if wb["tls_certificate_arn"] and not wb["tls"]:
+        yield (
+            (*base, "tls"),
+            "tls is false but tls_certificate_arn is set: the listener cannot be both",
+            "tls: true (with your certificate) or no tls_certificate_arn",
+        )
+    elif wb["tls_certificate_arn"] and not wb["hostname"]:
+        # Sessions call back to Workbench through the balancer (launcher-sessions-callback-
+        # address, checked by default): by its AWS name the check fails, as the
+        # certificate names your domain.
+        yield (
+            (*base, "hostname"),
+            "your certificate is set but hostname is not: sessions would call back to the "
+            "load balancer's AWS name, which your certificate does not cover, and fail "
+            "its check",
+            "hostname: the name your certificate covers, pointed at the login load balancer",
+        )
+
+
+@check("workbench_plain_http", Level.WARNING, "Workbench is served over TLS")
+def _plain_http(data: dict[str, Any]) -> Iterator[Finding]:
+    if not data["cluster"]["workbench"]["tls"]:
+        yield (
+            ("cluster", "workbench", "tls"),
+            "tls is false: passwords and sessions cross the network in plain HTTP",
+            "tls: true (the default; a certificate is generated if you bring none)",
+        )
+
+
 @check("workbench_license", Level.WARNING, "a Workbench licence is configured")
 def _license(data: dict[str, Any]) -> Iterator[Finding]:
     if not data["cluster"]["workbench"]["license_secret_arn"]:

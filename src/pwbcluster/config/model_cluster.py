@@ -63,8 +63,15 @@ class WorkbenchModel:
     audit_database: bool
     container_sessions: bool
     container_images: tuple[str, ...]
+    tls: bool
+    hostname: str | None
     tls_certificate_arn: str | None
     license_secret_arn: str | None
+
+    @property
+    def serves_tls(self) -> bool:
+        """Users reach Workbench over TLS (the balancer's 443 listener)."""
+        return self.tls or bool(self.tls_certificate_arn)
 
 
 @dataclass(frozen=True)

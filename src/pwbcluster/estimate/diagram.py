@@ -20,7 +20,11 @@ from typing import Any
 
 from pwbcluster.config.model import Deployment, WorkbenchModel, coerce
 from pwbcluster.estimate.resources import BASE_SECRETS
-from pwbcluster.stages.cluster.render import WORKBENCH_SHARED_DIR, lb_listeners
+from pwbcluster.stages.cluster.render import (
+    GENERATED_CERTIFICATE,
+    WORKBENCH_SHARED_DIR,
+    lb_listeners,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,7 @@ def unavailable_reason() -> str | None:
 
 def lb_ports_label(workbench: WorkbenchModel) -> str:
     """The login load balancer's listeners, e.g. ':22 ssh' and ':8787 Workbench'."""
-    ports, cert = lb_listeners(workbench)
+    ports, cert = lb_listeners(workbench, GENERATED_CERTIFICATE)
     lines = [":22 ssh"]
     for pair in ports.split(","):
         front, _, back = pair.partition(":")

@@ -67,7 +67,7 @@ def node_env(
     model = coerce(Deployment, model)
     cluster = model.cluster
     wb = cluster.workbench
-    ports, cert = lb_listeners(wb)
+    ports, cert = lb_listeners(wb, services.workbench_certificate_arn)
     audit = services.audit_db if wb.audit_database else None
     env = {
         "DEPLOYMENT": model.deployment.name,
@@ -77,6 +77,11 @@ def node_env(
         "WORKBENCH_PORT": str(wb.port),
         "LB_SCHEME": "https" if cert else "http",
         "LB_PORT": ports.split(":", 1)[0],
+        # The name sessions call back to (with the deployment's own certificate, the one
+        # it covers); empty: the balancer's AWS name, covered by the generated certificate.
+        "WORKBENCH_HOSTNAME": wb.hostname or "",
+        # The generated certificate's CA, shipped as workbench-ca.pem: every node trusts it.
+        "WORKBENCH_CA": "true" if cert and cert == services.workbench_certificate_arn else "false",
         "DB_PASSWORD_SECRET_ARN": services.workbench_db.password_secret_arn,
         "AUDIT_DB_PASSWORD_SECRET_ARN": audit.password_secret_arn if audit else "",
         "COOKIE_KEY_SECRET_ARN": services.cookie_key_secret_arn,
@@ -120,6 +125,7 @@ def bundle_objects(
     env_text: str,
     workbench: dict[str, RenderedFile],
     ldap_ca_pem: str | None,
+    workbench_ca_pem: str | None = None,
 ) -> list[BundleObject]:
     root = s3_key(scripts_prefix, "cluster")
     objects = [
@@ -128,6 +134,8 @@ def bundle_objects(
     objects.append(BundleObject(s3_key(root, "node.env"), env_text.encode()))
     if ldap_ca_pem:
         objects.append(BundleObject(s3_key(root, "ldap-ca.pem"), ldap_ca_pem.encode()))
+    if workbench_ca_pem:
+        objects.append(BundleObject(s3_key(root, "workbench-ca.pem"), workbench_ca_pem.encode()))
     objects.extend(
         BundleObject(s3_key(root, "workbench", f.path), f.text.encode()) for f in workbench.values()
     )

@@ -322,7 +322,7 @@ def flows(
                 add(login, compute, SLURMD, "a backup controller to slurmd")
         # Sessions call back to Workbench through the login balancer (the address
         # cluster/lib/workbench.sh callback_url finds), else to a login node directly.
-        listener = workbench_listener_port(port, bool(cluster.workbench.tls_certificate_arn))
+        listener = workbench_listener_port(port, cluster.workbench.serves_tls)
         for balancer in balancers:
             add(compute, balancer, (listener, listener), "session callbacks to Workbench")
         if not balancers:

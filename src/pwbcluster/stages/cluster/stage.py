@@ -21,6 +21,7 @@ from typing import Any
 
 from pwbcluster import netpaths
 from pwbcluster.config import Config
+from pwbcluster.config.model import build
 from pwbcluster.config.model_cluster import WorkbenchModel
 from pwbcluster.contracts import ClusterOutputs, ImageOutputs, NetworkOutputs, ServicesOutputs
 from pwbcluster.contracts.account import ClusterDeploy
@@ -104,8 +105,14 @@ def inputs(ctx: StageContext) -> Any:
     return out
 
 
-def workbench_url(workbench: WorkbenchModel, host: str) -> str:
-    ports, cert = lb_listeners(workbench)
+def workbench_url(
+    workbench: WorkbenchModel | Mapping[str, Any], host: str, generated: str | None = None
+) -> str:
+    """The address users type: the deployment's hostname, else the balancer's name."""
+    if isinstance(workbench, Mapping):
+        workbench = build(WorkbenchModel, workbench["workbench"])
+    ports, cert = lb_listeners(workbench, generated)
+    host = workbench.hostname or host
     port = int(ports.split(":", 1)[0])
     scheme = "https" if cert else "http"
     default = 443 if cert else 80
@@ -157,7 +164,14 @@ def prepare(ctx: StageContext) -> Prepared:
             "services gave no directory CA certificate, but the cluster uses ldaps://; "
             "re-run the services stage"
         )
-    objects = bundle_objects(prefix, cluster_dir(config), env_text, files, ca)
+    generated = env.get("WORKBENCH_CA") == "true"
+    workbench_ca = services.workbench_ca_cert_pem if generated else None
+    if generated and not workbench_ca:
+        raise StageError(
+            "services gave no Workbench CA certificate for the generated certificate; "
+            "re-run the services stage"
+        )
+    objects = bundle_objects(prefix, cluster_dir(config), env_text, files, ca, workbench_ca)
     build = Path(config.build_dir)
     extra = (
         "Placeholders (known after `invoke up`): " + ", ".join(rendered.placeholders)
@@ -218,7 +232,11 @@ def _outputs(ctx: StageContext, prepared: Prepared, host: str) -> ClusterOutputs
     return ClusterOutputs(
         cluster_name=prepared.name,
         region=prepared.region,
-        workbench_url=workbench_url(ctx.config.model.cluster.workbench, host),
+        workbench_url=workbench_url(
+            ctx.config.model.cluster.workbench,
+            host,
+            ctx.upstream.require("services").workbench_certificate_arn,
+        ),
         login_load_balancer_dns=host,
         scripts_prefix=UPLOAD_ROOT + "/",
         simulated=ctx.account.simulated,

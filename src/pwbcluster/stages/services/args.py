@@ -90,6 +90,26 @@ class JumpHostArgs:
 
 
 @dataclass(frozen=True)
+class WorkbenchTlsArgs:
+    """A certificate for the login balancer's 443 listener, from a CA of this program.
+
+    It names ``hostname`` (when given) and the balancer's own AWS name, ``*.elb.<region>.
+    <suffix>``: sessions call back through the balancer by that name, and the nodes trust
+    the CA, so the callback's certificate check passes."""
+
+    deployment: str
+    region: str
+    hostname: str | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def dns_names(self) -> tuple[str, ...]:
+        suffix = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
+        balancer = f"*.elb.{self.region}.{suffix}"
+        return (self.hostname, balancer) if self.hostname else (balancer,)
+
+
+@dataclass(frozen=True)
 class ServicesArgs:
     """Everything the services program needs: config plus the network contract."""
 
@@ -117,6 +137,8 @@ class ServicesArgs:
     # The balancer's Workbench listener and the NAT addresses the callbacks come from.
     callback_port: int = 8787
     nat_public_ips: tuple[str, ...] = ()
+    # Workbench's certificate, generated where TLS is on and the deployment brings none.
+    workbench_tls: WorkbenchTlsArgs | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -158,6 +180,7 @@ def services_args(
 
     audit = dbs.audit
     slurm = dbs.slurm_accounting
+    wb_cfg = model.cluster.workbench
     return ServicesArgs(
         deployment=name,
         region=model.deployment.region,
@@ -165,10 +188,11 @@ def services_args(
         license_secret_arn=model.cluster.workbench.license_secret_arn or None,
         login_node_scaling=bool(model.cluster.ha.controllers),
         workbench_port=int(model.cluster.workbench.port),
-        callback_port=workbench_listener_port(
-            int(model.cluster.workbench.port), bool(model.cluster.workbench.tls_certificate_arn)
-        ),
+        callback_port=workbench_listener_port(int(wb_cfg.port), wb_cfg.serves_tls),
         nat_public_ips=tuple(getattr(network, "nat_public_ips", ()) or ()),
+        workbench_tls=WorkbenchTlsArgs(name, model.deployment.region, wb_cfg.hostname, tags)
+        if wb_cfg.tls and not wb_cfg.tls_certificate_arn
+        else None,
         vpc_id=network.vpc_id,
         vpc_cidr=network.vpc_cidr,
         private_subnet_ids=private,

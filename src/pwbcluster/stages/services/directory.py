@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi_aws as aws
-import pulumi_tls as tls
 
 import pulumi
 from pwbcluster.stages.services.args import DirectoryArgs
+from pwbcluster.stages.services.certs import private_ca, server_certificate
 from pwbcluster.stages.services.secrets import GeneratedSecret, GeneratedSecretArgs
 
 log = logging.getLogger(__name__)
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-CA_VALIDITY_HOURS = 10 * 365 * 24
-SERVER_VALIDITY_HOURS = 2 * 365 * 24
 
 
 @dataclass(frozen=True)
@@ -59,19 +57,7 @@ class LdapTlsFront(pulumi.ComponentResource):
         super().__init__("pwbcluster:aux:LdapTlsFront", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "Name": f"{args.deployment}-ldaps"}
-        ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="RSA", rsa_bits=3072, opts=child)
-        ca_cert = tls.SelfSignedCert(
-            f"{name}-ca",
-            private_key_pem=ca_key.private_key_pem,
-            is_ca_certificate=True,
-            validity_period_hours=CA_VALIDITY_HOURS,
-            allowed_uses=["cert_signing", "crl_signing"],
-            subject={
-                "common_name": f"{args.deployment} directory CA",
-                "organization": "pwbcluster",
-            },
-            opts=child,
-        )
+        ca = private_ca(name, f"{args.deployment} directory CA", child)
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args.vpc_id,
@@ -128,40 +114,20 @@ class LdapTlsFront(pulumi.ComponentResource):
                 port=389,
                 opts=pulumi.ResourceOptions(parent=target_group),
             )
-        server_key = tls.PrivateKey(
-            f"{name}-server-key", algorithm="RSA", rsa_bits=2048, opts=child
-        )
-        request = tls.CertRequest(
-            f"{name}-csr",
-            private_key_pem=server_key.private_key_pem,
-            dns_names=[nlb.dns_name, f"ldap.{args.domain}"],
-            subject={"common_name": f"ldap.{args.domain}", "organization": "pwbcluster"},
-            opts=child,
-        )
-        server_cert = tls.LocallySignedCert(
-            f"{name}-server-cert",
-            cert_request_pem=request.cert_request_pem,
-            ca_private_key_pem=ca_key.private_key_pem,
-            ca_cert_pem=ca_cert.cert_pem,
-            validity_period_hours=SERVER_VALIDITY_HOURS,
-            early_renewal_hours=30 * 24,
-            allowed_uses=["key_encipherment", "digital_signature", "server_auth"],
-            opts=child,
-        )
-        certificate = aws.acm.Certificate(
-            f"{name}-cert",
-            private_key=server_key.private_key_pem,
-            certificate_body=server_cert.cert_pem,
-            certificate_chain=ca_cert.cert_pem,
-            tags=tags,
-            opts=child,
+        certificate = server_certificate(
+            name,
+            ca,
+            f"ldap.{args.domain}",
+            [nlb.dns_name, f"ldap.{args.domain}"],
+            tags,
+            child,
         )
         aws.lb.Listener(
             f"{name}-ldaps",
             load_balancer_arn=nlb.arn,
             port=636,
             protocol="TLS",
-            certificate_arn=certificate.arn,
+            certificate_arn=certificate.certificate_arn,
             ssl_policy=TLS_POLICY,
             default_actions=[{"type": "forward", "target_group_arn": target_group.arn}],
             tags=tags,
@@ -169,8 +135,8 @@ class LdapTlsFront(pulumi.ComponentResource):
         )
         self.dns_name = nlb.dns_name
         self.security_group_id = sg.id
-        self.ca_cert_pem = ca_cert.cert_pem
-        self.certificate_arn = certificate.arn
+        self.ca_cert_pem = certificate.ca_cert_pem
+        self.certificate_arn = certificate.certificate_arn
         self.register_outputs({"dns_name": self.dns_name, "ca_cert_pem": self.ca_cert_pem})
 
 

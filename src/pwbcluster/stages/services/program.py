@@ -19,7 +19,8 @@ from pwbcluster.stages.services.access import (
     SshKeyArgs,
     login_scaling_statements,
 )
-from pwbcluster.stages.services.args import ServicesArgs
+from pwbcluster.stages.services.args import ServicesArgs, WorkbenchTlsArgs
+from pwbcluster.stages.services.certs import ImportedCertificate, private_ca, server_certificate
 from pwbcluster.stages.services.databases import Database
 from pwbcluster.stages.services.directory import Directory
 from pwbcluster.stages.services.jumphost import JumpHost, JumpHostSetup
@@ -43,6 +44,18 @@ def _endpoint(db: Database, engine: str, name: str, username: str) -> pulumi.Out
     )
 
 
+def workbench_certificate(args: WorkbenchTlsArgs | None) -> ImportedCertificate | None:
+    """Workbench's certificate, from a CA of its own (not the directory's: the nodes trust
+    each for its one purpose), or None where the deployment brings its own or opts out."""
+    if args is None:
+        return None
+    name = f"{args.deployment}-workbench-tls"
+    opts = pulumi.ResourceOptions()
+    ca = private_ca(name, f"{args.deployment} Workbench CA", opts)
+    tags = {**dict(args.tags), "Name": f"{args.deployment}-workbench"}
+    return server_certificate(name, ca, args.dns_names[0], args.dns_names, tags, opts)
+
+
 def services_program(args: ServicesArgs) -> dict[str, Any]:
     name = args.deployment
     tags = dict(args.tags)
@@ -58,6 +71,7 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
         ),
     )
     directory = Directory(f"{name}-directory", args.directory)
+    workbench_cert = workbench_certificate(args.workbench_tls)
 
     def secret(purpose: str, description: str, length: int = 64) -> GeneratedSecret:
         return GeneratedSecret(
@@ -171,6 +185,8 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
         "ssh_private_key_secret_arn": ssh.private_key_secret_arn,
         "jump_host_instance_id": jump.instance_id if jump is not None else "",
         "directory_security_group_id": directory.front_security_group_id,
+        "workbench_certificate_arn": workbench_cert.certificate_arn if workbench_cert else "",
+        "workbench_ca_cert_pem": workbench_cert.ca_cert_pem if workbench_cert else "",
         "jump_host_security_group_id": jump.security_group_id if jump is not None else "",
         "ssh_private_key": ssh.private_key,
     }

@@ -38,6 +38,8 @@ def inputs(ctx: StageContext) -> Any:
         "cluster.workbench.license_secret_arn",
         "cluster.workbench.port",
         "cluster.workbench.tls_certificate_arn",
+        "cluster.workbench.tls",
+        "cluster.workbench.hostname",
         "cluster.ha.controllers",
     )
 
@@ -112,8 +114,13 @@ def destroy(ctx: StageContext, outputs: ServicesOutputs | None) -> None:
 
 def plan(ctx: StageContext) -> ServicesOutputs:
     directory = ctx.config.model.aux.directory
+    wb = ctx.config.model.cluster.workbench
     outputs = planned_services(
-        ctx.config.region, ctx.config.name, directory.domain, directory.ldaps
+        ctx.config.region,
+        ctx.config.name,
+        directory.domain,
+        directory.ldaps,
+        workbench_tls=wb.tls and not wb.tls_certificate_arn,
     )
     jump_host_paths(ctx, outputs)
     return outputs

@@ -154,5 +154,5 @@ def settings_from(
         container_sessions=wb.container_sessions,
         container_images=wb.container_images,
         workbench_version=image.workbench.version,
-        tls=bool(wb.tls_certificate_arn),
+        tls=wb.serves_tls,
     )
