@@ -114,11 +114,12 @@ write_rserver_conf() {
 }
 
 # activate_license: activate the licence (a key, or a licence file's content) once per
-# value; without one, say clearly that Workbench runs unlicensed.
+# value; a key is deactivated again when the node stops (deactivation_unit). Without a
+# licence, say what that means: Posit Workbench needs a key or file to serve users.
 activate_license() {
   local value digest marker="${RSTUDIO_ETC}/.pwbcluster-license.sha256"
   if [[ -z "${LICENSE_SECRET_ARN:-}" ]]; then
-    warn "no Workbench licence configured (cluster.workbench.license_secret_arn): Workbench runs UNLICENSED (evaluation only)"
+    warn "no Workbench licence configured (cluster.workbench.license_secret_arn): Posit Workbench needs a licence key or file to serve users, and this node has none"
     return 0
   fi
   value="$(fetch_secret "${LICENSE_SECRET_ARN}")" || { warn "cannot read the licence secret"; return 1; }
@@ -132,9 +133,40 @@ activate_license() {
     rstudio-server license-manager activate-file "${RSTUDIO_ETC}/license.lic" >/dev/null || return 1
   else
     rstudio-server license-manager activate "${value}" >/dev/null || return 1
+    deactivation_unit || return 1
   fi
   printf '%s\n' "${digest}" | install_content "${marker}" 600 "${ROOT_OWNER}"
   log "licence activated"
+}
+
+# deactivation_unit: a unit whose stop deactivates the licence key, so a login node the
+# pool replaces or scales in gives its activation back. It is ordered after the network
+# and Workbench, so at shutdown it stops (and deactivates) before they do; the call is
+# bounded (LICENSE_DEACTIVATE_TIMEOUT seconds) so a slow licence server cannot hold the
+# node's termination. Started at once (its start does nothing).
+deactivation_unit() {
+  local unit="pwbcluster-license-deactivate.service" timeout="${LICENSE_DEACTIVATE_TIMEOUT:-60}"
+  printf '%s\n' \
+    "# Written by pwbcluster (cluster/lib/workbench.sh): give the licence key's activation" \
+    "# back when this login node stops." \
+    "[Unit]" \
+    "Description=Deactivate the Workbench licence key when this node stops" \
+    "Wants=network-online.target" \
+    "After=network-online.target rstudio-server.service" \
+    "" \
+    "[Service]" \
+    "Type=oneshot" \
+    "RemainAfterExit=yes" \
+    "ExecStart=/bin/true" \
+    "ExecStop=/usr/bin/timeout ${timeout} /usr/sbin/rstudio-server license-manager deactivate" \
+    "TimeoutStopSec=$((timeout + 30))" \
+    "" \
+    "[Install]" \
+    "WantedBy=multi-user.target" \
+    | install_content "${SYSTEMD_DIR:-/etc/systemd/system}/${unit}" 644 "${ROOT_OWNER}"
+  systemctl daemon-reload || return 1
+  systemctl enable --now "${unit}" >/dev/null || return 1
+  log "licence deactivation on stop installed (${unit})"
 }
 
 # config_fingerprint: content, mode and owner of every file Workbench reads.

@@ -26,7 +26,7 @@ setup() {
   export PWB_HOME="${T}/pwb" RSTUDIO_ETC="${T}/etc/rstudio" ROOT_OWNER="$(id -un):$(id -gn)"
   export SHARED_WAIT=5 HEALTH_TRIES=1 HEALTH_SLEEP=0 FAKE_NODE_IP=10.0.1.15
   export FAKE_LB_DNS="example-login-0123456789.elb.eu-west-1.amazonaws.com"
-  export TRUST_ANCHORS="${T}/trust" TRUST_UPDATE=update-trust
+  export TRUST_ANCHORS="${T}/trust" TRUST_UPDATE=update-trust SYSTEMD_DIR="${T}/systemd"
   stub update-trust
   stub ip 'printf "1.1.1.1 via 10.0.1.1 dev eth0 src %s uid 0\n" "${FAKE_NODE_IP}"'
   stub systemctl 'state="'"${T}"'/active-${@: -1}"
@@ -163,13 +163,37 @@ run_login() {
   [ "$(ls "${T}/node1" | wc -l)" -gt 15 ]
 }
 
-@test "without a licence the login node says Workbench runs unlicensed" {
+@test "without a licence the login node says Workbench needs one" {
   run_head
   set_env LICENSE_SECRET_ARN ""
   run_login
   [ "$status" -eq 0 ]
-  [[ "$output" == *"Workbench runs UNLICENSED"* ]]
+  [[ "$output" == *"Posit Workbench needs a licence key or file to serve users, and this node has none"* ]]
+  [[ "$output" != *"UNLICENSED"* ]]
   [ -z "$(stub_calls rstudio-server)" ]
+}
+
+@test "a licence key is deactivated when the login node stops, within a bound" {
+  run_head
+  run_login
+  [ "$status" -eq 0 ]
+  unit="${SYSTEMD_DIR}/pwbcluster-license-deactivate.service"
+  grep -qx "ExecStop=/usr/bin/timeout 60 /usr/sbin/rstudio-server license-manager deactivate" "${unit}"
+  grep -qx "TimeoutStopSec=90" "${unit}"
+  # Stopped before the network and Workbench go down at shutdown.
+  grep -qx "After=network-online.target rstudio-server.service" "${unit}"
+  [[ "$(stub_calls systemctl)" == *"enable --now pwbcluster-license-deactivate.service"* ]]
+}
+
+@test "a licence file needs no deactivation unit" {
+  run_head
+  arn="$(grep '^LICENSE_SECRET_ARN=' "${NODE_ENV}" | cut -d= -f2-)"
+  printf -- '-----BEGIN RSTUDIO LICENSE-----\nabc\n-----END RSTUDIO LICENSE-----\n' \
+    >"${FAKE_SECRETS}/$(printf '%s' "${arn}" | tr '/:' '__')"
+  run_login
+  [ "$status" -eq 0 ]
+  [[ "$(stub_calls rstudio-server)" == *"license-manager activate-file"* ]]
+  [ ! -e "${SYSTEMD_DIR}/pwbcluster-license-deactivate.service" ]
 }
 
 @test "the licence is activated once per value" {
@@ -245,7 +269,7 @@ run_login() {
   [ "$status" -eq 1 ]
 }
 
-@test "controller HA: head and login call the issue-7 entry script with the shared settings" {
+@test "controller HA: head and login call the HA entry script with the shared settings" {
   set_env HA_CONTROLLERS true
   set_env SLURMCTLD_TIMEOUT 7
   printf '#!/usr/bin/env bash\nprintf "%%s\\n" "$*" >>"%s/ha-calls"\n' "${T}" \

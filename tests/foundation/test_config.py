@@ -323,3 +323,23 @@ def test_plain_http_is_a_warning(project: Path) -> None:
     path.write_text(path.read_text() + "cluster:\n  workbench:\n    tls: false\n")
     warnings = [str(w) for w in load_config(path).warnings]
     assert any("[workbench_plain_http]" in w and "plain HTTP" in w for w in warnings), warnings
+
+
+def test_a_licence_tier_that_cannot_carry_the_design_is_refused(project: Path) -> None:
+    path = deployment(project)
+    base = path.read_text()
+    path.write_text(base + "cluster:\n  workbench:\n    license_tier: standard\n")
+    assert any(
+        "the Standard tier has neither the Job Launcher" in p and "[workbench_license_tier]" in p
+        for p in problems(path)
+    )
+    path.write_text(
+        base + "cluster:\n  login_nodes:\n    count: 3\n  workbench:\n    license_tier: enhanced\n"
+    )
+    assert any("3 login nodes load-balanced need the Advanced tier" in p for p in problems(path))
+    for ok in (
+        "count: 2\n  workbench:\n    license_tier: enhanced",
+        "count: 3\n  workbench:\n    license_tier: advanced",
+    ):
+        path.write_text(base + "cluster:\n  login_nodes:\n    " + ok + "\n")
+        load_config(path)  # no error

@@ -440,6 +440,34 @@ def _license(data: dict[str, Any]) -> Iterator[Finding]:
     if not data["cluster"]["workbench"]["license_secret_arn"]:
         yield (
             ("cluster", "workbench", "license_secret_arn"),
-            "no licence: Workbench will run unlicensed (evaluation) on the login nodes",
+            "no licence: Posit Workbench needs a licence key or file, and the login nodes "
+            "will not have one (the sandbox and a plan do not need it)",
             "the ARN of a secret holding the licence key or file",
+        )
+
+
+# Posit marks load balancing for the Enhanced and Advanced tiers
+# (docs.posit.co/ide/server-pro/load_balancing/), multi-server installations for Advanced
+# (docs.posit.co/ide/server-pro/getting_started/installation/multi_server_installation.html).
+ENHANCED_MAX_NODES = 2
+
+
+@check("workbench_license_tier", Level.ERROR, "the licence tier covers the design")
+def _license_tier(data: dict[str, Any]) -> Iterator[Finding]:
+    tier = data["cluster"]["workbench"]["license_tier"]
+    count = data["cluster"]["login_nodes"]["count"]
+    path = ("cluster", "workbench", "license_tier")
+    if tier == "standard":
+        yield (
+            path,
+            "the Standard tier has neither the Job Launcher (sessions on Slurm) nor load "
+            "balancing, and this deployment needs both",
+            "an Enhanced or Advanced licence",
+        )
+    elif tier == "enhanced" and count > ENHANCED_MAX_NODES:
+        yield (
+            path,
+            f"{count} login nodes load-balanced need the Advanced tier (Enhanced: at most "
+            f"{ENHANCED_MAX_NODES})",
+            f"an Advanced licence, or cluster.login_nodes.count: {ENHANCED_MAX_NODES}",
         )

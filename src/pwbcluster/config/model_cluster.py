@@ -67,6 +67,7 @@ class WorkbenchModel:
     hostname: str | None
     tls_certificate_arn: str | None
     license_secret_arn: str | None
+    license_tier: str | None
 
     @property
     def serves_tls(self) -> bool:
