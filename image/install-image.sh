@@ -3,15 +3,16 @@
 #
 # Reads the versions and download locations from an env file that the image stage
 # writes (KEY=VALUE lines; parsed, never sourced or evaluated), then runs the
-# component scripts beside it in order: Workbench, R, Python, Jupyter (in the default
+# component scripts beside it in order: Workbench, the RDS CA bundle (Workbench's
+# database.conf verifies the database against it), R, Python, Jupyter (in the default
 # Python), Quarto, Apptainer, GPU stack, then a check that the image carries what the
 # node scripts use. Nothing is installed at node boot afterwards. Safe to re-run:
 # every component skips what is already in place.
 #
 # Usage: install-image.sh --env-file image.env [--only COMPONENT]
 #   --env-file  the env file written by the image stage
-#   --only      run one component (workbench, r, python, jupyter, quarto, apptainer,
-#               gpu, verify)
+#   --only      run one component (workbench, rds-ca, r, python, jupyter, quarto,
+#               apptainer, gpu, verify)
 # Needs: root, bash, and what each component script lists.
 
 set -o errexit -o nounset -o pipefail
@@ -22,10 +23,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=SCRIPTDIR/common.sh
 source "${HERE}/common.sh"
 
-COMPONENTS=(workbench r python jupyter quarto apptainer gpu verify)
+COMPONENTS=(workbench rds-ca r python jupyter quarto apptainer gpu verify)
 REQUIRED_KEYS=(
   POSIT_OS UBUNTU_CODENAME NVIDIA_REPO_OS
-  WORKBENCH_VERSION WORKBENCH_URL_BASE
+  WORKBENCH_VERSION WORKBENCH_URL_BASE RDS_CA_URL
   R_VERSIONS R_DEFAULT R_URL_BASE
   PYTHON_VERSIONS PYTHON_DEFAULT PYTHON_URL_BASE
   JUPYTERLAB_VERSION PWB_JUPYTERLAB_VERSION
@@ -65,6 +66,8 @@ run_component() {
       argv=(install-workbench.sh --version "${ENV[WORKBENCH_VERSION]}"
         --codename "${ENV[UBUNTU_CODENAME]}" --url-base "${ENV[WORKBENCH_URL_BASE]}"
         --sha256 "$(env_or_empty WORKBENCH_SHA256)") ;;
+    rds-ca)
+      argv=(install-rds-ca.sh --url "${ENV[RDS_CA_URL]}" --sha256 "$(env_or_empty RDS_CA_SHA256)") ;;
     r)
       argv=(install-r.sh --versions "${ENV[R_VERSIONS]}" --default "${ENV[R_DEFAULT]}"
         --os "${ENV[POSIT_OS]}" --url-base "${ENV[R_URL_BASE]}") ;;

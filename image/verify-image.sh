@@ -70,6 +70,8 @@ check_image() {
   command -v aws >/dev/null 2>&1 ||
     echo "aws CLI: not on PATH (ParallelCluster's parent AMIs carry it; the node scripts need it)"
   command -v openssl >/dev/null 2>&1 || echo "openssl: not on PATH"
+  grep -q -- '-----BEGIN CERTIFICATE-----' "${PWB_ROOT}/etc/pwbcluster/rds-ca-bundle.pem" 2>/dev/null ||
+    echo "RDS CA bundle: /etc/pwbcluster/rds-ca-bundle.pem missing (database.conf verifies against it)"
 }
 
 main() {

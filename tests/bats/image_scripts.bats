@@ -188,7 +188,7 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
   [[ "$output" == *"jupyter: /opt/python/3.12.11/bin/jupyter missing"* ]]
   [[ "$output" == *"Workbench: /usr/lib/rstudio-server/bin/rserver missing"* ]]
   [[ "$output" == *"apptainer: /usr/bin/apptainer missing"* ]]
-  [[ "$output" == *"ERROR: the image lacks 8 thing(s) the node scripts need"* ]]
+  [[ "$output" == *"ERROR: the image lacks 9 thing(s) the node scripts need"* ]]
 }
 
 @test "verify: a complete image passes; an enabled Workbench unit or no aws CLI fails" {
@@ -200,6 +200,11 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
   bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4 2>/dev/null
   make_quarto_release 1.10.20
   bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20 2>/dev/null
+  run bash "${IMAGE_DIR}/verify-image.sh" "${verify_args[@]}"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"RDS CA bundle: /etc/pwbcluster/rds-ca-bundle.pem missing"* ]]
+  printf -- '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' >"${FAKE_WWW}/global-bundle.pem"
+  bash "${IMAGE_DIR}/install-rds-ca.sh" --url https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem 2>/dev/null
   run bash "${IMAGE_DIR}/verify-image.sh" "${verify_args[@]}"
   [ "$status" -eq 0 ]
   [[ "$output" == *"image complete"* ]]
@@ -382,11 +387,13 @@ APPTAINER_URL_BASE=https://github.com/apptainer/apptainer/releases/download
 GPU_ENABLED=false
 CUDA_VERSION=12.8
 CUDA_REPO_BASE=https://developer.download.nvidia.com/compute/cuda/repos
+RDS_CA_URL=https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
 ENV
 }
 
 @test "install-image: runs every component from the env file; a second run changes nothing" {
   write_env
+  printf -- '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' >"${FAKE_WWW}/global-bundle.pem"
   make_quarto_release 1.10.20
   make_apptainer_release 1.5.4
   run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env"
@@ -418,7 +425,7 @@ ENV
   echo 'not an assignment' >>"${BATS_TEST_TMPDIR}/image.env"
   run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"image.env:22: expected KEY=VALUE"* ]]
+  [[ "$output" == *"image.env:23: expected KEY=VALUE"* ]]
   write_env
   run bash "${IMAGE_DIR}/install-image.sh" --env-file "${BATS_TEST_TMPDIR}/image.env" --only pandoc
   [ "$status" -eq 1 ]
@@ -452,4 +459,38 @@ ENV
   [ "$(calls_count systemctl)" -eq 0 ]
   run grep -lE 'crontab|/etc/cron' "${IMAGE_DIR}"/*.sh
   [ "$status" -eq 1 ]
+}
+
+@test "rds-ca: installs the bundle where database.conf names it, once; a pin must match" {
+  printf -- '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' >"${FAKE_WWW}/global-bundle.pem"
+  url="https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+  run bash "${IMAGE_DIR}/install-rds-ca.sh" --url "${url}"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"not pinned"* ]]
+  cmp "${PWB_ROOT}/etc/pwbcluster/rds-ca-bundle.pem" "${FAKE_WWW}/global-bundle.pem"
+  [ "$(stat -c %a "${PWB_ROOT}/etc/pwbcluster/rds-ca-bundle.pem")" = 644 ]
+  run bash "${IMAGE_DIR}/install-rds-ca.sh" --url "${url}"
+  [[ "$output" == *"already installed"* ]]
+  [[ "$(stub_calls curl)" == *"${url}"* ]]
+  [ "$(stub_calls curl | grep -c global-bundle)" = 1 ]  # the second run downloaded nothing
+  sum="$(sha256sum "${FAKE_WWW}/global-bundle.pem" | cut -d' ' -f1)"
+  run bash "${IMAGE_DIR}/install-rds-ca.sh" --url "${url}" --sha256 "${sum}"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"already installed"* ]]
+  rm "${PWB_ROOT}/etc/pwbcluster/rds-ca-bundle.pem"
+  run bash "${IMAGE_DIR}/install-rds-ca.sh" --url "${url}" --sha256 "${sum}"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"checksum ok"* && "$output" != *"not pinned"* ]]
+  rm "${PWB_ROOT}/etc/pwbcluster/rds-ca-bundle.pem"
+  run bash "${IMAGE_DIR}/install-rds-ca.sh" --url "${url}" --sha256 "$(printf '0%.0s' {1..64})"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"checksum mismatch"* ]]
+}
+
+@test "rds-ca: a download that is no certificate bundle is refused" {
+  printf 'not found\n' >"${FAKE_WWW}/global-bundle.pem"
+  run bash "${IMAGE_DIR}/install-rds-ca.sh" --url "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"is not a PEM certificate bundle"* ]]
+  [ ! -e "${PWB_ROOT}/etc/pwbcluster/rds-ca-bundle.pem" ]
 }

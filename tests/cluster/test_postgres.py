@@ -1,9 +1,12 @@
-"""A real PostgreSQL: the generated database.conf connects with the password the login
-node's boot function fetched from (moto's) Secrets Manager."""
+"""A real PostgreSQL, serving TLS with a certificate from a test CA: the generated
+database.conf connects with the password the login node's boot function fetched from
+(moto's) Secrets Manager, over TLS verified as its connection-uri says (verify-full), and
+refuses a server whose certificate chains to another CA or names another host."""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import shutil
 import socket
@@ -17,9 +20,14 @@ from typing import Any
 
 import boto3
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from pwbcluster.config.model import model_of
 from pwbcluster.stages.cluster.workbench import render_workbench, settings_from, write_tree
+from pwbcluster.stages.cluster.workbench.settings import RDS_CA_PATH
 
 from .fixtures import REGION, random_secret, upstream
 
@@ -67,12 +75,65 @@ def as_postgres(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv]
 
 
+def certificate_authority(base: Path, name: str) -> tuple[Path, Any, Any]:
+    """(CA file, key, certificate) of a throw-away CA, as RDS's CA stands to its servers."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = base / f"{name}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path, key, cert
+
+
+def server_certificate(base: Path, ca: tuple[Path, Any, Any], host: str) -> tuple[Path, Path]:
+    _, ca_key, ca_cert = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path, key_path = base / "server.crt", base / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[dict[str, Any]]:
     initdb, pg_ctl, psql = tool("initdb"), tool("pg_ctl"), tool("psql")
     base = Path(tempfile.mkdtemp(prefix="pwb-pg-", dir="/tmp"))
+    ca = certificate_authority(base, "test-rds-ca")
+    other_ca = certificate_authority(base, "another-ca")
+    cert_file, key_file = server_certificate(base, ca, "localhost")
     if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
+        for path in (base, cert_file, key_file):
+            shutil.chown(path, "postgres", "postgres")
     superpw = random_secret()
     pwfile = base / "pw"
     pwfile.write_text(superpw)
@@ -95,7 +156,10 @@ def postgres() -> Iterator[dict[str, Any]]:
         capture_output=True,
         timeout=120,
     )
-    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base}"
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} "
+        f"-c ssl=on -c ssl_cert_file={cert_file} -c ssl_key_file={key_file}"
+    )
     subprocess.run(
         as_postgres(
             [pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]
@@ -105,7 +169,13 @@ def postgres() -> Iterator[dict[str, Any]]:
         timeout=60,
     )
     try:
-        yield {"port": port, "superpw": superpw, "psql": psql}
+        yield {
+            "port": port,
+            "superpw": superpw,
+            "psql": psql,
+            "ca": ca[0],
+            "other_ca": other_ca[0],
+        }
     finally:
         subprocess.run(
             as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
@@ -166,7 +236,7 @@ def test_database_conf_connects_with_the_secret_fetched_at_boot(
     )
     assert created.returncode == 0, created.stderr
 
-    _, services, _ = upstream(db_host="127.0.0.1", db_port=postgres["port"])
+    _, services, _ = upstream(db_host="localhost", db_port=postgres["port"])
     services = dataclasses.replace(
         services, workbench_db=dataclasses.replace(services.workbench_db, password_secret_arn=arn)
     )
@@ -206,11 +276,27 @@ def test_database_conf_connects_with_the_secret_fetched_at_boot(
         if line and not line.startswith("#")
     )
     assert conf["provider"] == "postgresql"
-    dsn = (
-        f"host={conf['host']} port={conf['port']} dbname={conf['database']} user={conf['username']}"
+    # The connection-uri as written, but for where the bundle lives (the image puts it at
+    # RDS_CA_PATH; here the test CA stands in for RDS's).
+    uri = conf["connection-uri"]
+    assert f"sslrootcert={RDS_CA_PATH}" in uri and "sslmode=verify-full" in uri
+    dsn = uri.replace(RDS_CA_PATH, str(postgres["ca"]))
+    ok = psql(
+        postgres,
+        dsn,
+        conf["password"],
+        "SELECT current_user || '@' || current_database() || ' ' || ssl FROM pg_stat_ssl "
+        "WHERE pid = pg_backend_pid();",
     )
-    ok = psql(postgres, dsn, conf["password"], "SELECT current_user || '@' || current_database();")
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.strip() == "rstudio@rstudio"
+    assert ok.stdout.strip() == "rstudio@rstudio true"  # over TLS
     wrong = psql(postgres, dsn, conf["password"] + "x", "SELECT 1;")
     assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
+    # Verified, not merely encrypted: another CA, or another name, is refused.
+    foreign = psql(
+        postgres, uri.replace(RDS_CA_PATH, str(postgres["other_ca"])), conf["password"], "SELECT 1;"
+    )
+    assert foreign.returncode != 0 and "certificate verify failed" in foreign.stderr
+    by_ip = dsn.replace("@localhost:", "@127.0.0.1:")
+    renamed = psql(postgres, by_ip, conf["password"], "SELECT 1;")
+    assert renamed.returncode != 0 and "does not match host name" in renamed.stderr

@@ -262,3 +262,24 @@ def test_cookies_are_secure_only_behind_tls(data: dict[str, Any]) -> None:
     assert kv(render(data)["rserver.conf"])["auth-cookies-force-secure"] == "1"
     data["cluster"]["workbench"]["tls"] = False
     assert "auth-cookies-force-secure" not in kv(render(data)["rserver.conf"])
+
+
+def test_database_conf_verifies_the_server_against_the_bundle_the_image_installs(
+    data: dict[str, Any],
+) -> None:
+    script = (ROOT / "image" / "install-rds-ca.sh").read_text()
+    (installed,) = [
+        line.split("=", 1)[1].strip('"')
+        for line in script.splitlines()
+        if line.startswith("readonly BUNDLE_PATH=")
+    ]
+    data["cluster"]["workbench"]["audit_database"] = True
+    files = render(data, audit=True)
+    for name in ("database.conf", "audit-database.conf"):
+        conf = kv(files[name])
+        uri = conf["connection-uri"]
+        host, port, db = conf["host"], conf["port"], conf["database"]
+        assert uri.startswith(f"postgresql://{conf['username']}@{host}:{port}/{db}?"), uri
+        query = dict(part.split("=", 1) for part in uri.split("?", 1)[1].split("&"))
+        assert query == {"sslmode": "verify-full", "sslrootcert": installed}, uri
+        assert "password" not in uri

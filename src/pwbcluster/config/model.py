@@ -50,6 +50,7 @@ from pwbcluster.config.model_image import (
     ImageWorkbenchModel,
     JupyterModel,
     QuartoModel,
+    RdsCaModel,
     VersionsModel,
     WorkbenchSha256Model,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "NetworkModel",
     "QuartoModel",
     "QueueModel",
+    "RdsCaModel",
     "SlurmAccountingDbModel",
     "StorageModel",
     "UserGroupsModel",

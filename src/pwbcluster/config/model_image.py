@@ -49,6 +49,11 @@ class ApptainerModel:
 
 
 @dataclass(frozen=True)
+class RdsCaModel:
+    sha256: str | None
+
+
+@dataclass(frozen=True)
 class GpuModel:
     enabled: bool
     cuda_version: str
@@ -72,3 +77,4 @@ class ImageModel:
     quarto: QuartoModel
     apptainer: ApptainerModel
     gpu: GpuModel
+    rds_ca: RdsCaModel

@@ -22,6 +22,9 @@ VENDOR_URLS: dict[str, str] = {
     "QUARTO_URL_BASE": "https://github.com/quarto-dev/quarto-cli/releases/download",
     "APPTAINER_URL_BASE": "https://github.com/apptainer/apptainer/releases/download",
     "CUDA_REPO_BASE": "https://developer.download.nvidia.com/compute/cuda/repos",
+    # One bundle for every commercial region (docs.aws.amazon.com/AmazonRDS/latest/UserGuide/
+    # UsingWithRDS.SSL.html); GovCloud and China publish their own.
+    "RDS_CA_URL": "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem",
 }
 
 # The config's OS name -> (Posit's platform name, Ubuntu codename, NVIDIA repo name).
@@ -72,6 +75,7 @@ def _checksums(image: ImageModel) -> dict[str, str]:
         "APPTAINER_SHA256": image.apptainer.sha256,
         "CUDA_KEYRING_SHA256": image.gpu.keyring_sha256,
         "CUDA_REPO_KEY_FINGERPRINT": image.gpu.repo_key_fingerprint,
+        "RDS_CA_SHA256": image.rds_ca.sha256,
     }
     return {
         key: str(value).lower() if key.endswith("SHA256") else str(value)
@@ -89,6 +93,8 @@ def unverified_downloads(image: ImageModel | Mapping[str, Any]) -> list[str]:
             f"Workbench {image.workbench.version} ({image.os}): set "
             f"image.workbench.sha256.{image.os} to the SHA-256 Posit's download page lists"
         )
+    if not image.rds_ca.sha256:
+        out.append("RDS CA bundle: set image.rds_ca.sha256 to pin it (AWS publishes no checksum)")
     if image.gpu.enabled and not image.gpu.repo_key_fingerprint:
         out.append(
             "NVIDIA repository key: set image.gpu.repo_key_fingerprint "

@@ -22,6 +22,8 @@ ETC_DIR = "/etc/rstudio"
 R_ROOT = "/opt/R"
 PYTHON_ROOT = "/opt/python"
 SLURM_PREFIX = "/opt/slurm"
+# The Amazon RDS CA bundle the image installs (image/install-rds-ca.sh BUNDLE_PATH).
+RDS_CA_PATH = "/etc/pwbcluster/rds-ca-bundle.pem"
 # Memory kept back from each compute node for the OS, slurmd and the session's own overhead.
 RESERVED_MEM_MB = 1024
 
@@ -68,6 +70,7 @@ class WorkbenchSettings:
     r_root: str = R_ROOT
     python_root: str = PYTHON_ROOT
     slurm_prefix: str = SLURM_PREFIX
+    rds_ca_path: str = RDS_CA_PATH
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
