@@ -16,6 +16,7 @@ from pwbcluster.stages.cluster.bundle import format_env, node_env
 from pwbcluster.stages.cluster.render import (
     LB_CERTIFICATE_TAG,
     LB_PORTS_TAG,
+    LB_SSH_TAG,
     render_cluster_config,
     trace,
 )
@@ -151,3 +152,16 @@ def test_tls_without_a_recorded_certificate_says_what_to_run(data: dict[str, Any
     old = dataclasses.replace(services, workbench_certificate_arn="")
     with pytest.raises(ToolkitError, match="run `invoke up --stage services` again"):
         render_cluster_config(model_of(data), network, old, image, PREFIX, {})
+
+
+def test_ssh_off_the_balancer_is_a_tag_the_patch_reads(data: dict[str, Any]) -> None:
+    network, services, image = upstream()
+    tags = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config[
+        "Tags"
+    ]
+    assert all(t["Key"] != LB_SSH_TAG for t in tags)
+    data["cluster"]["login_nodes"]["ssh_on_balancer"] = False
+    tags = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config[
+        "Tags"
+    ]
+    assert {"Key": LB_SSH_TAG, "Value": "off"} in tags

@@ -200,3 +200,4 @@ def test_lb_ports_label_follows_the_listeners() -> None:
     assert diagram.lb_ports_label(plain) == ":22 ssh\n:8787 Workbench"
     own = dataclasses.replace(default, tls_certificate_arn="arn:aws:acm:x")
     assert diagram.lb_ports_label(own) == ":22 ssh\n:443 HTTPS -> 8787"
+    assert diagram.lb_ports_label(default, ssh=False) == ":443 HTTPS -> 8787"

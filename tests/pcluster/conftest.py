@@ -22,6 +22,7 @@ from pwbcluster.stages.cluster.render import (
     LB_CERTIFICATE_TAG,
     LB_HEALTH_PATH_TAG,
     LB_PORTS_TAG,
+    LB_SSH_TAG,
     render_cluster_config,
 )
 
@@ -64,6 +65,12 @@ def render(config: Config, **workbench: Any) -> dict[str, Any]:
         data, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, config.tags()
     )
     return rendered.config
+
+
+def with_tags(config: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
+    out = copy.deepcopy(config)
+    out["Tags"] = [*out["Tags"], *({"Key": k, "Value": v} for k, v in tags.items())]
+    return out
 
 
 def without_tags(config: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -117,6 +124,7 @@ def synthesised(
     configs = {
         "tls": render(example, tls_certificate_arn=CERTIFICATE, hostname="wb.example.com"),
         "plain": render(example, tls=False),
+        "nossh": with_tags(render(example), {LB_SSH_TAG: "off"}),
         "noports": without_tags(
             render(example), LB_PORTS_TAG, LB_CERTIFICATE_TAG, LB_HEALTH_PATH_TAG
         ),

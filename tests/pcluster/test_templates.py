@@ -178,3 +178,13 @@ def test_no_extra_ports_synthesises_exactly_the_unpatched_templates(
     for name, template in patched.nested.items():
         expected = without_run_values(synthesised_unpatched.nested[name])
         assert without_run_values(template) == expected, name
+
+
+def test_ssh_can_be_taken_off_the_balancer(synthesised: dict[str, Synthesised]) -> None:
+    s = synthesised["nossh"]
+    assert set(listeners(s)) == {443}
+    lb_groups = [g for k, g in s.resources(s.login, SG).items() if "LoadBalancer" in k]
+    assert set(ingress_ports(lb_groups[0])) == {443}
+    # The login nodes keep their own rules (ssh from inside, the balancer's target port).
+    node_group = s.resources(s.root, SG)["loginLoginNodesSecurityGroup"]
+    assert set(ingress_ports(node_group)) == {22, 8787}

@@ -20,6 +20,7 @@ class LoginNodesModel:
     count: int
     instance_type: str
     allowed_cidr: str | None
+    ssh_on_balancer: bool
 
 
 @dataclass(frozen=True)

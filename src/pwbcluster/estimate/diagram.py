@@ -41,10 +41,10 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def lb_ports_label(workbench: WorkbenchModel) -> str:
+def lb_ports_label(workbench: WorkbenchModel, ssh: bool = True) -> str:
     """The login load balancer's listeners, e.g. ':22 ssh' and ':8787 Workbench'."""
     ports, cert = lb_listeners(workbench, GENERATED_CERTIFICATE)
-    lines = [":22 ssh"]
+    lines = [":22 ssh"] if ssh else []
     for pair in ports.split(","):
         front, _, back = pair.partition(":")
         proto = "HTTPS" if cert and front == "443" else "Workbench"
@@ -134,7 +134,8 @@ def draw(
         with Cluster(vpc_label):
             with Cluster(f"public subnets ({zones} AZ)"):
                 nlb = ElbNetworkLoadBalancer(
-                    f"login NLB\n{lb_ports_label(cluster.workbench)}", nodeid="login_nlb"
+                    f"login NLB\n{lb_ports_label(cluster.workbench, cluster.login_nodes.ssh_on_balancer)}",
+                    nodeid="login_nlb",
                 )
                 pool = EC2AutoScaling(
                     f"login nodes x{login['Count']}\n{login['InstanceType']}\nWorkbench"

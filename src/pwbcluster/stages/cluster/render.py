@@ -35,6 +35,8 @@ LB_CERTIFICATE_TAG = "pwbcluster:login-lb-certificate"
 # The Workbench target group's health check: HTTP GET on Workbench's own health endpoint
 # (rserver.conf server-health-check-enabled=1), not a TCP connect a hung server passes.
 LB_HEALTH_PATH_TAG = "pwbcluster:login-lb-health-path"
+# "off" takes ssh (22) off the login balancer (cluster.login_nodes.ssh_on_balancer).
+LB_SSH_TAG = "pwbcluster:login-lb-ssh"
 WORKBENCH_HEALTH_PATH = "/health-check"
 WORKBENCH_SHARED_DIR = "/opt/rstudio-shared"
 LDAP_CA_PATH = "/etc/pwbcluster/ldap-ca.pem"
@@ -124,6 +126,8 @@ def render_cluster_config(
     all_tags = dict(tags)
     all_tags[LB_PORTS_TAG] = ports
     all_tags[LB_HEALTH_PATH_TAG] = WORKBENCH_HEALTH_PATH
+    if not cluster.login_nodes.ssh_on_balancer:
+        all_tags[LB_SSH_TAG] = "off"
     if cert:
         all_tags[LB_CERTIFICATE_TAG] = cert
 
