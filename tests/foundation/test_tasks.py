@@ -149,3 +149,41 @@ def test_the_sandbox_and_plan_say_what_they_assume_without_allowed_cidr(project:
     )
     notes = "\n".join(make_plan(load_config(world), steps=[("render", render_step)]).notes)
     assert "allowed_cidr is 0.0.0.0/0: ssh and Workbench are open to the whole internet" in notes
+
+
+def test_down_shows_its_plan_and_refuses_a_real_deployment_without_confirmation(
+    project: Path,
+) -> None:
+    """Plan, confirm, act: without a terminal and without --yes nothing is removed."""
+    from pwbcluster import contracts
+    from pwbcluster.config import load_config
+    from pwbcluster.pipeline.state import StageRecord, State
+
+    config = load_config(project / "config" / "example.yaml")
+    path = config.build_dir / "state.json"
+    state = State.load(path, "real")
+    network = contracts.planned_network(config.region, config.name)
+    state.record("network", StageRecord("done", "fp", contracts.to_dict(network)))
+    before = path.read_text()
+
+    dry = invoke("down", "--config", "config/example.yaml", "--dry-run", cwd=project)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "Plan: remove from AWS account (region eu-west-1), in this order: network (done)" in (
+        dry.stdout
+    )
+    env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", "COLUMNS": "200"}
+    refused = subprocess.run(
+        [*INVOKE, "down", "--config", "config/example.yaml"],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    out = refused.stdout + refused.stderr
+    assert refused.returncode == 1, out
+    assert "not removing a real deployment without confirmation" in out and "--yes" in out
+    assert "Traceback" not in out
+    assert path.read_text() == before  # nothing touched

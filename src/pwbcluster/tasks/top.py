@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from invoke import Context, task
 from rich.console import Console
 
@@ -9,6 +11,8 @@ from pwbcluster.config import Config, load_config
 from pwbcluster.errors import ToolkitError
 from pwbcluster.pipeline import orchestrate
 from pwbcluster.pipeline.plan import make_plan, print_plan
+from pwbcluster.pipeline.registry import stage_specs
+from pwbcluster.pipeline.state import State
 from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 DEFAULTS = {"pwbcluster": {"config": None}}
@@ -53,13 +57,50 @@ def up(
     orchestrate.up(cfg, "sandbox" if sandbox else "real", console, set(stage or ()) or None)
 
 
-@task(help={"config": CONFIG_HELP, "sandbox": "tear down the sandbox rehearsal"})
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "sandbox": "tear down the sandbox rehearsal (no confirmation: nothing real is at stake)",
+        "yes": "remove a real deployment without asking for its name",
+        "dry-run": "only show what would be removed",
+    }
+)
 @wired
-def down(c: Context, config: str | None = None, sandbox: bool = False) -> None:
-    """Remove everything the deployment created, in reverse order."""
+def down(
+    c: Context,
+    config: str | None = None,
+    sandbox: bool = False,
+    yes: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Remove everything the deployment created, in reverse order: plan, confirm, act, verify.
+
+    A real deployment is removed only once you type its name, or with --yes; without a
+    terminal to ask on and without --yes, nothing is removed.
+    """
     cfg = _config(c, config)
     console = Console()
-    removed, remaining = orchestrate.down(cfg, "sandbox" if sandbox else "real", console)
+    mode = "sandbox" if sandbox else "real"
+    recorded = State.load(orchestrate.state_path(cfg), mode).stages
+    order = [s.name for s in reversed(stage_specs()) if s.name in recorded]
+    where = "the sandbox" if sandbox else f"AWS account (region {cfg.region})"
+    if order:
+        listing = ", ".join(f"{name} ({recorded[name].status})" for name in order)
+        console.print(f"Plan: remove from {where}, in this order: {listing}.", highlight=False)
+    else:
+        console.print(f"Plan: nothing recorded for '{cfg.name}' in {where}.", highlight=False)
+    if dry_run:
+        return
+    if order and mode == "real" and not yes:
+        if not sys.stdin.isatty():
+            raise ToolkitError(
+                "not removing a real deployment without confirmation: there is no terminal "
+                "to ask on; pass --yes to remove it, or --dry-run to see the plan"
+            )
+        typed = input(f"Type the deployment's name ({cfg.name}) to remove it: ").strip()
+        if typed != cfg.name:
+            raise ToolkitError("not confirmed; nothing removed")
+    removed, remaining = orchestrate.down(cfg, mode, console)
     console.print(f"removed: {', '.join(removed) or 'nothing'}")
     if remaining:
         left = ", ".join(f"{n} {kind}" for kind, n in sorted(remaining.items()))
