@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -361,12 +361,17 @@ def failures(hops: Sequence[Hop]) -> list[str]:
     return [f"{h.role} -> {h.service}: no path: {h.missing}" for h in hops if h.via is None]
 
 
-def checked(hops: Sequence[Hop], headline: str) -> list[str]:
-    """The proof's table, or a StageError naming every missing hop under ``headline``."""
+def checked(
+    hops: Sequence[Hop],
+    headline: str,
+    render: Callable[[Sequence[Hop]], list[str]] | None = None,
+) -> list[str]:
+    """The proof's table (``render``, by default ``table``), or a StageError naming every
+    missing hop under ``headline``."""
     missing = failures(hops)
     if missing:
         raise StageError(f"{headline}:\n" + "\n".join(missing))
-    return table(hops)
+    return (render or table)(hops)
 
 
 def table(hops: Sequence[Hop]) -> list[str]:

@@ -23,13 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pwbcluster import netpaths
 from pwbcluster.contracts.stage import Upstream
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import lint, offline
 from pwbcluster.pcluster.patch import ensure_patched, find_patches
 from pwbcluster.pcluster.venv import REQUIREMENTS
-from pwbcluster.stages.cluster.stage import flow_hops
+from pwbcluster.stages.cluster.stage import flow_lines
 
 if TYPE_CHECKING:
     from pwbcluster.pipeline.plan_context import PlanContext
@@ -111,8 +110,9 @@ def prove_flows(ctx: PlanContext) -> None:
     rename = json.loads((out_dir / offline.PLACEHOLDERS_FILE).read_text(encoding="utf-8"))
     templates = sorted(out_dir.glob(f"{ctx.config.name}*.json"))
     upstream = Upstream(network=ctx.network, services=ctx.services)
-    hops = flow_hops(topology, templates, rename, ctx.config, ctx.cluster.config, upstream)
-    ctx.notes.extend(netpaths.flow_table(hops))
+    ctx.notes.extend(
+        flow_lines(topology, templates, rename, ctx.config, ctx.cluster.config, upstream)
+    )
 
 
 def _synthesise(ctx: PlanContext) -> None:

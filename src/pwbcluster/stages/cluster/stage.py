@@ -256,39 +256,32 @@ def check_paths(ctx: StageContext, prepared: Prepared) -> None:
     hops = netpaths.prove(
         topology, reachability.placements(prepared.rendered.config, cluster_dir(ctx.config))
     )
-    missing = netpaths.failures(hops)
-    if missing:
-        raise StageError(
-            "a node role cannot reach an AWS API it calls (ParallelCluster would replace "
-            "such nodes in a loop):\n" + "\n".join(missing)
-        )
-    for line in netpaths.table(hops):
+    headline = (
+        "a node role cannot reach an AWS API it calls (ParallelCluster would replace "
+        "such nodes in a loop)"
+    )
+    for line in netpaths.checked(hops, headline):
         ctx.account.notes.add(line)
 
 
-def flow_hops(
+def flow_lines(
     topology: netpaths.Topology,
     templates: Sequence[Path],
     rename: Mapping[str, str],
     config: Config,
     rendered: Mapping[str, Any],
     upstream: Upstream,
-) -> list[netpaths.Hop]:
+) -> list[str]:
     """Each flow between the nodes and services, proven on the security groups of the
-    VPC (``topology``) and of pcluster's synthesised ``templates``; raises naming every
-    flow with no path."""
+    VPC (``topology``) and of pcluster's synthesised ``templates``, as table lines;
+    raises naming every flow with no path."""
     network: NetworkOutputs = upstream.require("network")
     services: ServicesOutputs = upstream.require("services")
     hops = reachability.prove_cluster(
         topology, templates, rename, rendered, config.model, services, network
     )
-    missing = netpaths.failures(hops)
-    if missing:
-        raise StageError(
-            "a flow the deployment needs has no path through the security groups:\n"
-            + "\n".join(missing)
-        )
-    return hops
+    headline = "a flow the deployment needs has no path through the security groups"
+    return netpaths.checked(hops, headline, netpaths.flow_table)
 
 
 def check_flows(ctx: StageContext, prepared: Prepared, templates: Sequence[Path]) -> None:
@@ -302,10 +295,9 @@ def check_flows(ctx: StageContext, prepared: Prepared, templates: Sequence[Path]
         return
     names = templates[0].parent / offline.PLACEHOLDERS_FILE
     rename = json.loads(names.read_text(encoding="utf-8")) if names.is_file() else {}
-    hops = flow_hops(
+    for line in flow_lines(
         topology, templates, rename, ctx.config, prepared.rendered.config, ctx.upstream
-    )
-    for line in netpaths.flow_table(hops):
+    ):
         ctx.account.notes.add(line)
 
 
