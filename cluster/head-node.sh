@@ -5,12 +5,15 @@
 # storage for the login nodes, prepares what they and the compute nodes share there
 # (shared-storage and audit directories, the launcher key pair, session container
 # images when container sessions are on: built once here, in the background, never on
-# every node), and sets up Slurm controller HA when the deployment asks for it.
-# The head node reads no secret: the login nodes fetch theirs at boot.
+# every node), creates Workbench's own database roles (lib/database.sh: the one use of
+# the databases' master passwords), and sets up Slurm controller HA when the deployment
+# asks for it. The head node reads only those database secrets: the login nodes fetch
+# theirs (role passwords, cookie key, licence) at boot.
 #
 # Usage: head-node.sh --env-uri s3://BUCKET/PREFIX/cluster/node.env
-# Needs: aws CLI, openssl, systemd-run and apptainer (container sessions only), all in
-# the AMI; the instance role's read access to the scripts prefix. Installs nothing.
+# Needs: aws CLI, openssl, psql, systemd-run and apptainer (container sessions only), all
+# in the AMI; the instance role's read access to the scripts prefix and to the database
+# secrets. Installs nothing.
 # Safe to re-run: every step checks before it acts.
 
 set -o errexit -o nounset -o pipefail
@@ -47,6 +50,8 @@ bootstrap() {
   mv "${PWB_HOME}/cluster.new" "${PWB_HOME}/cluster"
   # shellcheck source=SCRIPTDIR/lib/common.sh
   source "${PWB_HOME}/cluster/lib/common.sh"
+  # shellcheck source=SCRIPTDIR/lib/database.sh
+  source "${PWB_HOME}/cluster/lib/database.sh"
   load_env "${PWB_HOME}/cluster/node.env"
   require_env WORKBENCH_SHARED_DIR
 }
@@ -168,6 +173,8 @@ main() {
   publish_workbench_config
   prepare_shared_dirs
   launcher_keys
+  # Before the login nodes are told the configuration is ready: they connect as these roles.
+  database_roles
   if [[ ! -f "${WORKBENCH_SHARED_DIR}/etc/rstudio.published" ]] || ((CHANGED)); then
     mark_published
   fi

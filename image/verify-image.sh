@@ -4,9 +4,10 @@
 # The cluster scripts install nothing at boot, so whatever they call must be in the
 # AMI: R under /opt/R/<version>, Python under /opt/python/<version>, jupyter in the
 # default Python (jupyter.conf's jupyter-exe), rstudio-server and rstudio-launcher
-# installed but disabled, Apptainer, Quarto, openssl (launcher keys) and the aws CLI
-# (ParallelCluster's AMIs carry AWS CLI v2 in /usr/local/bin; the build itself fetched
-# these scripts with it). openssl is installed here when the parent lacks it; anything
+# installed but disabled, Apptainer, Quarto, openssl (launcher keys), psql (the head node
+# creates Workbench's database roles) and the aws CLI (ParallelCluster's AMIs carry AWS
+# CLI v2 in /usr/local/bin; the build itself fetched these scripts with it). openssl and
+# psql are installed here when the parent lacks them; anything
 # else missing fails the build with one message listing every gap, so a broken image
 # never reaches a node. Safe to re-run: it only reads, apart from that one install.
 #
@@ -15,7 +16,7 @@
 #   --r-versions       space-separated R versions that must be installed
 #   --python-versions  space-separated Python versions that must be installed
 #   --python-default   the Python that must carry jupyter
-# Needs: root, systemctl, apt-get (only when openssl is missing).
+# Needs: root, systemctl, apt-get (only when openssl or psql is missing).
 
 set -o errexit -o nounset -o pipefail
 
@@ -38,6 +39,16 @@ ensure_openssl() {
   log "openssl missing from the parent image: installing it"
   apt_install openssl
   command -v openssl >/dev/null 2>&1 || die "openssl installed but not on PATH"
+}
+
+ensure_psql() {
+  if command -v psql >/dev/null 2>&1; then
+    log "psql present"
+    return 0
+  fi
+  log "psql missing from the parent image: installing postgresql-client"
+  apt_install postgresql-client
+  command -v psql >/dev/null 2>&1 || die "postgresql-client installed but psql is not on PATH"
 }
 
 # check_image R_VERSIONS PYTHON_VERSIONS PYTHON_DEFAULT: print one line per gap.
@@ -70,6 +81,7 @@ check_image() {
   command -v aws >/dev/null 2>&1 ||
     echo "aws CLI: not on PATH (ParallelCluster's parent AMIs carry it; the node scripts need it)"
   command -v openssl >/dev/null 2>&1 || echo "openssl: not on PATH"
+  command -v psql >/dev/null 2>&1 || echo "psql: not on PATH (the head node creates Workbench's database roles)"
   grep -q -- '-----BEGIN CERTIFICATE-----' "${PWB_ROOT}/etc/pwbcluster/rds-ca-bundle.pem" 2>/dev/null ||
     echo "RDS CA bundle: /etc/pwbcluster/rds-ca-bundle.pem missing (database.conf verifies against it)"
 }
@@ -89,6 +101,7 @@ main() {
   [[ -n "${python_versions}" ]] || die "--python-versions is required"
   [[ "${python_default}" =~ ${SEMVER_RE} ]] || die "bad --python-default '${python_default}': expected x.y.z"
   ensure_openssl
+  ensure_psql
   gaps="$(check_image "${r_versions}" "${python_versions}" "${python_default}")"
   if [[ -n "${gaps}" ]]; then
     printf '%s\n' "${gaps}" | while IFS= read -r line; do warn "${line}"; done

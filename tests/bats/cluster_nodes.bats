@@ -35,6 +35,9 @@ case "$1" in
   restart) touch "${state}" ;;
 esac'
   stub curl
+  # psql as the head node's role check sees it: the role is in place (a test that wants
+  # it missing replaces the stub).
+  stub psql 'cat >/dev/null; echo t'
   stub rstudio-server
   stub systemd-run
   stub apptainer
@@ -72,8 +75,33 @@ run_login() {
   [ "$(stat -c %a "${T}/shared/shared-storage")" = 1777 ]
   run grep -rF "$(secret_of DB_PASSWORD_SECRET_ARN)" "${T}/shared"
   [ "$status" -eq 1 ]
+  # The head node reads the role passwords (to check its database roles), nothing else:
+  # no cookie key, no licence, and no master password while the roles are in place.
   run stub_calls aws
-  [[ "$output" != *secretsmanager* ]]
+  reads="$(grep -o 'get-secret-value --secret-id [^ ]*' <<<"$output" | awk '{print $3}' | sort -u)"
+  expected="$(grep -E '^(AUDIT_)?DB_PASSWORD_SECRET_ARN=' "${NODE_ENV}" | cut -d= -f2- | sort -u)"
+  [ -n "${expected}" ]
+  [ "${reads}" = "${expected}" ]
+}
+
+@test "head node creates a missing database role with the master password, never on psql's command line" {
+  # The role check fails until the creation ran, as a real server would answer.
+  stub psql 'input="$(cat)"
+if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/psql-created-${PGPASSWORD:0:3}"; touch "'"${T}"'/role-made"; exit 0; fi
+[[ -f "'"${T}"'/role-made" ]] && echo t || exit 2'
+  run_head
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"database role workbench on"*"created"* ]]
+  run stub_calls aws
+  [[ "$output" == *"get-secret-value --secret-id $(grep ^DB_MASTER_PASSWORD_SECRET_ARN= "${NODE_ENV}" | cut -d= -f2-)"* ]]
+  [[ "$output" != *"$(grep ^COOKIE_KEY_SECRET_ARN= "${NODE_ENV}" | cut -d= -f2-)"* ]]
+  run stub_calls psql
+  [[ "$output" != *"$(secret_of DB_PASSWORD_SECRET_ARN)"* ]]
+  [[ "$output" != *"$(secret_of DB_MASTER_PASSWORD_SECRET_ARN)"* ]]
+  [[ "$output" == *"sslmode=verify-full"* && "$output" == *"user=rstudio "* ]]
+  # Sent as the master (its password in psql's environment), the role's password on stdin.
+  master="$(secret_of DB_MASTER_PASSWORD_SECRET_ARN)"
+  [ -f "${T}/psql-created-${master:0:3}" ]
 }
 
 @test "head node: a second run changes nothing" {

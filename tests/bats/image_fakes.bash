@@ -123,6 +123,7 @@ echo "${FAKE_KEY_FPR}" >"$3/usr/share/keyrings/cuda-archive-keyring.gpg"'
   # Parent-image tools the verify step looks for (the ParallelCluster AMI has them).
   stub aws
   stub openssl
+  stub psql
 
   # systemctl: a unit is enabled and active while $FAKE_UNITS/<unit> exists.
   stub systemctl '

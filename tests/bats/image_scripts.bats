@@ -231,6 +231,21 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
   [[ "$output" == *"install -y -q --no-install-recommends openssl"* ]]
 }
 
+@test "verify: installs psql when the parent lacks it (the head node creates database roles)" {
+  rm -f "${BATS_TEST_TMPDIR}/bin/psql"
+  stub apt-get '[[ "${!#}" == postgresql-client ]] && printf "#!/bin/sh\n" >"${BATS_TEST_TMPDIR}/bin/psql" && chmod +x "${BATS_TEST_TMPDIR}/bin/psql"; exit 0'
+  PATH="$(minimal_path)" run bash "${IMAGE_DIR}/verify-image.sh" "${verify_args[@]}"
+  [[ "$output" == *"psql missing from the parent image: installing postgresql-client"* ]]
+  [[ "$output" != *"psql: not on PATH"* ]]
+  run stub_calls apt-get
+  [[ "$output" == *"install -y -q --no-install-recommends postgresql-client"* ]]
+  rm -f "${BATS_TEST_TMPDIR}/bin/psql"
+  stub apt-get 'exit 0'
+  PATH="$(minimal_path)" run bash "${IMAGE_DIR}/verify-image.sh" "${verify_args[@]}"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"postgresql-client installed but psql is not on PATH"* ]]
+}
+
 @test "quarto: verifies the published checksum, unpacks, links; second run changes nothing" {
   make_quarto_release 1.10.20
   run bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20

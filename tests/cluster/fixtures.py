@@ -71,14 +71,17 @@ def upstream(
     planned = contracts.planned_services(
         REGION, "example", "corp.example.com", tls=tls, workbench_tls=True
     )
+    # Workbench connects as its own role; the master user only creates it.
     db = contracts.DatabaseEndpoint(
         "postgres",
         db_host,
         db_port,
         "rstudio",
-        "rstudio",
-        secret_arn("workbench-db-password"),
+        "workbench",
+        secret_arn("workbench-db-role-password"),
         planned.workbench_db.security_group_id,
+        master_username="rstudio",
+        master_password_secret_arn=secret_arn("workbench-db-password"),
     )
     audit_db = (
         contracts.DatabaseEndpoint(
@@ -86,8 +89,10 @@ def upstream(
             db_host,
             db_port,
             "rstudio_audit",
-            "rstudio_audit",
-            secret_arn("audit-db-password"),
+            "workbench_audit",
+            secret_arn("audit-db-role-password"),
+            master_username="rstudio_audit",
+            master_password_secret_arn=secret_arn("audit-db-password"),
         )
         if audit
         else None
@@ -128,9 +133,16 @@ def write_bucket(out: Path, audit: bool, license_key: bool, tls: bool) -> None:
         path = out / "s3" / BUCKET / obj.key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(obj.body)
-    arns = [services.workbench_db.password_secret_arn, services.cookie_key_secret_arn]
+    arns = [
+        services.workbench_db.password_secret_arn,
+        services.workbench_db.master_password_secret_arn,
+        services.cookie_key_secret_arn,
+    ]
     if services.audit_db:
-        arns.append(services.audit_db.password_secret_arn)
+        arns += [
+            services.audit_db.password_secret_arn,
+            services.audit_db.master_password_secret_arn,
+        ]
     if license_arn:
         arns.append(license_arn)
     secret_dir = out / "secrets"

@@ -1,7 +1,9 @@
-"""A real PostgreSQL, serving TLS with a certificate from a test CA: the generated
-database.conf connects with the password the login node's boot function fetched from
-(moto's) Secrets Manager, over TLS verified as its connection-uri says (verify-full), and
-refuses a server whose certificate chains to another CA or names another host."""
+"""A real PostgreSQL, serving TLS with a certificate from a test CA, and a master user
+with an RDS master's rights (no superuser): the head node creates Workbench's own role
+with it (least privilege, idempotent); the generated database.conf connects as that role
+with the password the login node's boot function fetched from (moto's) Secrets Manager,
+over TLS verified as its connection-uri says (verify-full), and refuses a server whose
+certificate chains to another CA or names another host."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pwbcluster.config.model import model_of
+from pwbcluster.stages.cluster.bundle import format_env, node_env
 from pwbcluster.stages.cluster.workbench import render_workbench, settings_from, write_tree
 from pwbcluster.stages.cluster.workbench.settings import RDS_CA_PATH
 
@@ -213,7 +216,64 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-def test_database_conf_connects_with_the_secret_fetched_at_boot(
+def rds_like_master(pg: dict[str, Any], master: str, password: str, database: str) -> None:
+    """A master user as RDS makes one: LOGIN, CREATEROLE, CREATEDB, owner of the database
+    RDS creates, and no superuser (rds_superuser is not one), so the head node's role
+    setup is proven with no more rights than it has on RDS."""
+    admin = f"host=127.0.0.1 port={pg['port']} dbname=postgres user=postgres"
+    done = psql(
+        pg,
+        admin,
+        pg["superpw"],
+        f"CREATE ROLE {master} LOGIN CREATEROLE CREATEDB NOSUPERUSER PASSWORD :'pw';\n"
+        f"CREATE DATABASE {database} OWNER {master};\n",
+        args=["-v", f"pw={password}"],
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def boot(
+    tmp_path: Path, moto_server: str, env_file: Path, script: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``script`` in bash with the node libraries sourced and node.env loaded, the aws CLI
+    answered from moto."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir(exist_ok=True)
+    stub = stubs / "aws"
+    stub.write_text(AWS_STUB.format(python=sys.executable, region=REGION, endpoint=moto_server))
+    stub.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "ROOT_OWNER": f"{os.getuid()}:{os.getgid()}",
+        **extra,
+    }
+    full = (
+        f"set -o errexit -o nounset -o pipefail; source {ROOT}/cluster/lib/common.sh; "
+        f"source {ROOT}/cluster/lib/workbench.sh; source {ROOT}/cluster/lib/database.sh; "
+        f"load_env {env_file}; {script}"
+    )
+    return subprocess.run(["bash", "-c", full], env=env, capture_output=True, text=True, timeout=60)
+
+
+def with_secrets(
+    client: Any, services: Any, audit: bool, values: dict[str, str]
+) -> tuple[Any, dict[str, str]]:
+    """The services contract with its database secrets created in moto; (contract, ARN by
+    field name)."""
+    field = "audit_db" if audit else "workbench_db"
+    arns: dict[str, str] = {}
+    for name, value in values.items():
+        arns[name] = client.create_secret(Name=f"example/{field}-{name}", SecretString=value)["ARN"]
+    db = dataclasses.replace(
+        getattr(services, field),
+        password_secret_arn=arns["role"],
+        master_password_secret_arn=arns["master"],
+    )
+    return dataclasses.replace(services, **{field: db}), arns
+
+
+def test_database_conf_connects_as_workbench_role_the_head_node_created(
     postgres: dict[str, Any],
     moto_server: str,
     data: dict[str, Any],
@@ -222,51 +282,38 @@ def test_database_conf_connects_with_the_secret_fetched_at_boot(
 ) -> None:
     for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
         monkeypatch.setenv(key, value)
-    password = random_secret(32)
     client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_server)
-    arn = client.create_secret(Name="example/workbench-db-password", SecretString=password)["ARN"]
-
-    admin = f"host=127.0.0.1 port={postgres['port']} dbname=postgres user=postgres"
-    created = psql(
-        postgres,
-        admin,
-        postgres["superpw"],
-        "CREATE ROLE rstudio LOGIN PASSWORD :'pw';\nCREATE DATABASE rstudio OWNER rstudio;\n",
-        args=["-v", f"pw={password}"],
+    password, master_password = random_secret(32), random_secret(32)
+    network, services, _ = upstream(db_host="localhost", db_port=postgres["port"])
+    db = services.workbench_db
+    assert db.username != db.master_username, "Workbench must not connect as the master"
+    rds_like_master(postgres, db.master_username, master_password, db.name)
+    services, _ = with_secrets(
+        client, services, False, {"role": password, "master": master_password}
     )
-    assert created.returncode == 0, created.stderr
-
-    _, services, _ = upstream(db_host="localhost", db_port=postgres["port"])
-    services = dataclasses.replace(
-        services, workbench_db=dataclasses.replace(services.workbench_db, password_secret_arn=arn)
-    )
+    model = model_of(data)
     shared = tmp_path / "shared"
-    write_tree(render_workbench(settings_from(model_of(data), services), "example"), shared)
+    write_tree(render_workbench(settings_from(model, services), "example"), shared)
     shared_conf = (shared / "etc/rstudio/database.conf").read_text()
     assert not any(line.startswith("password") for line in shared_conf.splitlines())
+    env = node_env(model, network, services, "example")
+    env_file = tmp_path / "node.env"
+    env_file.write_text(format_env({**env, "WORKBENCH_SHARED_DIR": str(shared)}))
 
-    stubs = tmp_path / "bin"
-    stubs.mkdir()
-    stub = stubs / "aws"
-    stub.write_text(AWS_STUB.format(python=sys.executable, region=REGION, endpoint=moto_server))
-    stub.chmod(0o755)
     etc = tmp_path / "etc-rstudio"
-    env = {
-        **os.environ,
-        "PATH": f"{stubs}:{os.environ['PATH']}",
-        "WORKBENCH_SHARED_DIR": str(shared),
-        "RSTUDIO_ETC": str(etc),
-        "ROOT_OWNER": f"{os.getuid()}:{os.getgid()}",
-    }
-    script = (
-        f"set -o errexit -o nounset -o pipefail; source {ROOT}/cluster/lib/common.sh; "
-        f"source {ROOT}/cluster/lib/workbench.sh; write_database_conf database.conf '{arn}'"
+    head = boot(tmp_path, moto_server, env_file, "database_roles", RDS_CA_PATH=str(postgres["ca"]))
+    assert head.returncode == 0, head.stderr
+    assert f"database role {db.username} on localhost/{db.name} created" in head.stderr
+    assert password not in head.stderr and master_password not in head.stderr
+    login = boot(
+        tmp_path,
+        moto_server,
+        env_file,
+        'write_database_conf database.conf "${DB_PASSWORD_SECRET_ARN}"',
+        RSTUDIO_ETC=str(etc),
     )
-    boot = subprocess.run(
-        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert boot.returncode == 0, boot.stderr
-    assert password not in boot.stderr
+    assert login.returncode == 0, login.stderr
+    assert password not in login.stderr
 
     conf_path = etc / "database.conf"
     assert stat.S_IMODE(conf_path.stat().st_mode) == 0o600
@@ -276,6 +323,7 @@ def test_database_conf_connects_with_the_secret_fetched_at_boot(
         if line and not line.startswith("#")
     )
     assert conf["provider"] == "postgresql"
+    assert conf["username"] == db.username and conf["password"] == password
     # The connection-uri as written, but for where the bundle lives (the image puts it at
     # RDS_CA_PATH; here the test CA stands in for RDS's).
     uri = conf["connection-uri"]
@@ -289,7 +337,10 @@ def test_database_conf_connects_with_the_secret_fetched_at_boot(
         "WHERE pid = pg_backend_pid();",
     )
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.strip() == "rstudio@rstudio true"  # over TLS
+    assert ok.stdout.strip() == f"{db.username}@{db.name} true"  # over TLS, as the role
+    # Workbench creates its schema in its database.
+    schema = psql(postgres, dsn, password, "CREATE TABLE wb_probe (id int); DROP TABLE wb_probe;")
+    assert schema.returncode == 0, schema.stderr
     wrong = psql(postgres, dsn, conf["password"] + "x", "SELECT 1;")
     assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
     # Verified, not merely encrypted: another CA, or another name, is refused.
@@ -300,3 +351,87 @@ def test_database_conf_connects_with_the_secret_fetched_at_boot(
     by_ip = dsn.replace("@localhost:", "@127.0.0.1:")
     renamed = psql(postgres, by_ip, conf["password"], "SELECT 1;")
     assert renamed.returncode != 0 and "does not match host name" in renamed.stderr
+
+
+def role_state(pg: dict[str, Any], role: str, database: str) -> str:
+    """Everything the setup may change: the role's attributes and password hash, its
+    memberships, the database's owner and ACL."""
+    admin = f"host=127.0.0.1 port={pg['port']} dbname=postgres user=postgres"
+    out = psql(
+        pg,
+        admin,
+        pg["superpw"],
+        "SELECT a.rolsuper, a.rolcreatedb, a.rolcreaterole, a.rolcanlogin, a.rolpassword, "
+        "(SELECT string_agg(m.member::regrole::text || '>' || m.roleid::regrole::text, ',') "
+        " FROM pg_auth_members m WHERE a.oid IN (m.member, m.roleid)), "
+        "pg_get_userbyid(d.datdba), d.datacl "
+        "FROM pg_authid a, pg_database d WHERE a.rolname = :'role' AND d.datname = :'db';",
+        args=["-v", f"role={role}", "-v", f"db={database}"],
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_the_role_is_least_privilege_and_a_rerun_changes_nothing(
+    postgres: dict[str, Any],
+    moto_server: str,
+    data: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_server)
+    # A password with the characters quoting gets wrong: ' " $ \\ (stdin, psql quoting).
+    password, master_password = random_secret(28) + "'\\\"$", random_secret(32)
+    data["cluster"]["workbench"]["audit_database"] = True
+    network, services, _ = upstream(audit=True, db_host="localhost", db_port=postgres["port"])
+    services, arns = with_secrets(
+        client, services, True, {"role": password, "master": master_password}
+    )
+    db = services.audit_db
+    assert db is not None
+    rds_like_master(postgres, db.master_username, master_password, db.name)
+    env_file = tmp_path / "node.env"
+    model = model_of(data)
+    env_file.write_text(format_env(node_env(model, network, services, "example")))
+    ca = {"RDS_CA_PATH": str(postgres["ca"])}
+
+    first = boot(tmp_path, moto_server, env_file, "ensure_db_role AUDIT_DB", **ca)
+    assert first.returncode == 0, first.stderr
+    assert "created" in first.stderr
+    before = role_state(postgres, db.username, db.name)
+    assert before.startswith("f|f|f|t|SCRAM-SHA-256$"), before
+    assert f"|{db.username}|" in before, f"{db.name} is not owned by {db.username}: {before}"
+
+    # Re-run: nothing changes, and the master password is not even read (gone from moto).
+    client.delete_secret(SecretId=arns["master"], ForceDeleteWithoutRecovery=True)
+    second = boot(tmp_path, moto_server, env_file, "ensure_db_role AUDIT_DB", **ca)
+    assert second.returncode == 0, second.stderr
+    assert "in place" in second.stderr and "created" not in second.stderr
+    assert role_state(postgres, db.username, db.name) == before
+
+    host = (
+        f"host=localhost port={postgres['port']} sslmode=verify-full sslrootcert={postgres['ca']}"
+    )
+    as_role = f"{host} dbname={db.name} user={db.username}"
+    for sql, refusal in (
+        (f"CREATE ROLE sneaky_{db.username} LOGIN;", "permission denied to create role"),
+        ("CREATE DATABASE sneaky_db;", "permission denied to create database"),
+        (f"ALTER ROLE {db.username} CREATEROLE;", "permission denied"),
+    ):
+        refused = psql(postgres, as_role, password, sql)
+        assert refused.returncode != 0 and refusal in refused.stderr, (sql, refused.stderr)
+    # Its database is closed to every other role: a fresh login role cannot connect.
+    admin = f"host=127.0.0.1 port={postgres['port']} dbname=postgres user=postgres"
+    other_pw = random_secret(20)
+    made = psql(
+        postgres,
+        admin,
+        postgres["superpw"],
+        "CREATE ROLE bystander LOGIN PASSWORD :'pw';",
+        args=["-v", f"pw={other_pw}"],
+    )
+    assert made.returncode == 0, made.stderr
+    bystander = psql(postgres, f"{host} dbname={db.name} user=bystander", other_pw, "SELECT 1;")
+    assert bystander.returncode != 0 and "permission denied for database" in bystander.stderr

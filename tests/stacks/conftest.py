@@ -96,6 +96,7 @@ def _all_databases(data: dict[str, Any]) -> None:
     data["aux"]["databases"]["slurm_accounting"]["enabled"] = True
     data["aux"]["databases"]["workbench"]["multi_az"] = True
     data["cluster"]["workbench"]["license_secret_arn"] = LICENCE_ARN
+    data["cluster"]["workbench"]["audit_database"] = True
 
 
 def _managed_ad(data: dict[str, Any]) -> None:

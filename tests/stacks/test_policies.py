@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,6 +25,7 @@ from pwbcluster.contracts import (
     ServicesOutputs,
 )
 from pwbcluster.sandbox.mockrun import Registered
+from pwbcluster.stages.cluster.bundle import node_env
 from pwbcluster.stages.services.program import SECRET_OUTPUTS
 from pwbcluster.stages.stack_outputs import contract_fields
 
@@ -253,19 +255,75 @@ def _secrets_read_by(d: Deployed, policy_name: str) -> set[str]:
     }
 
 
-def test_each_node_reads_exactly_its_secrets(deployments: dict[str, Deployed]) -> None:
+# The scripts each node role runs (ParallelCluster's OnNodeStart, then OnNodeConfigured);
+# what they source or run from the bundle is followed from their own text.
+ROLE_ENTRY_SCRIPTS = {
+    "head-node": ("node-start.sh", "head-node.sh"),
+    "login-node": ("node-start.sh", "login-node.sh"),
+    "compute-node": ("node-start.sh", "compute-node.sh"),
+}
+_BUNDLED = re.compile(r'(?:source|bash) "\$\{PWB_HOME\}/cluster/([\w/.-]+)"')
+_SECRET_VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*_SECRET_ARN)[}:]")
+# A function that reads the secrets of a settings prefix it is given (lib/database.sh's
+# ensure_db_role DB): the names it builds, and the prefixes it is called with.
+_PREFIXED_SECRET = re.compile(r'"\$\{prefix\}_([A-Z0-9_]*SECRET_ARN)"')
+_PREFIX_CALL = re.compile(r"^\s*ensure_db_role ([A-Z][A-Z0-9_]*)\s*$", re.MULTILINE)
+
+
+def secret_settings_used(role: str) -> set[str]:
+    """node.env names of the secret ARNs the role's scripts use, from the scripts."""
+    cluster = Path(__file__).resolve().parents[2] / "cluster"
+    todo, seen = list(ROLE_ENTRY_SCRIPTS[role]), set()
+    text = ""
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        body = (cluster / name).read_text()
+        text += body
+        todo.extend(_BUNDLED.findall(body))
+    used = set(_SECRET_VAR.findall(text))
+    for prefix in _PREFIX_CALL.findall(text):
+        used |= {f"{prefix}_{suffix}" for suffix in _PREFIXED_SECRET.findall(text)}
+    return used
+
+
+@pytest.mark.parametrize("variant", ["default", "all-databases"])
+@pytest.mark.parametrize("role", sorted(ROLE_ENTRY_SCRIPTS))
+def test_each_node_role_reads_exactly_the_secrets_its_scripts_use(
+    deployments: dict[str, Deployed], variant: str, role: str
+) -> None:
+    d = deployments[variant]
+    env = node_env(d.config.model, d.network, d.services, "example")
+    used = secret_settings_used(role)
+    assert set(used) <= set(env), f"{role}: scripts use settings node.env lacks: {used - set(env)}"
+    wanted = {env[name] for name in used if env[name]}
+    granted = _secrets_read_by(d, f"example-nodes-{role}")
+    assert granted == wanted, (
+        f"example-nodes-{role}: grants {sorted(granted - wanted)} no script of it reads, "
+        f"lacks {sorted(wanted - granted)} (scripts use {sorted(used)})"
+    )
+
+
+def test_the_head_node_reads_database_secrets_only(deployments: dict[str, Deployed]) -> None:
     d = deployments["all-databases"]
     s = d.services
     assert s.audit_db is not None and s.slurm_accounting_db is not None
     assert s.license_secret_arn == LICENCE_ARN
-    workbench = {
-        s.cookie_key_secret_arn,
+    head = _secrets_read_by(d, "example-nodes-head-node")
+    assert head == {
         s.workbench_db.password_secret_arn,
+        s.workbench_db.master_password_secret_arn,
         s.audit_db.password_secret_arn,
-        LICENCE_ARN,
+        s.audit_db.master_password_secret_arn,
     }
-    assert _secrets_read_by(d, "example-nodes-head-node") == workbench
-    assert _secrets_read_by(d, "example-nodes-login-node") == workbench
+    login = _secrets_read_by(d, "example-nodes-login-node")
+    # Login nodes connect as Workbench's roles: no master password, no cookie key for head.
+    assert s.workbench_db.master_password_secret_arn not in login
+    assert s.audit_db.master_password_secret_arn not in login
+    assert s.cookie_key_secret_arn not in head and LICENCE_ARN not in head
+    assert s.workbench_db.username != s.workbench_db.master_username
     assert _secrets_read_by(d, "example-nodes-compute-node") == set()
     (jump,) = d.of_type("iam/rolePolicy:RolePolicy")
     jump_reads = {

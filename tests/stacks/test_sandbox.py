@@ -21,7 +21,7 @@ from pwbcluster.config import Config
 from pwbcluster.contracts import NetworkOutputs, ServicesOutputs
 from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.sandbox.account import SandboxAccount
-from pwbcluster.sandbox.inventory import inventory
+from pwbcluster.sandbox.inventory import inventory, split_kept
 from pwbcluster.sandbox.server import SandboxServer
 from pwbcluster.stages.network import stage as network
 from pwbcluster.stages.services import stage as services
@@ -161,8 +161,19 @@ def test_stages_create_what_their_contracts_name_in_moto(
     network.destroy(ctx({}), net)
     session = _session(region)
     session_with_endpoint = _EndpointSession(session, moto_endpoint)
-    left = {k: v for k, v in inventory(session_with_endpoint).items() if v}
+    left, kept = split_kept(inventory(session_with_endpoint))
     assert left == {}, f"left behind after destroy: {left}"
+    # What a `down` keeps on AWS, kept here too: the database's final snapshot under its
+    # deterministic name, and every secret in its recovery window (recoverable, not gone).
+    snapshots = c("rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+    assert [s["DBSnapshotIdentifier"] for s in snapshots] == ["example-workbench-db-final"]
+    window = config.model.aux.secrets.recovery_window_days
+    assert window >= 7
+    scheduled = c("secretsmanager").describe_secret(
+        SecretId=svc.workbench_db.master_password_secret_arn
+    )
+    assert "DeletedDate" in scheduled, scheduled
+    assert kept == {"final database snapshot": 1, "secret scheduled for deletion": 7}, kept
 
 
 class _EndpointSession:

@@ -38,6 +38,7 @@ class WorkbenchDbModel:
     multi_az: bool
     deletion_protection: bool
     backup_retention_days: int
+    final_snapshot: bool
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,13 @@ class DatabasesModel:
     workbench: WorkbenchDbModel
     audit: AuditDbModel
     slurm_accounting: SlurmAccountingDbModel
+
+
+@dataclass(frozen=True)
+class SecretsModel:
+    """``aux.secrets``: the secrets the services stage generates."""
+
+    recovery_window_days: int
 
 
 @dataclass(frozen=True)
@@ -100,3 +108,4 @@ class AuxModel:
     databases: DatabasesModel
     jump_host: JumpHostModel
     users: UsersModel
+    secrets: SecretsModel

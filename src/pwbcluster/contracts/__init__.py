@@ -83,7 +83,15 @@ class NetworkOutputs:
 
 @dataclass(frozen=True)
 class DatabaseEndpoint:
-    """A database the toolkit created; the password is only ever a secret ARN."""
+    """A database the toolkit created; the password is only ever a secret ARN.
+
+    ``username``/``password_secret_arn`` are what its client connects with: for
+    Workbench's PostgreSQL databases a dedicated role (LOGIN, no SUPERUSER, CREATEDB or
+    CREATEROLE, owner of its database only) that the head node creates at first boot
+    with the master user, ``master_username``/``master_password_secret_arn``, which
+    serve nothing else. Where the client is the master user (Slurm accounting) both
+    pairs are the same.
+    """
 
     engine: str
     host: str
@@ -94,6 +102,8 @@ class DatabaseEndpoint:
     # The database's security group (the reachability proof reads its rules); "" in a
     # state recorded before it was recorded.
     security_group_id: str = ""
+    master_username: str = ""
+    master_password_secret_arn: str = ""
 
 
 @dataclass(frozen=True)
@@ -273,9 +283,11 @@ def planned_services(
             host=f"workbench-db.PLANNED.{region}.rds.amazonaws.com",
             port=5432,
             name="rstudio",
-            username="rstudio",
-            password_secret_arn=secret("workbench-db-password"),
+            username="workbench",
+            password_secret_arn=secret("workbench-db-role-password"),
             security_group_id=PLANNED_GROUPS["workbench database"],
+            master_username="rstudio",
+            master_password_secret_arn=secret("workbench-db-password"),
         ),
         audit_db=None,
         slurm_accounting_db=None,

@@ -111,7 +111,8 @@ class SandboxAccount:
             return
         log.info("sandbox %s: removing the previous run's resources first", part)
         ledger = Ledger.from_json(json.loads(path.read_text(encoding="utf-8")))
-        destroy_ledger(ledger, self.endpoint, self.region)  # failures are logged as warnings
+        # Failures are logged as warnings.
+        destroy_ledger(ledger, self.endpoint, self.region, replacing=True)
         path.unlink()
 
     def stack_destroy(self, request: StackRequest) -> None:

@@ -297,7 +297,15 @@ def _secret(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, 
     arn = m.c("secretsmanager").create_secret(
         Name=i["name"], Description=i.get("description", ""), Tags=_tag_list(i)
     )["ARN"]
-    m.undo(name, "secretsmanager", "delete_secret", SecretId=arn, ForceDeleteWithoutRecovery=True)
+    # Deleted as the program asks AWS to: scheduled for deletion (still there, recoverable,
+    # its name taken) when it has a recovery window, at once only with 0 days.
+    window = int(i.get("recoveryWindowInDays") or 0)
+    if window:
+        m.undo(name, "secretsmanager", "delete_secret", SecretId=arn, RecoveryWindowInDays=window)
+    else:
+        m.undo(
+            name, "secretsmanager", "delete_secret", SecretId=arn, ForceDeleteWithoutRecovery=True
+        )
     return arn, {"arn": arn, "name": i["name"]}
 
 
@@ -463,7 +471,20 @@ def _db(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, Any]
     db = m.c("rds").create_db_instance(**{k: v for k, v in kwargs.items() if v is not None})
     inst = db["DBInstance"]
     address = inst.get("Endpoint", {}).get("Address") or f"{ident}.moto.rds.amazonaws.com"
-    m.undo(name, "rds", "delete_db_instance", DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+    # Deleted as the program asks AWS to: with its final snapshot unless it skips one.
+    if i.get("skipFinalSnapshot", False) or not i.get("finalSnapshotIdentifier"):
+        m.undo(
+            name, "rds", "delete_db_instance", DBInstanceIdentifier=ident, SkipFinalSnapshot=True
+        )
+    else:
+        m.undo(
+            name,
+            "rds",
+            "delete_db_instance",
+            DBInstanceIdentifier=ident,
+            SkipFinalSnapshot=False,
+            FinalDBSnapshotIdentifier=i["finalSnapshotIdentifier"],
+        )
     return ident, {"address": address, "identifier": ident, "arn": inst.get("DBInstanceArn", "")}
 
 

@@ -103,13 +103,31 @@ class MotoMocks(pulumi.runtime.Mocks):
         return ACCOUNT  # moto's default account
 
 
-def destroy_ledger(ledger: Ledger, endpoint_url: str, region: str) -> list[str]:
-    """Undo a sandbox run in reverse order; return what could not be removed."""
+def _as_replacement(method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The undo of a re-run's predecessor. On AWS an update keeps a secret or a database in
+    place; the sandbox replaces them, so it must not leave what a `down` leaves (a secret in
+    its recovery window, its name taken; a final snapshot)."""
+    if method == "delete_secret":
+        return {"SecretId": kwargs["SecretId"], "ForceDeleteWithoutRecovery": True}
+    if method == "delete_db_instance":
+        return {"DBInstanceIdentifier": kwargs["DBInstanceIdentifier"], "SkipFinalSnapshot": True}
+    return kwargs
+
+
+def destroy_ledger(
+    ledger: Ledger, endpoint_url: str, region: str, replacing: bool = False
+) -> list[str]:
+    """Undo a sandbox run in reverse order; return what could not be removed.
+
+    ``replacing``: a re-run replaces this run (see ``_as_replacement``), not a `down`.
+    """
     session = fake_session(region)
     clients: dict[str, Any] = {}
     failures: list[str] = []
     for entry in reversed(ledger.created):
         service, method, kwargs = entry["service"], entry["method"], entry["args"]
+        if replacing:
+            kwargs = _as_replacement(method, kwargs)
         client = clients.setdefault(
             service,
             session.client(service, endpoint_url=endpoint_url),

@@ -13,6 +13,7 @@ from pwbcluster.pipeline import orchestrate
 from pwbcluster.pipeline.plan import make_plan, print_plan
 from pwbcluster.pipeline.registry import stage_specs
 from pwbcluster.pipeline.state import State
+from pwbcluster.sandbox.inventory import split_kept
 from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 DEFAULTS = {"pwbcluster": {"config": None}}
@@ -100,8 +101,15 @@ def down(
         typed = input(f"Type the deployment's name ({cfg.name}) to remove it: ").strip()
         if typed != cfg.name:
             raise ToolkitError("not confirmed; nothing removed")
-    removed, remaining = orchestrate.down(cfg, mode, console)
+    removed, counted = orchestrate.down(cfg, mode, console)
     console.print(f"removed: {', '.join(removed) or 'nothing'}")
+    remaining, kept = split_kept(counted)
+    if kept:
+        console.print(
+            "kept on purpose: "
+            + ", ".join(f"{n} {kind}" for kind, n in sorted(kept.items()))
+            + " (aux.databases.workbench.final_snapshot, aux.secrets.recovery_window_days)"
+        )
     if remaining:
         left = ", ".join(f"{n} {kind}" for kind, n in sorted(remaining.items()))
         raise ToolkitError(f"still present after down: {left}")

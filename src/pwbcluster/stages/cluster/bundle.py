@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pwbcluster.config.model import Deployment, WorkbenchModel, coerce
-from pwbcluster.contracts import NetworkOutputs, ServicesOutputs
+from pwbcluster.contracts import DatabaseEndpoint, NetworkOutputs, ServicesOutputs
 from pwbcluster.errors import ToolkitError
 from pwbcluster.files_manifest import manifest_files
 from pwbcluster.stages.cluster.render import (
@@ -57,6 +57,22 @@ def container_tag_version(workbench_version: str) -> str:
     return re.split(r"[+-]", workbench_version, maxsplit=1)[0]
 
 
+def database_env(prefix: str, db: DatabaseEndpoint | None) -> dict[str, str]:
+    """What the head node needs to create ``db``'s role: where, which role, which master
+    (``PREFIX_HOST`` ... ``PREFIX_MASTER_PASSWORD_SECRET_ARN``; empty without ``db``)."""
+    fields = {
+        "HOST": db.host if db else "",
+        "PORT": str(db.port) if db else "",
+        "NAME": db.name if db else "",
+        "USERNAME": db.username if db else "",
+        "MASTER_USERNAME": (db.master_username or db.username) if db else "",
+        "MASTER_PASSWORD_SECRET_ARN": (db.master_password_secret_arn or db.password_secret_arn)
+        if db
+        else "",
+    }
+    return {f"{prefix}_{key}": value for key, value in fields.items()}
+
+
 def node_env(
     model: Deployment | Mapping[str, Any],
     network: NetworkOutputs,
@@ -84,6 +100,9 @@ def node_env(
         "WORKBENCH_CA": "true" if cert and cert == services.workbench_certificate_arn else "false",
         "DB_PASSWORD_SECRET_ARN": services.workbench_db.password_secret_arn,
         "AUDIT_DB_PASSWORD_SECRET_ARN": audit.password_secret_arn if audit else "",
+        # The head node creates Workbench's roles with the master users (lib/database.sh).
+        **database_env("DB", services.workbench_db),
+        **database_env("AUDIT_DB", audit),
         "COOKIE_KEY_SECRET_ARN": services.cookie_key_secret_arn,
         "LICENSE_SECRET_ARN": license_secret_arn(wb, services) or "",
         "LDAP_TLS": "true" if services.ldap_tls else "false",

@@ -259,6 +259,7 @@ class NodePolicies(pulumi.ComponentResource):
 class SshKeyArgs:
     deployment: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    recovery_window_days: int = 0
 
 
 class SshKey(pulumi.ComponentResource):
@@ -287,7 +288,7 @@ class SshKey(pulumi.ComponentResource):
             f"{name}-secret",
             name=f"pwbcluster/{args.deployment}/ssh-private-key",
             description="Private key of the cluster's EC2 key pair (OpenSSH format)",
-            recovery_window_in_days=0,
+            recovery_window_in_days=args.recovery_window_days,
             tags=tags,
             opts=child,
         )

@@ -14,6 +14,10 @@ from pwbcluster.config.model import Deployment, coerce
 from pwbcluster.contracts import workbench_listener_port
 
 SLURM_ACCOUNTING_ENGINE_VERSIONS = {"mariadb": "10.11", "mysql": "8.0"}
+# Workbench's own roles in its databases (the master users keep their names, so an
+# existing instance is not replaced).
+WORKBENCH_DB_ROLE = "workbench"
+AUDIT_DB_ROLE = "workbench_audit"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class DirectoryArgs:
     size: str = "Small"
     ldaps: bool = True
     bind_user: str = "pcluster-ldap-ro"
+    secret_recovery_days: int = 0
 
     @property
     def base_dn(self) -> str:
@@ -70,11 +75,29 @@ class DatabaseArgs:
     deletion_protection: bool = False
     backup_retention_days: int = 7
     db_name: str | None = "rstudio"
+    # The master user: it creates the client's role and serves nothing else.
     username: str = "rstudio"
+    # The dedicated role the client connects as (PostgreSQL for Workbench); None: the
+    # client uses the master user (Slurm accounting: ParallelCluster's PasswordSecretArn).
+    role_username: str | None = None
+    # `down` keeps a final snapshot named final_snapshot_name (aux.databases.workbench.
+    # final_snapshot); False deletes the data with the instance.
+    final_snapshot: bool = True
+    # Secrets Manager recovery window of its password secrets (aux.secrets).
+    secret_recovery_days: int = 0
 
     @property
     def port(self) -> int:
         return 5432 if self.engine == "postgres" else 3306
+
+    @property
+    def label(self) -> str:
+        return f"{self.deployment}-{self.purpose}-db"
+
+    @property
+    def final_snapshot_name(self) -> str:
+        """Deterministic, so `down` can say where the data went and `up` can find it."""
+        return f"{self.label}-final"
 
 
 @dataclass(frozen=True)
@@ -139,6 +162,10 @@ class ServicesArgs:
     nat_public_ips: tuple[str, ...] = ()
     # Workbench's certificate, generated where TLS is on and the deployment brings none.
     workbench_tls: WorkbenchTlsArgs | None = None
+    # Secrets Manager recovery window (days) of every secret the program creates: 0
+    # deletes at once (a `down` then `up` may reuse the names), 7-30 keep a deleted secret
+    # recoverable that long (aux.secrets.recovery_window_days).
+    secret_recovery_days: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -161,10 +188,13 @@ def services_args(
     dbs = aux.databases
     wb = dbs.workbench
     # Every database of the deployment shares the Workbench database's durability.
+    recovery = aux.secrets.recovery_window_days
     durability: dict[str, Any] = {
         "multi_az": wb.multi_az,
         "deletion_protection": wb.deletion_protection,
         "backup_retention_days": wb.backup_retention_days,
+        "final_snapshot": wb.final_snapshot,
+        "secret_recovery_days": recovery,
     }
 
     def db(purpose: str, **kw: Any) -> DatabaseArgs:
@@ -185,6 +215,7 @@ def services_args(
         deployment=name,
         region=model.deployment.region,
         tags=tags,
+        secret_recovery_days=recovery,
         license_secret_arn=model.cluster.workbench.license_secret_arn or None,
         login_node_scaling=bool(model.cluster.ha.controllers),
         workbench_port=int(model.cluster.workbench.port),
@@ -209,12 +240,14 @@ def services_args(
             size=directory.size,
             ldaps=directory.ldaps,
             bind_user=directory.bind_user,
+            secret_recovery_days=recovery,
         ),
         workbench_db=db(
             "workbench",
             engine_version=wb.engine_version,
             instance_class=wb.instance_class,
             allocated_storage_gb=wb.allocated_storage_gb,
+            role_username=WORKBENCH_DB_ROLE,
             **durability,
         ),
         audit_db=db(
@@ -224,6 +257,7 @@ def services_args(
             allocated_storage_gb=audit.allocated_storage_gb,
             db_name="rstudio_audit",
             username="rstudio_audit",
+            role_username=AUDIT_DB_ROLE,
             **durability,
         )
         if audit.enabled

@@ -1,9 +1,13 @@
 """RDS databases: PostgreSQL for Workbench (and its audit), MariaDB/MySQL for Slurm.
 
 Private (never publicly accessible), encrypted at rest, TLS enforced by a parameter
-group, backups on; Multi-AZ and deletion protection as options. The security group lets
-in the database port only from the client security groups (the cluster's and the jump
-host's), nothing else. The master password is generated and kept in Secrets Manager.
+group, backups on; Multi-AZ and deletion protection as options; a final snapshot with a
+deterministic name when the instance is deleted, unless the deployment says otherwise.
+The security group lets in the database port only from the client security groups (the
+cluster's and the jump host's), nothing else. The master password is generated and kept
+in Secrets Manager; where the client has a role of its own (Workbench's PostgreSQL), that
+role's password is a second secret, and the head node creates the role at first boot
+(cluster/lib/database.sh) with the master password, which serves nothing else.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ def parameter_group_family(engine: str, version: str) -> str:
 class Database(pulumi.ComponentResource):
     host: pulumi.Output[str]
     port: int
+    # The master user's password (RDS's master_password).
     password_secret: GeneratedSecret
+    # The client role's password (None: the client connects as the master user).
+    role_secret: GeneratedSecret | None
     security_group_id: pulumi.Output[str]
 
     def __init__(
@@ -39,7 +46,7 @@ class Database(pulumi.ComponentResource):
     ) -> None:
         super().__init__("pwbcluster:aux:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        label = f"{args.deployment}-{args.purpose}-db"
+        label = args.label
         tags = {**dict(args.tags), "Name": label}
         self.port = args.port
         self.password_secret = GeneratedSecret(
@@ -49,9 +56,24 @@ class Database(pulumi.ComponentResource):
                 purpose=f"{args.purpose}-db-password",
                 description=f"Master password of the {args.purpose} database ({args.engine})",
                 tags=dict(args.tags),
+                recovery_window_days=args.secret_recovery_days,
             ),
             opts=child,
         )
+        self.role_secret = None
+        if args.role_username:
+            self.role_secret = GeneratedSecret(
+                f"{name}-role-password",
+                GeneratedSecretArgs(
+                    deployment=args.deployment,
+                    purpose=f"{args.purpose}-db-role-password",
+                    description=f"Password of role {args.role_username} in the {args.purpose} "
+                    "database (the head node creates the role with the master user)",
+                    tags=dict(args.tags),
+                    recovery_window_days=args.secret_recovery_days,
+                ),
+                opts=child,
+            )
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args.vpc_id,
@@ -107,9 +129,10 @@ class Database(pulumi.ComponentResource):
             backup_retention_period=args.backup_retention_days,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,
-            # With deletion protection on, keep a final snapshot; otherwise `down` is clean.
-            skip_final_snapshot=not args.deletion_protection,
-            final_snapshot_identifier=f"{label}-final" if args.deletion_protection else None,
+            # Deleting the instance (`down`) keeps its data in this snapshot unless the
+            # deployment switched it off (aux.databases.workbench.final_snapshot).
+            skip_final_snapshot=not args.final_snapshot,
+            final_snapshot_identifier=args.final_snapshot_name if args.final_snapshot else None,
             apply_immediately=True,
             tags=tags,
             opts=child,
@@ -117,3 +140,8 @@ class Database(pulumi.ComponentResource):
         self.host = instance.address
         self.security_group_id = sg.id
         self.register_outputs({"host": self.host, "password_secret_arn": self.password_secret.arn})
+
+    @property
+    def client_secret(self) -> GeneratedSecret:
+        """The secret of the user the client connects as."""
+        return self.role_secret or self.password_secret

@@ -160,6 +160,7 @@ class Directory(pulumi.ComponentResource):
                 purpose="directory-admin-password",
                 description=f"{args.type} administrator ({args.domain}): jump host and users",
                 tags=dict(args.tags),
+                recovery_window_days=args.secret_recovery_days,
             ),
             opts=child,
         )
@@ -170,6 +171,7 @@ class Directory(pulumi.ComponentResource):
                 purpose="directory-bind-password",
                 description=f"Read-only bind user {args.bind_user} for ParallelCluster",
                 tags=dict(args.tags),
+                recovery_window_days=args.secret_recovery_days,
             ),
             opts=child,
         )

@@ -30,18 +30,46 @@ from pwbcluster.stages.services.secrets import GeneratedSecret, GeneratedSecretA
 SECRET_OUTPUTS = ("ssh_private_key",)
 
 
-def _endpoint(db: Database, engine: str, name: str, username: str) -> pulumi.Output[Any]:
-    return pulumi.Output.all(db.host, db.password_secret.arn, db.security_group_id).apply(
+def _endpoint(db: Database, engine: str, name: str, master: str, role: str | None) -> Any:
+    return pulumi.Output.all(
+        db.host, db.client_secret.arn, db.security_group_id, db.password_secret.arn
+    ).apply(
         lambda v: {
             "engine": engine,
             "host": v[0],
             "port": db.port,
             "name": name,
-            "username": username,
+            "username": role or master,
             "password_secret_arn": v[1],
             "security_group_id": v[2],
+            "master_username": master,
+            "master_password_secret_arn": v[3],
         }
     )
+
+
+def node_secret_arns(
+    cookie: Any, license_arn: str | None, databases: list[Database]
+) -> dict[str, list[Any]]:
+    """The secrets each node role's scripts read (tests/stacks derive them from the
+    scripts and compare): the head node creates each database's role with its master
+    password (cluster/lib/database.sh) and needs nothing else; login nodes connect as
+    those roles, share the cookie key and activate the licence; compute nodes read none.
+    """
+    return {
+        "head-node": [
+            arn
+            for db in databases
+            if db.role_secret is not None
+            for arn in (db.password_secret.arn, db.role_secret.arn)
+        ],
+        "login-node": [
+            cookie.arn,
+            *(db.client_secret.arn for db in databases),
+            *([license_arn] if license_arn else []),
+        ],
+        "compute-node": [],
+    }
 
 
 def workbench_certificate(args: WorkbenchTlsArgs | None) -> ImportedCertificate | None:
@@ -83,6 +111,7 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
                 tags=tags,
                 length=length,
                 special=False,
+                recovery_window_days=args.secret_recovery_days,
             ),
         )
 
@@ -94,7 +123,10 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
         "Initial passwords of the directory users, written by the users stage",
         length=0,
     )
-    ssh = SshKey(f"{name}-ssh", SshKeyArgs(deployment=name, tags=tags))
+    ssh = SshKey(
+        f"{name}-ssh",
+        SshKeyArgs(deployment=name, tags=tags, recovery_window_days=args.secret_recovery_days),
+    )
     jump = None
     if args.jump_host is not None:
         jump = JumpHost(
@@ -133,21 +165,13 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
     workbench = database(args.workbench_db)
     audit = database(args.audit_db) if args.audit_db else None
     slurm = database(args.slurm_accounting_db) if args.slurm_accounting_db else None
-    workbench_secrets: list[Any] = [cookie.arn, workbench.password_secret.arn]
-    if audit is not None:
-        workbench_secrets.append(audit.password_secret.arn)
-    if args.license_secret_arn:
-        workbench_secrets.append(args.license_secret_arn)
+    workbench_dbs = [workbench] if audit is None else [workbench, audit]
     policies = NodePolicies(
         f"{name}-nodes",
         NodePoliciesArgs(
             deployment=name,
             bucket_arn=args.bucket_arn,
-            secrets={
-                "head-node": workbench_secrets,
-                "login-node": workbench_secrets,
-                "compute-node": [],
-            },
+            secrets=node_secret_arns(cookie, args.license_secret_arn, workbench_dbs),
             tags=tags,
             login_extra=login_scaling_statements(args.region, name, args.private_subnet_ids)
             if args.login_node_scaling
@@ -158,7 +182,13 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
     def endpoint(db: Database | None, db_args: Any) -> Any:
         if db is None:
             return None
-        return _endpoint(db, db_args.engine, db_args.db_name or "slurm_acct_db", db_args.username)
+        return _endpoint(
+            db,
+            db_args.engine,
+            db_args.db_name or "slurm_acct_db",
+            db_args.username,
+            db_args.role_username,
+        )
 
     return {
         "directory_type": args.directory.type,

@@ -29,6 +29,9 @@ class GeneratedSecretArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     length: int = 32
     special: bool = True
+    # 0: deleted at once, so `down` then `up` can reuse the name (AWS refuses to create a
+    # secret whose name is scheduled for deletion); 7-30: recoverable that long.
+    recovery_window_days: int = 0
 
 
 class GeneratedSecret(pulumi.ComponentResource):
@@ -45,8 +48,7 @@ class GeneratedSecret(pulumi.ComponentResource):
             f"{name}-secret",
             name=f"pwbcluster/{args.deployment}/{args.purpose}",
             description=args.description,
-            # `invoke down` followed by `invoke up` must be able to reuse the name.
-            recovery_window_in_days=0,
+            recovery_window_in_days=args.recovery_window_days,
             tags={**dict(args.tags), "Name": f"{args.deployment}-{args.purpose}"},
             opts=child,
         )
