@@ -185,3 +185,57 @@ class _EndpointSession:
 
     def client(self, service: str, **kwargs: Any) -> Any:
         return self._session.client(service, endpoint_url=self._endpoint, **kwargs)  # type: ignore[call-overload]
+
+
+def test_renew_certs_reissues_the_generated_certificates_after_a_dry_run(
+    base_config: Config, moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    import time
+
+    from rich.console import Console
+
+    from pwbcluster.contracts import to_dict
+    from pwbcluster.pipeline import aux_tasks, orchestrate
+    from pwbcluster.pipeline.state import StageRecord, State
+    from pwbcluster.stages.services.expiry import recorded_certificates
+
+    # The previous test's down left its secrets in their recovery window, names taken.
+    reset = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()
+    config = dataclasses.replace(base_config, root=tmp_path)
+    account = SandboxAccount(SandboxServer(moto_endpoint, 0, 0), config.region, config.build_dir)
+
+    @contextlib.contextmanager
+    def sandbox_account(*args: Any, **kwargs: Any) -> Iterator[SandboxAccount]:
+        yield account
+
+    monkeypatch.setattr(orchestrate, "account", sandbox_account)
+    ctx = StageContext(config, Upstream(), account)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        net = pool.submit(network.run, ctx).result()
+        svc = pool.submit(
+            services.run, StageContext(config, Upstream(network=net), account)
+        ).result()
+    state = State.load(orchestrate.state_path(config), "sandbox")
+    for name, outputs in (("network", net), ("services", svc)):
+        state.record(name, StageRecord("done", "f" * 8, to_dict(outputs), None, 1.0, 2.0))
+    before = {c.purpose: c.not_after for c in recorded_certificates(svc)}
+    assert set(before) == {"LDAPS front", "Workbench"}
+
+    console = Console(record=True, width=200)
+    assert aux_tasks.renew_certs(config, "sandbox", console, lambda q: False, dry_run=True) == []
+    text = console.export_text()
+    assert "would re-issue the LDAPS front certificate" in text and "nothing changed" in text
+    assert orchestrate.recorded(config, "sandbox", "services") == svc
+
+    time.sleep(1.1)  # notAfter has a resolution of one second
+    lines = aux_tasks.renew_certs(config, "sandbox", console, lambda q: False)
+    assert len(lines) == 2, lines
+    renewed = orchestrate.recorded(config, "sandbox", "services")
+    after = {c.purpose: c.not_after for c in recorded_certificates(renewed)}
+    assert all(after[p] > before[p] for p in before), (before, after)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(services.destroy, StageContext(config, Upstream(), account), renewed).result()
+        pool.submit(network.destroy, ctx, net).result()

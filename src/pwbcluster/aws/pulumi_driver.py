@@ -147,10 +147,25 @@ def preview(request: StackRequest, backend: str, region: str) -> str:
     return str(result.change_summary)
 
 
+def _replaced_urns(request: StackRequest, stack: Any) -> list[str]:
+    """The URNs of the stack's resources of ``request.replace_types``."""
+    if not request.replace_types:
+        return []
+    deployment = _command("export", request.part, stack.export_stack).deployment or {}
+    return [
+        r["urn"] for r in deployment.get("resources", []) if r.get("type") in request.replace_types
+    ]
+
+
 def up(request: StackRequest, backend: str, region: str) -> dict[str, Any]:
     """Create or update one stack; return its outputs."""
     stack = _stack(request, backend, region)
-    _command("up", request.part, lambda: stack.up(on_output=log.info))
+    replace = _replaced_urns(request, stack)
+    if request.replace_types and not replace:
+        raise StageError(
+            f"the {request.part} stack holds no {', '.join(request.replace_types)} to replace"
+        )
+    _command("up", request.part, lambda: stack.up(on_output=log.info, replace=replace or None))
     return outputs(request, backend, region, stack=stack)
 
 

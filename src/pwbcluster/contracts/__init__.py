@@ -143,6 +143,10 @@ class ServicesOutputs:
     # services stage from its own CA, imported into ACM; the CA (public) for the nodes.
     workbench_certificate_arn: str = ""
     workbench_ca_cert_pem: str = ""
+    # notAfter (RFC 3339) of the generated server certificates ("" where none was
+    # generated, or in a state recorded before): `status` and `plan` warn ahead of it.
+    workbench_certificate_not_after: str = ""
+    ldap_certificate_not_after: str = ""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ class StackRequest:
     program: Callable[[], Mapping[str, Any]]
     # Output names whose values are secret (exported as secrets, never in a contract).
     secret_outputs: tuple[str, ...] = ()
+    # Resource types to replace even when unchanged (`aux.renew-certs`: the server
+    # certificates); the sandbox's re-run replaces everything anyway.
+    replace_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

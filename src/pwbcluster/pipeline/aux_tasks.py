@@ -86,3 +86,69 @@ def outputs(config: Config, mode: str, parts: Sequence[str] | None = None) -> di
             "run `invoke aux.up` first"
         )
     return found
+
+
+def renew_certs(
+    config: Config,
+    mode: str,
+    console: Console,
+    confirm: Callable[[str], bool],
+    dry_run: bool = False,
+) -> list[str]:
+    """Re-issue the generated server certificates (LDAPS front, Workbench) and re-import
+    them into ACM in place (same ARNs, so the listeners follow); the CAs the nodes trust
+    stay. Plan, confirm, act, verify: returns the new notAfter lines."""
+    import dataclasses
+    import time
+
+    from pwbcluster.contracts import to_dict
+    from pwbcluster.pipeline.state import State
+    from pwbcluster.stages.services.certs import SERVER_CERT_TYPE
+    from pwbcluster.stages.services.expiry import recorded_certificates
+
+    services = orchestrate.recorded(config, mode, "services")
+    network = orchestrate.recorded(config, mode, "network")
+    if services is None or network is None:
+        raise StageError(
+            f"deployment '{config.name}' ({mode}) has no services stage recorded: "
+            "nothing to renew (run `invoke up` first)"
+        )
+    certs = recorded_certificates(services)
+    if not certs:
+        raise StageError(
+            "no generated certificate is recorded: the deployment brings its own "
+            "(cluster.workbench.tls_certificate_arn) or has no LDAPS front, or its state "
+            "predates the record (run `invoke aux.up` once)"
+        )
+    for cert in certs:
+        console.print(
+            f"would re-issue the {cert.purpose} certificate (valid until "
+            f"{cert.not_after:%Y-%m-%d}) and re-import it into ACM in place",
+            highlight=False,
+        )
+    if dry_run:
+        console.print("dry run: nothing changed", highlight=False)
+        return []
+    if mode == "real" and not confirm(
+        f"Re-issue the generated certificates of deployment '{config.name}' in {config.region}?"
+    ):
+        raise StageError("nothing renewed (not confirmed)")
+    state = State.load(orchestrate.state_path(config), mode)
+    previous = state.stages["services"]
+    with orchestrate.account(config, mode, console, start_server=False) as target:
+        ctx = StageContext(config, Upstream(network=network), target, console)
+        started = time.time()
+        renewed = services_stage.run(ctx, replace_types=(SERVER_CERT_TYPE,))
+    state.record(
+        "services",
+        dataclasses.replace(
+            previous, outputs=to_dict(renewed), started=started, finished=time.time()
+        ),
+    )
+    before = {c.purpose: c.not_after for c in certs}
+    lines = []
+    for cert in recorded_certificates(renewed):
+        if cert.not_after <= before.get(cert.purpose, cert.not_after):
+            raise StageError(f"the {cert.purpose} certificate was not re-issued")
+        lines.append(f"{cert.purpose}: valid until {cert.not_after:%Y-%m-%d}")
+    return lines

@@ -216,6 +216,18 @@ def summary(
         console.print(f"Workbench URL{label}: [bold]{cluster.workbench_url}[/bold]")
 
 
+def certificate_warnings(config: Config) -> list[str]:
+    """``certificate_expiry`` from the recorded services stage (none recorded: none)."""
+    from pwbcluster.stages.services.expiry import expiry_warnings
+
+    path = state_path(config)
+    if not path.exists():
+        return []
+    mode = json.loads(path.read_text(encoding="utf-8")).get("mode", "real")
+    services = recorded(config, mode, "services")
+    return expiry_warnings(services) if services is not None else []
+
+
 def status_table(config: Config) -> Table:
     path = state_path(config)
     table = Table(title=f"Deployment '{config.name}' ({path.relative_to(config.root)})")

@@ -141,7 +141,14 @@ def tls_state(typ: str, inputs: dict[str, Any]) -> dict[str, Any]:
         cert = _certificate(
             request.subject, request.public_key(), ca_cert.subject, ca_key, hours, False, names
         )
-        return {"certPem": cert}
+        # What the provider computes: the validity read from the certificate it signed.
+        signed = x509.load_pem_x509_certificate(cert.encode())
+        return {
+            "certPem": cert,
+            "validityStartTime": signed.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "validityEndTime": signed.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "readyForRenewal": False,
+        }
     raise KeyError(typ)
 
 

@@ -91,5 +91,41 @@ def outputs(
     Console().print_json(json.dumps({k: contracts.to_dict(v) for k, v in results.items()}))
 
 
-ns = Collection(preview, up, down, outputs)
+@task(
+    name="renew-certs",
+    help={
+        "config": CONFIG_HELP,
+        "sandbox": SANDBOX_HELP,
+        "yes": "do not ask for confirmation",
+        "dry-run": "show which certificates would be re-issued; change nothing",
+    },
+)
+@wired
+def renew_certs(
+    c: Context,
+    config: str | None = None,
+    sandbox: bool = False,
+    yes: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Re-issue the generated LDAPS and Workbench certificates; re-import them into ACM."""
+    import sys
+
+    from pwbcluster.errors import ToolkitError
+    from pwbcluster.pipeline import aux_tasks
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise ToolkitError("not renewing without confirmation: no terminal; pass --yes")
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    console = Console()
+    lines = aux_tasks.renew_certs(_config(c, config), _mode(sandbox), console, confirm, dry_run)
+    for line in lines:
+        console.print(f"renewed: {line}", highlight=False)
+
+
+ns = Collection(preview, up, down, outputs, renew_certs)
 ns.configure({"pwbcluster": {"config": None}})

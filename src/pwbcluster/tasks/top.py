@@ -38,6 +38,8 @@ def plan(c: Context, config: str | None = None, skip_check: list[str] | None = N
     console = Console()
     ctx = make_plan(cfg)
     print_plan(ctx, console)
+    for line in orchestrate.certificate_warnings(cfg):
+        console.print(f"WARNING {line}", highlight=False)
 
 
 @task(
@@ -121,7 +123,10 @@ def down(
 def status(c: Context, config: str | None = None) -> None:
     """Show each stage's state and outputs from build/<deployment>/state.json."""
     cfg = _config(c, config)
-    Console().print(orchestrate.status_table(cfg))
+    console = Console()
+    console.print(orchestrate.status_table(cfg))
+    for line in orchestrate.certificate_warnings(cfg):
+        console.print(f"WARNING {line}", highlight=False)
 
 
 TASKS = [plan, up, down, status]

@@ -21,14 +21,21 @@ import pulumi
 
 CA_VALIDITY_HOURS = 10 * 365 * 24
 SERVER_VALIDITY_HOURS = 2 * 365 * 24
-# Pulumi renews the server certificate on an update within this window of its expiry.
+# Pulumi renews the server certificate on an update within this window of its expiry;
+# `invoke aux.renew-certs` re-issues it at any time.
 EARLY_RENEWAL_HOURS = 30 * 24
+# The resource type `aux.renew-certs` replaces (ACM re-imports the new one in place, so
+# the listeners keep the same certificate ARN).
+SERVER_CERT_TYPE = "tls:index/locallySignedCert:LocallySignedCert"
 
 
 @dataclass(frozen=True)
 class ImportedCertificate:
     ca_cert_pem: pulumi.Output[str]
     certificate_arn: pulumi.Output[str]
+    # The server certificate's notAfter (RFC 3339), recorded in the stage's contract so
+    # `invoke status` and `plan` warn ahead of it (pwbcluster.stages.services.expiry).
+    not_after: pulumi.Output[str]
 
 
 def private_ca(name: str, common_name: str, opts: pulumi.ResourceOptions) -> tuple[Any, Any]:
@@ -82,4 +89,4 @@ def server_certificate(
         tags=tags,
         opts=opts,
     )
-    return ImportedCertificate(ca_cert.cert_pem, imported.arn)
+    return ImportedCertificate(ca_cert.cert_pem, imported.arn, signed.validity_end_time)

@@ -137,6 +137,7 @@ class LdapTlsFront(pulumi.ComponentResource):
         self.security_group_id = sg.id
         self.ca_cert_pem = certificate.ca_cert_pem
         self.certificate_arn = certificate.certificate_arn
+        self.certificate_not_after = certificate.not_after
         self.register_outputs({"dns_name": self.dns_name, "ca_cert_pem": self.ca_cert_pem})
 
 
@@ -218,6 +219,7 @@ class Directory(pulumi.ComponentResource):
             )
             self.ldap_uri = front.dns_name.apply(lambda host: f"ldaps://{host}")
             self.ldap_ca_cert_pem = front.ca_cert_pem
+            self.ldap_certificate_not_after: pulumi.Output[str] = front.certificate_not_after
             self.front_security_group_id: pulumi.Output[str] = front.security_group_id
         else:
             log.warning(
@@ -228,6 +230,7 @@ class Directory(pulumi.ComponentResource):
                 lambda ips: ",".join(f"ldap://{ip}" for ip in ips)
             )
             self.ldap_ca_cert_pem = pulumi.Output.from_input("")
+            self.ldap_certificate_not_after = pulumi.Output.from_input("")
             self.front_security_group_id = pulumi.Output.from_input("")
         self.register_outputs(
             {

@@ -217,6 +217,8 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
         "directory_security_group_id": directory.front_security_group_id,
         "workbench_certificate_arn": workbench_cert.certificate_arn if workbench_cert else "",
         "workbench_ca_cert_pem": workbench_cert.ca_cert_pem if workbench_cert else "",
+        "workbench_certificate_not_after": workbench_cert.not_after if workbench_cert else "",
+        "ldap_certificate_not_after": directory.ldap_certificate_not_after,
         "jump_host_security_group_id": jump.security_group_id if jump is not None else "",
         "ssh_private_key": ssh.private_key,
     }

@@ -52,14 +52,19 @@ def stack_args(ctx: StageContext) -> ServicesArgs:
     return services_args(config.data, config.tags(), network, tool_wheel=str(wheel))
 
 
-def request(ctx: StageContext) -> StackRequest:
+def request(ctx: StageContext, replace_types: tuple[str, ...] = ()) -> StackRequest:
     config = ctx.config
 
     def program() -> dict[str, Any]:
         return services_program(stack_args(ctx))
 
     return StackRequest(
-        PART, PROJECT, stack_name(config.name, PART), program, secret_outputs=SECRET_OUTPUTS
+        PART,
+        PROJECT,
+        stack_name(config.name, PART),
+        program,
+        secret_outputs=SECRET_OUTPUTS,
+        replace_types=replace_types,
     )
 
 
@@ -95,8 +100,8 @@ def jump_host_paths(ctx: StageContext, outputs: ServicesOutputs) -> None:
         ctx.account.notes.add(line)
 
 
-def run(ctx: StageContext) -> ServicesOutputs:
-    values = ctx.account.stack_up(request(ctx))
+def run(ctx: StageContext, replace_types: tuple[str, ...] = ()) -> ServicesOutputs:
+    values = ctx.account.stack_up(request(ctx, replace_types))
     outputs = to_contract(ServicesOutputs, values, simulated=ctx.account.simulated)
     jump_host_paths(ctx, outputs)
     reason = ctx.account.cannot(JUMP_HOST_BOOT)
