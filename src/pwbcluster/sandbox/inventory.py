@@ -11,7 +11,7 @@ from typing import Any
 
 # What `down` keeps on purpose, reported but not a failure: the databases' final snapshots
 # (aux.databases.workbench.final_snapshot) and secrets in their recovery window
-# (aux.secrets.recovery_window_days; Secrets Manager bills none of them).
+# (aux.secrets.recovery_window_days: still there, restorable, their names taken).
 FINAL_SNAPSHOTS = "final database snapshot"
 SCHEDULED_SECRETS = "secret scheduled for deletion"
 KEPT_BY_DESIGN = (FINAL_SNAPSHOTS, SCHEDULED_SECRETS)
@@ -109,7 +109,7 @@ def inventory(session: Any, tag_filter: dict[str, str] | None = None) -> dict[st
         return sum(len(p["SecretList"]) for p in sm.get_paginator("list_secrets").paginate())
 
     def secrets_scheduled_for_deletion() -> int:
-        # Still in the account (recoverable, their names taken) but not billed.
+        # Still in the account: restorable until the window ends, their names taken.
         sm = session.client("secretsmanager")
         pages = sm.get_paginator("list_secrets").paginate(IncludePlannedDeletion=True)
         return sum(1 for p in pages for s in p["SecretList"] if s.get("DeletedDate"))
