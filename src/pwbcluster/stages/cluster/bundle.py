@@ -85,7 +85,10 @@ def node_env(
         "DB_PASSWORD_SECRET_ARN": services.workbench_db.password_secret_arn,
         "AUDIT_DB_PASSWORD_SECRET_ARN": audit.password_secret_arn if audit else "",
         "COOKIE_KEY_SECRET_ARN": services.cookie_key_secret_arn,
+        # key: activate and deactivate; file: install it; server: lease from LICENSE_SERVER.
+        "LICENSE_KIND": wb.license_kind,
         "LICENSE_SECRET_ARN": license_secret_arn(wb, services) or "",
+        "LICENSE_SERVER": wb.license_server or "",
         "LDAP_TLS": "true" if services.ldap_tls else "false",
         "LDAP_CA_PATH": LDAP_CA_PATH,
         "HA_CONTROLLERS": "true" if cluster.ha.controllers else "false",
