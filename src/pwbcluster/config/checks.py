@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pwbcluster.config.problems import Level, Origin, Path, Problem
+from pwbcluster.errors import ToolkitError
 
 
 class Checked(Protocol):
@@ -101,7 +102,9 @@ def run_checks(config: Checked, skip: tuple[str, ...] = ()) -> list[Problem]:
             problems.append(Problem(config.where(path), path, f"no check named '{name}'", expected))
     for name in skip:
         if name not in REGISTRY:
-            raise ValueError(f"no check named '{name}'; known: {', '.join(sorted(REGISTRY))}")
+            close = difflib.get_close_matches(name, REGISTRY, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "`invoke config.checks` lists them"
+            raise ToolkitError(f"--skip-check: no check named '{name}' ({hint})")
     off = set(disabled) | set(skip)
     for item in REGISTRY.values():
         if item.name in off:
