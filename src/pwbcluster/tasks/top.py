@@ -14,6 +14,7 @@ from pwbcluster.pipeline.plan import make_plan, print_plan
 from pwbcluster.pipeline.registry import stage_specs
 from pwbcluster.pipeline.runner import unknown_stages
 from pwbcluster.pipeline.state import State
+from pwbcluster.sandbox.inventory import listing as counted_listing
 from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
 DEFAULTS = {"pwbcluster": {"config": None}}
@@ -108,7 +109,7 @@ def down(
     removed, remaining = orchestrate.down(cfg, mode, console)
     console.print(f"removed: {', '.join(removed) or 'nothing'}")
     if remaining:
-        left = ", ".join(f"{n} {kind}" for kind, n in sorted(remaining.items()))
+        left = counted_listing(remaining)
         raise ToolkitError(f"still present after down: {left}")
     console.print("remaining: nothing")
 
