@@ -11,6 +11,10 @@
 
 RSTUDIO_ETC="${RSTUDIO_ETC:-/etc/rstudio}"
 ROOT_OWNER="${ROOT_OWNER:-root:root}"
+# Where Workbench looks for a licence file, and the account that must own it (Posit:
+# chown rstudio-server, chmod 600, in /var/lib/rstudio-server/).
+LICENSE_DIR="${LICENSE_DIR:-/var/lib/rstudio-server}"
+WORKBENCH_OWNER="${WORKBENCH_OWNER:-rstudio-server:rstudio-server}"
 # Files the login node writes itself; everything else comes from shared storage.
 NODE_FILES=(database.conf audit-database.conf load-balancer rserver.conf secure-cookie-key)
 
@@ -113,30 +117,62 @@ write_rserver_conf() {
     | install_content "${RSTUDIO_ETC}/rserver.conf" 644 "${ROOT_OWNER}"
 }
 
-# activate_license: activate the licence (a key, or a licence file's content) once per
-# value; a key is deactivated again when the node stops (deactivation_unit). Without a
-# licence, say what that means: Posit Workbench needs a key or file to serve users.
+# activate_license: license this node as cluster.workbench.license_kind says (Posit's
+# license management guide, docs.posit.co/ide/server-pro/license_management/):
+#   key    - activate once per value; deactivated again when the node stops;
+#   file   - the licence file in LICENSE_DIR, owned by Workbench's account, mode 600:
+#            Workbench reads it at start and nothing is activated, so nothing leaks;
+#   server - name the floating licence server once (Workbench keeps it, takes a lease at
+#            start and releases it when it stops; rserver.conf has server-license-type).
+# Without a licence, say what that means: Workbench needs one to serve users.
 activate_license() {
+  # A licence file left from an earlier kind would bypass every other method (Posit).
+  if [[ "${LICENSE_KIND:-key}" != file && -f "${LICENSE_DIR}/pwbcluster.lic" ]]; then
+    rm -f "${LICENSE_DIR}/pwbcluster.lic"
+    log "removed the licence file of an earlier licence kind"
+  fi
+  case "${LICENSE_KIND:-key}" in
+    server) use_license_server; return ;;
+    key | file) ;;
+    *) warn "unknown licence kind '${LICENSE_KIND}' (key, file or server)"; return 1 ;;
+  esac
   local value digest marker="${RSTUDIO_ETC}/.pwbcluster-license.sha256"
   if [[ -z "${LICENSE_SECRET_ARN:-}" ]]; then
-    warn "no Workbench licence configured (cluster.workbench.license_secret_arn): Posit Workbench needs a licence key or file to serve users, and this node has none"
+    warn "no Workbench licence configured (cluster.workbench.license_secret_arn): Posit Workbench needs a licence key, file or licence server to serve users, and this node has none"
     return 0
   fi
   value="$(fetch_secret "${LICENSE_SECRET_ARN}")" || { warn "cannot read the licence secret"; return 1; }
+  if [[ "${LICENSE_KIND:-key}" == file ]]; then
+    printf '%s\n' "${value}" | install_content "${LICENSE_DIR}/pwbcluster.lic" 600 "${WORKBENCH_OWNER}"
+    log "licence file in place (${LICENSE_DIR}/pwbcluster.lic)"
+    return 0
+  fi
+  if [[ "${value}" == *$'\n'* ]]; then
+    warn "the licence secret holds several lines, not a key: set cluster.workbench.license_kind: file for a licence file"
+    return 1
+  fi
   digest="$(printf '%s' "${value}" | sha256sum | cut -d' ' -f1)"
   if [[ -f "${marker}" && "$(cat "${marker}")" == "${digest}" ]]; then
     log "licence already activated"
     return 0
   fi
-  if [[ "${value}" == *$'\n'* || "${value}" == -----BEGIN* ]]; then
-    printf '%s\n' "${value}" | install_content "${RSTUDIO_ETC}/license.lic" 600 "${ROOT_OWNER}"
-    rstudio-server license-manager activate-file "${RSTUDIO_ETC}/license.lic" >/dev/null || return 1
-  else
-    rstudio-server license-manager activate "${value}" >/dev/null || return 1
-    deactivation_unit || return 1
-  fi
+  rstudio-server license-manager activate "${value}" >/dev/null || return 1
+  deactivation_unit || return 1
   printf '%s\n' "${digest}" | install_content "${marker}" 600 "${ROOT_OWNER}"
   log "licence activated"
+}
+
+# use_license_server: point Workbench at the floating licence server, once per value.
+use_license_server() {
+  local marker="${RSTUDIO_ETC}/.pwbcluster-license-server"
+  [[ -n "${LICENSE_SERVER:-}" ]] || { warn "license_kind is server but no licence server is named"; return 1; }
+  if [[ -f "${marker}" && "$(cat "${marker}")" == "${LICENSE_SERVER}" ]]; then
+    log "licence server already set (${LICENSE_SERVER})"
+    return 0
+  fi
+  rstudio-server license-manager license-server "${LICENSE_SERVER}" >/dev/null || return 1
+  printf '%s\n' "${LICENSE_SERVER}" | install_content "${marker}" 644 "${ROOT_OWNER}"
+  log "licence leases from ${LICENSE_SERVER} (released when Workbench stops)"
 }
 
 # deactivation_unit: a unit whose stop deactivates the licence key, so a login node the
@@ -174,6 +210,11 @@ config_fingerprint() {
   [[ -d "${RSTUDIO_ETC}" ]] || return 0
   find "${RSTUDIO_ETC}" -type f -printf '%p %m %u:%g\n' 2>/dev/null | sort
   find "${RSTUDIO_ETC}" -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum
+  # The licence file is read at start too: a new one needs a restart.
+  if [[ -f "${LICENSE_DIR}/pwbcluster.lic" ]]; then
+    stat -c '%n %a %U:%G' "${LICENSE_DIR}/pwbcluster.lic"
+    sha256sum "${LICENSE_DIR}/pwbcluster.lic"
+  fi
 }
 
 # start_workbench CHANGED: enable and (re)start the launcher and rserver when the

@@ -27,6 +27,7 @@ setup() {
   export SHARED_WAIT=5 HEALTH_TRIES=1 HEALTH_SLEEP=0 FAKE_NODE_IP=10.0.1.15
   export FAKE_LB_DNS="example-login-0123456789.elb.eu-west-1.amazonaws.com"
   export TRUST_ANCHORS="${T}/trust" TRUST_UPDATE=update-trust SYSTEMD_DIR="${T}/systemd"
+  export LICENSE_DIR="${T}/var/lib/rstudio-server" WORKBENCH_OWNER="${ROOT_OWNER}"
   stub update-trust
   stub ip 'printf "1.1.1.1 via 10.0.1.1 dev eth0 src %s uid 0\n" "${FAKE_NODE_IP}"'
   stub systemctl 'state="'"${T}"'/active-${@: -1}"
@@ -196,7 +197,7 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
   set_env LICENSE_SECRET_ARN ""
   run_login
   [ "$status" -eq 0 ]
-  [[ "$output" == *"Posit Workbench needs a licence key or file to serve users, and this node has none"* ]]
+  [[ "$output" == *"Posit Workbench needs a licence key, file or licence server to serve users, and this node has none"* ]]
   [[ "$output" != *"UNLICENSED"* ]]
   [ -z "$(stub_calls rstudio-server)" ]
 }
@@ -213,15 +214,52 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
   [[ "$(stub_calls systemctl)" == *"enable --now pwbcluster-license-deactivate.service"* ]]
 }
 
-@test "a licence file needs no deactivation unit" {
+@test "a licence file is put where Workbench reads it, owned by its account, and needs no activation" {
   run_head
+  set_env LICENSE_KIND file
   arn="$(grep '^LICENSE_SECRET_ARN=' "${NODE_ENV}" | cut -d= -f2-)"
-  printf -- '-----BEGIN RSTUDIO LICENSE-----\nabc\n-----END RSTUDIO LICENSE-----\n' \
-    >"${FAKE_SECRETS}/$(printf '%s' "${arn}" | tr '/:' '__')"
+  printf 'line-one\nline-two\n' >"${FAKE_SECRETS}/$(printf '%s' "${arn}" | tr '/:' '__')"
   run_login
   [ "$status" -eq 0 ]
-  [[ "$(stub_calls rstudio-server)" == *"license-manager activate-file"* ]]
+  [ "$(stat -c '%a %U' "${LICENSE_DIR}/pwbcluster.lic")" = "600 $(id -un)" ]
+  grep -qx line-two "${LICENSE_DIR}/pwbcluster.lic"
+  [[ "$(stub_calls rstudio-server)" != *"license-manager"* ]]
   [ ! -e "${SYSTEMD_DIR}/pwbcluster-license-deactivate.service" ]
+  [[ "$(stub_calls systemctl)" == *"restart rstudio-server"* ]]
+  # A new file restarts Workbench (it reads the file at start); the same one does not.
+  restarts="$(stub_calls systemctl | grep -c 'restart rstudio-server')"
+  run_login
+  [ "$(stub_calls systemctl | grep -c 'restart rstudio-server')" = "${restarts}" ]
+  printf 'line-three\n' >"${FAKE_SECRETS}/$(printf '%s' "${arn}" | tr '/:' '__')"
+  run_login
+  [ "$(stub_calls systemctl | grep -c 'restart rstudio-server')" -gt "${restarts}" ]
+}
+
+@test "a several-line secret given as a key is refused, not activated" {
+  run_head
+  arn="$(grep '^LICENSE_SECRET_ARN=' "${NODE_ENV}" | cut -d= -f2-)"
+  printf 'line-one\nline-two\n' >"${FAKE_SECRETS}/$(printf '%s' "${arn}" | tr '/:' '__')"
+  run_login
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"set cluster.workbench.license_kind: file"* ]]
+  [[ "$output" == *"optional step 'licence' failed"* ]]
+  [[ "$(stub_calls rstudio-server)" != *"license-manager activate"* ]]
+}
+
+@test "a floating licence server is named once, and an earlier licence file is removed" {
+  run_head
+  mkdir -p "${LICENSE_DIR}" && echo old >"${LICENSE_DIR}/pwbcluster.lic"
+  set_env LICENSE_KIND server
+  set_env LICENSE_SECRET_ARN ""
+  set_env LICENSE_SERVER 10.1.2.3:8989
+  run_login
+  [ "$status" -eq 0 ]
+  [ "$(stub_calls rstudio-server | grep -c 'license-manager license-server 10.1.2.3:8989')" = 1 ]
+  [ ! -e "${LICENSE_DIR}/pwbcluster.lic" ]
+  [ ! -e "${SYSTEMD_DIR}/pwbcluster-license-deactivate.service" ]
+  run_login
+  [ "$status" -eq 0 ]
+  [ "$(stub_calls rstudio-server | grep -c 'license-manager license-server')" = 1 ]
 }
 
 @test "the licence is activated once per value" {

@@ -283,3 +283,12 @@ def test_database_conf_verifies_the_server_against_the_bundle_the_image_installs
         query = dict(part.split("=", 1) for part in uri.split("?", 1)[1].split("&"))
         assert query == {"sslmode": "verify-full", "sslrootcert": installed}, uri
         assert "password" not in uri
+
+
+def test_floating_licensing_asks_rserver_for_a_remote_licence(data: dict[str, Any]) -> None:
+    assert "server-license-type" not in kv(render(data)["rserver.conf"])
+    data["cluster"]["workbench"].update(license_kind="server", license_server="10.1.2.3:8989")
+    assert kv(render(data)["rserver.conf"])["server-license-type"] == "remote"
+    network, services, _ = upstream()
+    env = node_env(data, network, services, "example")
+    assert (env["LICENSE_KIND"], env["LICENSE_SERVER"]) == ("server", "10.1.2.3:8989")

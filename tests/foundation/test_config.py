@@ -343,3 +343,56 @@ def test_a_licence_tier_that_cannot_carry_the_design_is_refused(project: Path) -
     ):
         path.write_text(base + "cluster:\n  login_nodes:\n    " + ok + "\n")
         load_config(path)  # no error
+
+
+def test_the_licence_settings_name_exactly_one_source(project: Path) -> None:
+    path = deployment(project)
+    base = path.read_text()
+    secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:wb-licence-AbCdEf"
+    path.write_text(base + "cluster:\n  workbench:\n    license_kind: server\n")
+    assert any(
+        "license_kind is server but no license_server is named" in p
+        and "[workbench_license_source]" in p
+        for p in problems(path)
+    )
+    path.write_text(
+        base + "cluster:\n  workbench:\n    license_kind: server\n"
+        f"    license_server: 10.1.2.3:8989\n    license_secret_arn: {secret}\n"
+    )
+    assert any(
+        "a floating licence server and a licence secret are both set" in p for p in problems(path)
+    )
+    path.write_text(base + "cluster:\n  workbench:\n    license_server: licence.example.com\n")
+    assert any("license_server is set but license_kind is key" in p for p in problems(path))
+    path.write_text(
+        base
+        + "cluster:\n  workbench:\n    license_server: 'bad host\\nx'\n    license_kind: server\n"
+    )
+    assert any("license_server" in p for p in problems(path))
+    path.write_text(
+        base
+        + "cluster:\n  workbench:\n    license_kind: server\n    license_server: 10.1.2.3:8989\n"
+    )
+    config = load_config(path)  # no error, and no "no licence" warning
+    assert not [w for w in config.warnings if "[workbench_license]" in str(w)]
+    path.write_text(
+        base + f"cluster:\n  workbench:\n    license_kind: file\n    license_secret_arn: {secret}\n"
+    )
+    load_config(path)
+
+
+def test_a_route53_zone_needs_a_hostname(project: Path) -> None:
+    path = deployment(project)
+    base = path.read_text()
+    path.write_text(base + "cluster:\n  workbench:\n    route53_zone_id: Z0123456789ABCDEFGHIJ\n")
+    assert any(
+        "route53_zone_id is set but hostname is not" in p and "[workbench_dns_record]" in p
+        for p in problems(path)
+    )
+    path.write_text(base + "cluster:\n  workbench:\n    route53_zone_id: not-a-zone\n")
+    assert any("route53_zone_id" in p for p in problems(path))
+    path.write_text(
+        base + "cluster:\n  workbench:\n    route53_zone_id: Z0123456789ABCDEFGHIJ\n"
+        "    hostname: workbench.example.com\n"
+    )
+    load_config(path)

@@ -187,3 +187,40 @@ def test_down_shows_its_plan_and_refuses_a_real_deployment_without_confirmation(
     assert "not removing a real deployment without confirmation" in out and "--yes" in out
     assert "Traceback" not in out
     assert path.read_text() == before  # nothing touched
+
+
+def test_a_users_mistake_in_a_flag_is_said_plainly_and_starts_nothing(project: Path) -> None:
+    """A misspelt check or stage name: one line with the likely name, no traceback, and
+    (for `up`) no sandbox server started and no state written."""
+    result = invoke(
+        "config.validate",
+        "--config",
+        "config/example.yaml",
+        "--skip-check",
+        "workbench_licence",
+        cwd=project,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in out, out
+    assert "no check named 'workbench_licence' (did you mean 'workbench_license'?)" in out
+    result = invoke(
+        "up", "--sandbox", "--config", "config/example.yaml", "--stage", "clustr", cwd=project
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in out, out
+    assert "unknown stage(s): clustr (did you mean cluster?); the stages are: cluster," in out
+    assert not (project / "build" / "example" / "state.json").exists()
+    assert not (project / "build" / "example" / "sandbox.json").exists()
+
+
+def test_aws_errors_a_person_can_fix_are_one_line() -> None:
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    from pwbcluster.tasks.common import NO_CREDENTIALS, aws_problem
+
+    assert aws_problem(NoCredentialsError()) == NO_CREDENTIALS
+    expired = ClientError({"Error": {"Code": "ExpiredToken", "Message": "gone"}}, "DescribeImages")
+    assert (aws_problem(expired) or "").startswith(NO_CREDENTIALS)
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "DescribeImages")
+    assert aws_problem(denied) == "AWS refused DescribeImages: AccessDenied: no"
+    assert aws_problem(ValueError("a bug")) is None  # a bug still shows its traceback

@@ -122,3 +122,12 @@ def test_stop_refuses_a_pid_that_is_not_moto(tmp_path: Path) -> None:
     )
     assert sandbox.stop(tmp_path) is False
     assert not (tmp_path / "sandbox.json").exists()
+
+
+def test_what_remains_is_counted_in_plain_english() -> None:
+    from pwbcluster.sandbox.inventory import listing
+
+    assert listing({"iam policy": 4, "bucket": 2, "secret": 1}) == (
+        "2 buckets, 4 iam policies, 1 secret"
+    )
+    assert listing({}) == ""

@@ -173,7 +173,7 @@ def test_stages_create_what_their_contracts_name_in_moto(
         SecretId=svc.workbench_db.master_password_secret_arn
     )
     assert "DeletedDate" in scheduled, scheduled
-    assert kept == {"final database snapshot": 1, "secret scheduled for deletion": 7}, kept
+    assert kept == {"final database snapshot": 1, "recoverable deleted secret": 7}, kept
 
 
 class _EndpointSession:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pwbcluster.config.problems import Level, Origin, Path, Problem
+from pwbcluster.errors import ToolkitError
 
 
 class Checked(Protocol):
@@ -101,7 +102,9 @@ def run_checks(config: Checked, skip: tuple[str, ...] = ()) -> list[Problem]:
             problems.append(Problem(config.where(path), path, f"no check named '{name}'", expected))
     for name in skip:
         if name not in REGISTRY:
-            raise ValueError(f"no check named '{name}'; known: {', '.join(sorted(REGISTRY))}")
+            close = difflib.get_close_matches(name, REGISTRY, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "`invoke config.checks` lists them"
+            raise ToolkitError(f"--skip-check: no check named '{name}' ({hint})")
     off = set(disabled) | set(skip)
     for item in REGISTRY.values():
         if item.name in off:
@@ -437,12 +440,54 @@ def _plain_http(data: dict[str, Any]) -> Iterator[Finding]:
 
 @check("workbench_license", Level.WARNING, "a Workbench licence is configured")
 def _license(data: dict[str, Any]) -> Iterator[Finding]:
-    if not data["cluster"]["workbench"]["license_secret_arn"]:
+    wb = data["cluster"]["workbench"]
+    if wb["license_kind"] != "server" and not wb["license_secret_arn"]:
         yield (
             ("cluster", "workbench", "license_secret_arn"),
-            "no licence: Posit Workbench needs a licence key or file, and the login nodes "
-            "will not have one (the sandbox and a plan do not need it)",
-            "the ARN of a secret holding the licence key or file",
+            "no licence: Posit Workbench needs a licence key, file or licence server, and "
+            "the login nodes will not have one (the sandbox and a plan do not need it)",
+            f"the ARN of a secret holding the licence {wb['license_kind']}, or "
+            "license_kind: server with license_server",
+        )
+
+
+@check("workbench_license_source", Level.ERROR, "the licence settings name one source")
+def _license_source(data: dict[str, Any]) -> Iterator[Finding]:
+    wb = data["cluster"]["workbench"]
+    base = ("cluster", "workbench")
+    if wb["license_kind"] == "server":
+        if not wb["license_server"]:
+            yield (
+                (*base, "license_server"),
+                "license_kind is server but no license_server is named",
+                "license_server: your floating licence server (host, host:port, an https:// "
+                "URL or a hosted server's UUID)",
+            )
+        if wb["license_secret_arn"]:
+            # Posit: a licence file in /var/lib/rstudio-server bypasses every other method.
+            yield (
+                (*base, "license_secret_arn"),
+                "a floating licence server and a licence secret are both set: Workbench "
+                "would use one and ignore the other",
+                "license_secret_arn: null (leases come from the server)",
+            )
+    elif wb["license_server"]:
+        yield (
+            (*base, "license_server"),
+            f"license_server is set but license_kind is {wb['license_kind']}: the server "
+            "would not be used",
+            "license_kind: server, or license_server: null",
+        )
+
+
+@check("workbench_dns_record", Level.ERROR, "a Route 53 record has a name to write")
+def _dns_record(data: dict[str, Any]) -> Iterator[Finding]:
+    wb = data["cluster"]["workbench"]
+    if wb["route53_zone_id"] and not wb["hostname"]:
+        yield (
+            ("cluster", "workbench", "route53_zone_id"),
+            "route53_zone_id is set but hostname is not: there is no name to write",
+            "hostname: the name in that zone users will type",
         )
 
 

@@ -67,7 +67,10 @@ class WorkbenchModel:
     tls: bool
     hostname: str | None
     tls_certificate_arn: str | None
+    route53_zone_id: str | None
+    license_kind: str
     license_secret_arn: str | None
+    license_server: str | None
     license_tier: str | None
 
     @property

@@ -24,6 +24,7 @@ from pwbcluster.pipeline.runner import Runner, StageEvent, critical_path
 from pwbcluster.pipeline.state import State
 from pwbcluster.sandbox import server as sandbox_server
 from pwbcluster.sandbox.account import SandboxAccount
+from pwbcluster.sandbox.inventory import listing
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +206,8 @@ def summary(
     )
     if mode == "sandbox":
         remaining = remaining_resources(config, mode)
-        listing = ", ".join(f"{n} {kind}" for kind, n in sorted(remaining.items())) or "nothing"
-        console.print(f"In the sandbox now: {listing}.", highlight=False)
+        left = listing(remaining) or "nothing"
+        console.print(f"In the sandbox now: {left}.", highlight=False)
     if target is not None:
         for note in target.notes.lines:
             console.print(f"  {note}", highlight=False)

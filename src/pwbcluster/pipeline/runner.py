@@ -9,12 +9,13 @@ failed or whose inputs changed, and never creates anything twice.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,16 @@ from pwbcluster.pipeline.state import StageRecord, State
 log = logging.getLogger(__name__)
 
 FAULT_ENV = "PWBCLUSTER_FAIL_STAGE"
+
+
+def unknown_stages(unknown: set[str], known: Iterable[str]) -> str:
+    """'unknown stage(s): clustr (did you mean cluster?); the stages are: ...'"""
+    names = sorted(known)
+    parts = []
+    for name in sorted(unknown):
+        close = difflib.get_close_matches(name, names, n=1)
+        parts.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return f"unknown stage(s): {', '.join(parts)}; the stages are: {', '.join(names)}"
 
 
 @dataclass
@@ -153,7 +164,7 @@ class Runner:
         by_name = {s.name: s for s in self.stages}
         unknown = only - set(by_name)
         if unknown:
-            raise StageError(f"unknown stage(s): {', '.join(sorted(unknown))}")
+            raise StageError(unknown_stages(unknown, by_name))
         result: set[str] = set()
         todo = list(only)
         while todo:
@@ -185,7 +196,7 @@ class Runner:
         wanted = set(only) if only else names
         unknown = wanted - names
         if unknown:
-            raise StageError(f"unknown stage(s): {', '.join(sorted(unknown))}")
+            raise StageError(unknown_stages(unknown, names))
         for spec in self.stages:
             if spec.name in wanted:
                 continue

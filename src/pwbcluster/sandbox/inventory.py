@@ -13,7 +13,7 @@ from typing import Any
 # (aux.databases.workbench.final_snapshot) and secrets in their recovery window
 # (aux.secrets.recovery_window_days: still there, restorable, their names taken).
 FINAL_SNAPSHOTS = "final database snapshot"
-SCHEDULED_SECRETS = "secret scheduled for deletion"
+SCHEDULED_SECRETS = "recoverable deleted secret"
 KEPT_BY_DESIGN = (FINAL_SNAPSHOTS, SCHEDULED_SECRETS)
 
 
@@ -178,3 +178,22 @@ def inventory(session: Any, tag_filter: dict[str, str] | None = None) -> dict[st
         "cloudformation stack": stacks,
     }
     return {kind: n for kind, fn in counters.items() if (n := _count(fn))}
+
+
+def counted(n: int, kind: str) -> str:
+    """'1 bucket', '2 buckets', '4 iam policies', '3 key pairs'."""
+    if n == 1:
+        return f"{n} {kind}"
+    head, _, last = kind.rpartition(" ")
+    if last.endswith("y") and last[-2:-1] not in "aeiou":
+        last = last[:-1] + "ies"
+    elif last.endswith(("s", "x", "ch", "sh")):
+        last += "es"
+    else:
+        last += "s"
+    return f"{n} {head + ' ' if head else ''}{last}"
+
+
+def listing(remaining: dict[str, int]) -> str:
+    """The kinds left, counted and in a stable order; '' when nothing is left."""
+    return ", ".join(counted(n, kind) for kind, n in sorted(remaining.items()))

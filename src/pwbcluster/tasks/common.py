@@ -27,10 +27,51 @@ def wired(func: F) -> F:
             return func(*args, **kwargs)
         except ToolkitError as exc:
             raise Exit(f"error: {exc}", code=1) from None
+        except Exception as exc:
+            if (message := aws_problem(exc)) is None:
+                raise
+            raise Exit(f"error: {message}", code=1) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# Credentials problems, said as what to do (the codes AWS answers a bad or missing key with).
+_CREDENTIAL_CODES = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "AuthFailure",
+}
+NO_CREDENTIALS = (
+    "no usable AWS credentials: set AWS_PROFILE (or run `aws configure` / `aws sso login`) "
+    "for the account; the sandbox needs none (--sandbox)"
+)
+
+
+def aws_problem(exc: BaseException) -> str | None:
+    """A person-readable line for an AWS error a person can fix; None for anything else."""
+    try:
+        from botocore import exceptions as boto
+    except ImportError:  # pragma: no cover - botocore is a dependency
+        return None
+    if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
+        return NO_CREDENTIALS
+    if isinstance(exc, boto.NoRegionError):
+        return "no AWS region: set deployment.region in the deployment file"
+    if isinstance(exc, boto.EndpointConnectionError | boto.ConnectTimeoutError):
+        return f"cannot reach AWS ({exc}): check the network or proxy settings"
+    if isinstance(exc, boto.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code in _CREDENTIAL_CODES:
+            return f"{NO_CREDENTIALS} (AWS said {code}: {error.get('Message', '')})"
+        operation = getattr(exc, "operation_name", "a call")
+        return f"AWS refused {operation}: {code}: {error.get('Message', '')}"
+    return None
 
 
 def setup_logging() -> None:

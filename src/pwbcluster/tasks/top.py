@@ -12,7 +12,9 @@ from pwbcluster.errors import ToolkitError
 from pwbcluster.pipeline import orchestrate
 from pwbcluster.pipeline.plan import make_plan, print_plan
 from pwbcluster.pipeline.registry import stage_specs
+from pwbcluster.pipeline.runner import unknown_stages
 from pwbcluster.pipeline.state import State
+from pwbcluster.sandbox.inventory import listing as counted_listing
 from pwbcluster.sandbox.inventory import split_kept
 from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
 
@@ -56,6 +58,10 @@ def up(
 ) -> None:
     """Create or update the deployment, stage by stage; re-run to resume after a failure."""
     cfg = _config(c, config)
+    names = {s.name for s in stage_specs()}
+    if unknown := set(stage or ()) - names:
+        # Refused before anything starts (no sandbox server, no state written).
+        raise ToolkitError(unknown_stages(unknown, names))
     console = Console()
     orchestrate.up(cfg, "sandbox" if sandbox else "real", console, set(stage or ()) or None)
 
@@ -108,12 +114,11 @@ def down(
     remaining, kept = split_kept(counted)
     if kept:
         console.print(
-            "kept on purpose: "
-            + ", ".join(f"{n} {kind}" for kind, n in sorted(kept.items()))
-            + " (aux.databases.workbench.final_snapshot, aux.secrets.recovery_window_days)"
+            f"kept on purpose: {counted_listing(kept)}"
+            " (aux.databases.workbench.final_snapshot, aux.secrets.recovery_window_days)"
         )
     if remaining:
-        left = ", ".join(f"{n} {kind}" for kind, n in sorted(remaining.items()))
+        left = counted_listing(remaining)
         raise ToolkitError(f"still present after down: {left}")
     console.print("remaining: nothing")
 

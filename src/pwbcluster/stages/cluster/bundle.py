@@ -104,7 +104,10 @@ def node_env(
         **database_env("DB", services.workbench_db),
         **database_env("AUDIT_DB", audit),
         "COOKIE_KEY_SECRET_ARN": services.cookie_key_secret_arn,
+        # key: activate and deactivate; file: install it; server: lease from LICENSE_SERVER.
+        "LICENSE_KIND": wb.license_kind,
         "LICENSE_SECRET_ARN": license_secret_arn(wb, services) or "",
+        "LICENSE_SERVER": wb.license_server or "",
         "LDAP_TLS": "true" if services.ldap_tls else "false",
         "LDAP_CA_PATH": LDAP_CA_PATH,
         "HA_CONTROLLERS": "true" if cluster.ha.controllers else "false",

@@ -30,7 +30,7 @@ from pwbcluster.errors import StageError
 from pwbcluster.files import TEMPLATES, dump_yaml, write_text
 from pwbcluster.files_manifest import manifest_files
 from pwbcluster.pcluster import offline
-from pwbcluster.stages.cluster import reachability
+from pwbcluster.stages.cluster import dns, reachability
 from pwbcluster.stages.cluster.bundle import (
     BundleObject,
     bundle_objects,
@@ -301,9 +301,38 @@ def check_flows(ctx: StageContext, prepared: Prepared, templates: Sequence[Path]
         ctx.account.notes.add(line)
 
 
+def note_outside(ctx: StageContext) -> None:
+    """Say what the deployment depends on that lies outside it and is not proven."""
+    wb = ctx.config.model.cluster.workbench
+    if wb.license_kind == "server":
+        ctx.account.notes.add(
+            f"licence: not proven: the login nodes reach your licence server {wb.license_server} "
+            "(outside this deployment: allow it from the cluster's security group and "
+            "subnets; TCP 8989 unless you changed it)"
+        )
+
+
+def check_zone(ctx: StageContext) -> bool:
+    """Check the Route 53 zone before the cluster is touched; False when not used."""
+    wb = ctx.config.model.cluster.workbench
+    if not (wb.route53_zone_id and wb.hostname):
+        return False
+    if ctx.account.simulated:
+        ctx.account.notes.add(
+            f"dns: not rehearsed here: a real `invoke up` writes {wb.hostname} in your zone "
+            f"{wb.route53_zone_id} once the login balancer exists (checking first that the "
+            "zone holds the name)"
+        )
+        return False
+    dns.zone_for(ctx.account.client("route53"), wb.route53_zone_id, wb.hostname)
+    return True
+
+
 def run(ctx: StageContext) -> ClusterOutputs:
     prepared = prepare(ctx)
     check_paths(ctx, prepared)
+    note_outside(ctx)
+    write_dns = check_zone(ctx)
     for warning in prepared.rendered.warnings:
         ctx.say(f"cluster: [yellow]warning[/yellow]: {warning}")
     network: NetworkOutputs = ctx.upstream.require("network")
@@ -311,12 +340,25 @@ def run(ctx: StageContext) -> ClusterOutputs:
     keys = upload(ctx.account.client("s3"), prepared.objects, network.bucket_name)
     uploaded = [f"s3://{network.bucket_name}/{k}" for k in keys]
     host = ctx.account.deploy_cluster(deploy_request(ctx, prepared, uploaded))
+    if write_dns:
+        wb = ctx.config.model.cluster.workbench
+        assert wb.route53_zone_id and wb.hostname
+        dns.point_at_balancer(
+            ctx.account.client("route53"),
+            ctx.account.client("elbv2"),
+            wb.route53_zone_id,
+            wb.hostname,
+            host,
+        )
+        ctx.say(f"cluster: {wb.hostname} points at the login load balancer ({host})")
     return _outputs(ctx, prepared, host)
 
 
 def plan(ctx: StageContext) -> ClusterOutputs:
     prepared = prepare(ctx)
     check_paths(ctx, prepared)
+    note_outside(ctx)
+    check_zone(ctx)
     deploy = deploy_request(ctx, prepared, ())
     ctx.account.check_cluster(deploy)
     return _outputs(ctx, prepared, ctx.account.deploy_cluster(deploy))
@@ -338,6 +380,14 @@ def would_create(config: dict[str, Any]) -> list[str]:
 
 def destroy(ctx: StageContext, outputs: ClusterOutputs | None) -> None:
     name = outputs.cluster_name if outputs else cluster_name(ctx.config)
+    wb = ctx.config.model.cluster.workbench
+    if wb.route53_zone_id and wb.hostname and outputs and not ctx.account.simulated:
+        dns.remove_record(
+            ctx.account.client("route53"),
+            wb.route53_zone_id,
+            wb.hostname,
+            outputs.login_load_balancer_dns,
+        )
     ctx.account.delete_cluster(name)
     prefix = (outputs.scripts_prefix if outputs else UPLOAD_ROOT).strip("/") or UPLOAD_ROOT
     network: NetworkOutputs | None = ctx.upstream.get("network")

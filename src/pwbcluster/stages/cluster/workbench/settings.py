@@ -64,6 +64,9 @@ class WorkbenchSettings:
     workbench_version: str
     # Users reach Workbench over TLS (the balancer's 443 listener): cookies only over it.
     tls: bool = False
+    # Floating licensing (cluster.workbench.license_kind: server): rserver.conf asks for a
+    # lease from the licence server the login node names at boot.
+    license_remote: bool = False
     shared_dir: str = WORKBENCH_SHARED_DIR
     etc_dir: str = ETC_DIR
     launcher_port: int = LAUNCHER_PORT
@@ -158,4 +161,5 @@ def settings_from(
         container_images=wb.container_images,
         workbench_version=image.workbench.version,
         tls=wb.serves_tls,
+        license_remote=wb.license_kind == "server",
     )
