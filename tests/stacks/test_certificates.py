@@ -99,3 +99,30 @@ def test_renewal_replaces_exactly_the_server_certificates(
     stack.resources = []
     with pytest.raises(StageError, match="holds no tls:index/locallySignedCert"):
         pulumi_driver.up(request, "file:///x", "eu-west-1")
+
+
+def test_renewal_of_a_real_deployment_asks_first_and_touches_nothing_unconfirmed(
+    default: Deployed, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from pwbcluster.contracts import to_dict
+    from pwbcluster.pipeline import aux_tasks, orchestrate
+    from pwbcluster.pipeline.state import StageRecord, State
+
+    config = dataclasses.replace(default.config, root=tmp_path)
+    with pytest.raises(StageError, match="no services stage recorded"):
+        aux_tasks.renew_certs(config, "real", Console(), lambda q: True)
+    state = State.load(orchestrate.state_path(config), "real")
+    for name, outputs in (("network", default.network), ("services", default.services)):
+        state.record(name, StageRecord("done", "f" * 8, to_dict(outputs), None, 1.0, 2.0))
+
+    def no_account(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the account was reached before confirmation")
+
+    monkeypatch.setattr(orchestrate, "account", no_account)
+    asked: list[str] = []
+    with pytest.raises(StageError, match="not confirmed"):
+        aux_tasks.renew_certs(config, "real", Console(), lambda q: asked.append(q) or False)
+    assert asked and "example" in asked[0]
+    assert aux_tasks.renew_certs(config, "real", Console(), lambda q: True, dry_run=True) == []
