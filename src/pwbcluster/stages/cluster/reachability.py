@@ -294,6 +294,10 @@ def flows(
     if services.ldap_tls:
         for n in nodes:
             add(n, "directory (LDAPS front)", (636, 636), "sssd (LDAPS)")
+    # The head node creates Workbench's database roles at first boot (lib/database.sh).
+    add(head, "Workbench database", (services.workbench_db.port,) * 2, "Workbench's role")
+    if services.audit_db:
+        add(head, "audit database", (services.audit_db.port,) * 2, "Workbench's audit role")
     for login in logins:
         add(login, "Workbench database", (services.workbench_db.port,) * 2, "Workbench's database")
         if services.audit_db:
