@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import ssl
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
 from pwbcluster.sandbox import server as sandbox
-from pwbcluster.sandbox.canary import audit
+from pwbcluster.sandbox.canary import AuditReport, audit
 from pwbcluster.sandbox.inventory import inventory
 
 SECRET = "s3cr3t-Value-that-is-long"
@@ -99,6 +101,67 @@ def test_a_leak_is_found_wherever_it_is(account: boto3.Session, tmp_path: Path, 
 def test_base64_forms_are_found(account: boto3.Session, tmp_path: Path) -> None:
     (tmp_path / "template.json").write_text(base64.b64encode(SECRET.encode()).decode())
     assert {f.secret_name for f in audit(account, tmp_path).findings} == {"plain"}
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+ENCODED_FORMS: dict[str, Callable[[bytes], bytes]] = {
+    # Inside longer text, so the secret starts at each byte offset of a base64 group.
+    **{
+        f"base64-offset-{k}": (lambda d, k=k: base64.b64encode(b"x" * k + b"pw=" + d + b";"))
+        for k in range(3)
+    },
+    **{
+        f"base64url-offset-{k}": (
+            lambda d, k=k: base64.urlsafe_b64encode(b"\xfb\xff" * k + b"=" + d + b"\xff")
+        )
+        for k in range(3)
+    },
+    "url-encoded": lambda d: b"uri=" + urllib.parse.quote(d.decode(), safe="").encode(),
+    "url-encoded-plus": lambda d: b"q=" + urllib.parse.quote_plus(d.decode(), safe="").encode(),
+    "hex-lower": lambda d: b"key " + d.hex().encode(),
+    "hex-upper": lambda d: b"KEY " + d.hex().upper().encode(),
+    "gzip-member": lambda d: b"header\n" + _gzip(b"log line " + d) + b"trailer",
+    "gzip-in-gzip": lambda d: _gzip(b"outer" + _gzip(b"inner " + d)),
+}
+
+
+@pytest.mark.parametrize("form", sorted(ENCODED_FORMS))
+def test_every_encoded_form_is_found(account: boto3.Session, tmp_path: Path, form: str) -> None:
+    value = "pw with spaces/+&=" + SECRET if form.startswith("url") else SECRET
+    account.client("secretsmanager").create_secret(Name="odd", SecretString=value)
+    blob = ENCODED_FORMS[form](value.encode())
+    assert value.encode() not in blob, "the form must hide the plain value"
+    (tmp_path / "blob.bin").write_bytes(blob)
+    names = {f.secret_name for f in audit(account, tmp_path).findings}
+    assert "odd" in names, form
+
+
+def test_clean_forms_do_not_match(account: boto3.Session, tmp_path: Path) -> None:
+    """Encoding another value gives no finding: the forms are not matching everything."""
+    other = b"entirely-different-value-123"
+    for k, form in enumerate(sorted(ENCODED_FORMS)):
+        (tmp_path / f"{k}.bin").write_bytes(ENCODED_FORMS[form](other))
+    report = audit(account, tmp_path)
+    assert report.clean, report.findings
+
+
+def test_an_empty_account_is_not_a_pass(account: boto3.Session, tmp_path: Path) -> None:
+    sm = account.client("secretsmanager")
+    for name in ("plain", "db"):
+        sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    (tmp_path / "cluster-config.yaml").write_text("Region: eu-west-1\n")
+    report = audit(account, tmp_path)
+    assert report.secrets == 0 and not report.findings
+    assert not report.clean and report.vacuous and "no secret value" in report.vacuous
+
+
+def test_nowhere_searched_is_not_a_pass() -> None:
+    report = AuditReport(secrets=2, needles=10, places=0, findings=[])
+    assert not report.clean and report.vacuous and "no place to search" in report.vacuous
+    assert AuditReport(secrets=2, needles=10, places=3, findings=[]).clean
 
 
 def test_inventory_ignores_the_default_vpc(account: boto3.Session) -> None:

@@ -31,7 +31,9 @@ def secrets(c: Context, config: str | None = None) -> None:
         f"Searched {report.places} places in {where} and build/ for "
         f"{report.secrets} secrets ({report.needles} forms)."
     )
-    if not report.clean:
+    if report.vacuous is not None:
+        raise ToolkitError(f"the canary proved nothing: {report.vacuous}")
+    if report.findings:
         for finding in report.findings:
             console.print(f"[red]secret '{finding.secret_name}' found in {finding.where}[/red]")
         raise ToolkitError(f"{len(report.findings)} secret leak(s) found")
