@@ -89,7 +89,13 @@ def account(config: Config, mode: str, console: Console, start_server: bool) -> 
     if mode not in MODES:
         raise ToolkitError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if mode == "real":
-        yield AwsAccount(config.region, config.model.deployment.pulumi_backend, console=console)
+        deployment = config.model.deployment
+        yield AwsAccount(
+            config.region,
+            deployment.pulumi_backend,
+            console=console,
+            pulumi_secrets_provider=deployment.pulumi_secrets_provider,
+        )
         return
     server = (
         sandbox_server.start(config.build_dir)
