@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import shutil
 import ssl
 import urllib.parse
 import urllib.request
@@ -162,6 +163,29 @@ def test_nowhere_searched_is_not_a_pass() -> None:
     report = AuditReport(secrets=2, needles=10, places=0, findings=[])
     assert not report.clean and report.vacuous and "no place to search" in report.vacuous
     assert AuditReport(secrets=2, needles=10, places=3, findings=[]).clean
+
+
+def test_the_task_fails_on_an_empty_sandbox(
+    account: boto3.Session, build_dir: Path, project: Path
+) -> None:
+    """`invoke audit.secrets` against a sandbox with no secret exits 1, saying why."""
+    from invoke import Context, Exit
+
+    from pwbcluster.config import load_config
+    from pwbcluster.tasks import audit as audit_tasks
+
+    sm = account.client("secretsmanager")
+    for name in ("plain", "db"):
+        sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    config = project / "config" / "example.yaml"
+    target = load_config(config).build_dir
+    target.mkdir(parents=True)
+    shutil.copy(build_dir / "sandbox.json", target / "sandbox.json")
+    with pytest.raises(Exit) as refused:
+        audit_tasks.secrets(Context(), config=str(config))
+    assert refused.value.code == 1
+    assert "proved nothing" in str(refused.value.message)
+    assert "no secret value found in Secrets Manager" in str(refused.value.message)
 
 
 def test_inventory_ignores_the_default_vpc(account: boto3.Session) -> None:
