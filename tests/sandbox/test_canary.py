@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import shutil
 import ssl
 import urllib.parse
@@ -209,3 +210,22 @@ def test_stop_refuses_a_pid_that_is_not_moto(tmp_path: Path) -> None:
     )
     assert sandbox.stop(tmp_path) is False
     assert not (tmp_path / "sandbox.json").exists()
+
+
+def test_the_task_refuses_when_there_is_nothing_to_reach(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No sandbox and no credentials: a clear refusal, not a traceback and not a pass."""
+    from invoke import Context, Exit
+
+    from pwbcluster.tasks import audit as audit_tasks
+
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(Exit) as refused:
+        audit_tasks.secrets(Context(), config=str(project / "config" / "example.yaml"))
+    assert refused.value.code == 1
+    assert "nothing to search" in str(refused.value.message)
