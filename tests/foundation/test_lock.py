@@ -99,3 +99,22 @@ def test_up_and_down_refuse_before_starting_anything(project: Path) -> None:
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_plan_refuses_to_run_beside_an_up(project: Path) -> None:
+    from invoke import Context, Exit
+
+    from pwbcluster.config import load_config
+    from pwbcluster.tasks import top
+
+    config = project / "config" / "example.yaml"
+    cfg = load_config(config)
+    holder = _holder(cfg.build_dir)
+    try:
+        with pytest.raises(Exit) as refused:
+            top.plan(Context(), config=str(config))
+        assert refused.value.code == 1 and f"pid {holder.pid}" in str(refused.value.message)
+        assert not (cfg.build_dir / "cluster-config.yaml").exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

@@ -108,3 +108,16 @@ def test_each_name_is_built_where_it_says() -> None:
         file, line = item.source.rsplit(":", 1)
         text = (ROOT / file).read_text(encoding="utf-8").splitlines()[int(line) - 1]
         assert templates[item.service] in text, (item.service, item.source, text)
+
+
+def test_plan_refuses_a_bad_name_before_rendering(project: Path) -> None:
+    from invoke import Context, Exit
+
+    from pwbcluster.tasks import top
+
+    path = deployment(project, "a--b")
+    with pytest.raises(Exit) as refused:
+        top.plan(Context(), config=str(path))
+    assert refused.value.code == 1
+    assert "resource_names_fit" in str(refused.value.message)
+    assert not (project / "build" / "a--b").exists(), "nothing may be rendered"
