@@ -127,7 +127,7 @@ def test_down_asks_first_and_stops_on_no(
         state.record(name, StageRecord("done", "fp", contracts.to_dict(outputs)))
     destroyed: list[str] = []
     monkeypatch.setattr(
-        driver, "destroy", lambda request, backend, region: destroyed.append(request.part)
+        driver, "destroy", lambda request, backend, region, **_: destroyed.append(request.part)
     )
     questions: list[str] = []
 

@@ -27,12 +27,17 @@ class AwsAccount:
     simulated = False
 
     def __init__(
-        self, region: str, pulumi_backend: str | None = None, console: Console | None = None
+        self,
+        region: str,
+        pulumi_backend: str | None = None,
+        console: Console | None = None,
+        pulumi_secrets_provider: str | None = None,
     ) -> None:
         self.region = region
         self.label = f"AWS account ({region})"
         self.notes = Notes()
         self._pulumi_backend = pulumi_backend
+        self._secrets_provider = pulumi_secrets_provider
         self._console = console or Console(stderr=True)
         self._images: PclusterImages | None = None
 
@@ -51,16 +56,24 @@ class AwsAccount:
         return pulumi_driver.backend_url(self._pulumi_backend)
 
     def stack_up(self, request: StackRequest) -> Mapping[str, Any]:
-        return pulumi_driver.up(request, self._backend(), self.region)
+        return pulumi_driver.up(
+            request, self._backend(), self.region, secrets_provider=self._secrets_provider
+        )
 
     def stack_destroy(self, request: StackRequest) -> None:
-        pulumi_driver.destroy(request, self._backend(), self.region)
+        pulumi_driver.destroy(
+            request, self._backend(), self.region, secrets_provider=self._secrets_provider
+        )
 
     def stack_preview(self, request: StackRequest) -> str:
-        return pulumi_driver.preview(request, self._backend(), self.region)
+        return pulumi_driver.preview(
+            request, self._backend(), self.region, secrets_provider=self._secrets_provider
+        )
 
     def stack_outputs(self, request: StackRequest) -> Mapping[str, Any]:
-        return pulumi_driver.outputs(request, self._backend(), self.region)
+        return pulumi_driver.outputs(
+            request, self._backend(), self.region, secrets_provider=self._secrets_provider
+        )
 
     # Images
     @property

@@ -6,11 +6,16 @@ deployment YAML (nobody edits a Pulumi.yaml). State lives where
 ``deployment.pulumi_backend`` says, by default in a file backend under
 ``~/.pwbcluster/pulumi`` (never inside ``build/``, which sits in the checkout).
 
-Secrets in that state are encrypted with a passphrase. The toolkit never hard-codes
-one: it uses ``PULUMI_CONFIG_PASSPHRASE``/``PULUMI_CONFIG_PASSPHRASE_FILE`` when set,
-and otherwise generates a random one on first use into
-``~/.config/pwbcluster/pulumi-passphrase`` (mode 600). Back that file up with the state:
-without it, the state's secrets cannot be read.
+Secrets in that state are encrypted by ``deployment.pulumi_secrets_provider``: an AWS KMS
+key (``awskms://alias/NAME?region=REGION``; no passphrase exists then, and who may decrypt
+is who may use the key), or a passphrase (the default). The toolkit never hard-codes a
+passphrase: it uses ``PULUMI_CONFIG_PASSPHRASE``/``PULUMI_CONFIG_PASSPHRASE_FILE`` when
+set, and otherwise generates a random one on first use into
+``$XDG_CONFIG_HOME/pwbcluster/pulumi-passphrase`` (``~/.config``; directory 700, file 600).
+A passphrase file is never kept beside the state: one inside a file backend's directory,
+or in the directory that holds it, is refused, since whoever copies the state would then hold its key too. Keep a copy of
+the passphrase apart from the state's backups: without it the state's secrets cannot be
+read.
 """
 
 from __future__ import annotations
@@ -56,16 +61,45 @@ def backend_url(configured: str | None) -> str:
     return f"file://{directory}"
 
 
-def passphrase_env(backend: str) -> dict[str, str]:
+def uses_passphrase(secrets_provider: str | None) -> bool:
+    return secrets_provider in (None, "passphrase")
+
+
+def passphrase_path() -> Path:
+    """Where a generated passphrase lives: the OS user's config directory, not the state's."""
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "pwbcluster" / "pulumi-passphrase"
+
+
+def _refuse_beside_state(path: Path, backend: str) -> None:
+    if not backend.startswith("file://"):
+        return
+    state = Path(backend.removeprefix("file://")).expanduser().resolve()
+    where = path.expanduser().resolve()
+    if where.is_relative_to(state) or where.parent == state.parent:
+        raise ToolkitError(
+            f"the Pulumi passphrase file {path} lies beside the state in {state}: whoever "
+            "copies the state would hold its key too. Keep the passphrase elsewhere "
+            "(PULUMI_CONFIG_PASSPHRASE_FILE, or XDG_CONFIG_HOME outside the state), or use "
+            "deployment.pulumi_secrets_provider: awskms://alias/NAME?region=REGION"
+        )
+
+
+def passphrase_env(backend: str, secrets_provider: str | None = None) -> dict[str, str]:
     """How the stack's secrets are encrypted: the user's passphrase, or a generated one."""
     if backend.startswith("https://"):
         return {}  # Pulumi Cloud (or self-hosted service) keeps its own secrets provider
-    if os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get(
-        "PULUMI_CONFIG_PASSPHRASE_FILE"
-    ):
+    if not uses_passphrase(secrets_provider):
+        return {}  # a KMS key encrypts them: there is no passphrase to keep
+    if os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
         return {}
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "pwbcluster"
-    path = base / "pulumi-passphrase"
+    named = os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
+    if named:
+        _refuse_beside_state(Path(named), backend)
+        return {}
+    path = passphrase_path()
+    base = path.parent
+    _refuse_beside_state(path, backend)
     if not path.exists():
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -89,7 +123,13 @@ def require_credentials(region: str) -> None:
         raise MissingDependency(CREDENTIALS_HINT)
 
 
-def _stack(request: StackRequest, backend: str, region: str, create: bool = True) -> Any:
+def _stack(
+    request: StackRequest,
+    backend: str,
+    region: str,
+    create: bool = True,
+    secrets_provider: str | None = None,
+) -> Any:
     require_cli()
     require_credentials(region)
     from pulumi import automation as auto
@@ -103,7 +143,9 @@ def _stack(request: StackRequest, backend: str, region: str, create: bool = True
                 pulumi.export(key, pulumi.Output.secret(value) if secret else value)
 
     opts = auto.LocalWorkspaceOptions(
-        env_vars={"PULUMI_BACKEND_URL": backend, **passphrase_env(backend)},
+        env_vars={"PULUMI_BACKEND_URL": backend, **passphrase_env(backend, secrets_provider)},
+        # Used when a stack is created; an existing stack keeps the provider it has.
+        secrets_provider=secrets_provider,
         project_settings=auto.ProjectSettings(
             name=request.project, runtime="python", backend=auto.ProjectBackend(url=backend)
         ),
@@ -140,9 +182,11 @@ def _command(action: str, part: str, call: Any) -> Any:
         raise StageError(f"pulumi {action} of the {part} stack failed:\n{tail}") from None
 
 
-def preview(request: StackRequest, backend: str, region: str) -> str:
+def preview(
+    request: StackRequest, backend: str, region: str, secrets_provider: str | None = None
+) -> str:
     """What ``up`` would change, as Pulumi summarises it; changes nothing."""
-    stack = _stack(request, backend, region)
+    stack = _stack(request, backend, region, secrets_provider=secrets_provider)
     result = _command("preview", request.part, lambda: stack.preview(on_output=log.info))
     return str(result.change_summary)
 
@@ -157,9 +201,11 @@ def _replaced_urns(request: StackRequest, stack: Any) -> list[str]:
     ]
 
 
-def up(request: StackRequest, backend: str, region: str) -> dict[str, Any]:
+def up(
+    request: StackRequest, backend: str, region: str, secrets_provider: str | None = None
+) -> dict[str, Any]:
     """Create or update one stack; return its outputs."""
-    stack = _stack(request, backend, region)
+    stack = _stack(request, backend, region, secrets_provider=secrets_provider)
     replace = _replaced_urns(request, stack)
     if request.replace_types and not replace:
         raise StageError(
@@ -169,17 +215,27 @@ def up(request: StackRequest, backend: str, region: str) -> dict[str, Any]:
     return outputs(request, backend, region, stack=stack)
 
 
-def outputs(request: StackRequest, backend: str, region: str, stack: Any = None) -> dict[str, Any]:
-    stack = stack or _stack(request, backend, region, create=False)
+def outputs(
+    request: StackRequest,
+    backend: str,
+    region: str,
+    stack: Any = None,
+    secrets_provider: str | None = None,
+) -> dict[str, Any]:
+    stack = stack or _stack(
+        request, backend, region, create=False, secrets_provider=secrets_provider
+    )
     values = {k: v.value for k, v in _command("outputs", request.part, stack.outputs).items()}
     if not values:
         raise StageError(f"the {request.part} stack has no outputs yet: run `invoke up` first")
     return values
 
 
-def destroy(request: StackRequest, backend: str, region: str) -> None:
+def destroy(
+    request: StackRequest, backend: str, region: str, secrets_provider: str | None = None
+) -> None:
     try:
-        stack = _stack(request, backend, region, create=False)
+        stack = _stack(request, backend, region, create=False, secrets_provider=secrets_provider)
     except StageError as exc:
         log.info("%s: nothing to destroy (%s)", request.part, exc)
         return

@@ -107,6 +107,7 @@ class DeploymentModel:
     tags: Mapping[str, str] = field(default_factory=lambda: types.MappingProxyType({}))
     disable_checks: tuple[str, ...] = ()
     pulumi_backend: str | None = None
+    pulumi_secrets_provider: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,12 @@ def check_parts(parts: Sequence[str] | None) -> list[str]:
 def preview(config: Config, console: Console, parts: Sequence[str] | None = None) -> None:
     from pwbcluster.aws.account import AwsAccount
 
-    account = AwsAccount(config.region, config.model.deployment.pulumi_backend)
+    deployment = config.model.deployment
+    account = AwsAccount(
+        config.region,
+        deployment.pulumi_backend,
+        pulumi_secrets_provider=deployment.pulumi_secrets_provider,
+    )
     for part in check_parts(parts):
         network = orchestrate.recorded(config, "real", "network")
         if part == "services" and network is None:

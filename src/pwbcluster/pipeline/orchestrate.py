@@ -19,6 +19,7 @@ from pwbcluster.config import Config
 from pwbcluster.contracts.account import Account
 from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.errors import ToolkitError
+from pwbcluster.pipeline.lock import deployment_lock
 from pwbcluster.pipeline.registry import stage_specs
 from pwbcluster.pipeline.runner import Runner, StageEvent, critical_path
 from pwbcluster.pipeline.state import State
@@ -89,7 +90,13 @@ def account(config: Config, mode: str, console: Console, start_server: bool) -> 
     if mode not in MODES:
         raise ToolkitError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if mode == "real":
-        yield AwsAccount(config.region, config.model.deployment.pulumi_backend, console=console)
+        deployment = config.model.deployment
+        yield AwsAccount(
+            config.region,
+            deployment.pulumi_backend,
+            console=console,
+            pulumi_secrets_provider=deployment.pulumi_secrets_provider,
+        )
         return
     server = (
         sandbox_server.start(config.build_dir)
@@ -138,7 +145,11 @@ def up(
             raise ToolkitError(
                 "not starting a real deployment:\n" + "\n".join(f"- {b}" for b in blockers)
             )
-    with run_log(config, "up"), account(config, mode, console, start_server=True) as target:
+    with (
+        deployment_lock(config.build_dir, "up"),
+        run_log(config, "up"),
+        account(config, mode, console, start_server=True) as target,
+    ):
         if target.simulated:
             console.print(
                 f"[bold]Sandbox rehearsal[/bold] against the {target.label}: "
@@ -154,6 +165,13 @@ def down(
     config: Config, mode: str, console: Console, only: set[str] | None = None
 ) -> tuple[list[str], dict[str, int]]:
     """Destroy in reverse order; return (stages removed, what remains in the account)."""
+    with deployment_lock(config.build_dir, "down"):
+        return _down(config, mode, console, only)
+
+
+def _down(
+    config: Config, mode: str, console: Console, only: set[str] | None
+) -> tuple[list[str], dict[str, int]]:
     with run_log(config, "down"):
         try:
             with account(config, mode, console, start_server=False) as target:

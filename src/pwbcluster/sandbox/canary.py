@@ -4,8 +4,14 @@ Every secret value in the (sandbox) account's Secrets Manager is searched for in
 build directory (rendered configs, CloudFormation, Workbench files, state, logs), in
 every S3 object, in CloudFormation templates held by the account, in EC2 user-data and
 launch templates, and in the CustomActions Args of the rendered cluster config. For a
-JSON secret each string leaf is searched too; base64 forms are searched as well, since
-user-data and some tools encode. A finding names where, never the value.
+JSON secret each string leaf is searched too, and every encoded form a tool might write:
+base64 at each of its three alignments (a secret inside a longer encoded text starts at
+any byte offset), in the standard and URL-safe alphabets, URL-encoding, hex in either
+case; gzip members found in the searched data are decompressed and searched as well. A
+finding names where, never the value.
+
+A search with nothing to look for (no secret known) or nowhere to look is not a pass:
+``AuditReport.vacuous`` says why, and ``invoke audit.secrets`` fails on it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import urllib.parse
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +29,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MIN_LENGTH = 8  # shorter values (ports, "true") would match by coincidence
+GZIP_MAGIC = b"\x1f\x8b\x08"
+MAX_INFLATED = 64 * 1024 * 1024  # a gzip member is searched up to this many bytes
+# Characters of a base64 text that depend on the bytes before a secret at offset 0, 1, 2.
+_LEADING = {0: 0, 1: 2, 2: 3}
 
 
 @dataclass(frozen=True)
@@ -37,8 +49,20 @@ class AuditReport:
     findings: list[Finding]
 
     @property
+    def vacuous(self) -> str | None:
+        """Why this search proves nothing, or None when it searched something for something."""
+        if self.secrets == 0 or self.needles == 0:
+            return (
+                "no secret value found in Secrets Manager to search for: wrong account, "
+                "region or sandbox, or the services stage has not run"
+            )
+        if self.places == 0:
+            return "no place to search: no build directory, S3 object, template or user-data"
+        return None
+
+    @property
     def clean(self) -> bool:
-        return not self.findings
+        return not self.findings and self.vacuous is None
 
 
 def secret_needles(secretsmanager: Any) -> tuple[int, dict[bytes, str]]:
@@ -88,11 +112,51 @@ def _forms(value: str) -> Iterator[bytes]:
         for line in value.splitlines():
             if len(line) >= 40 and not line.startswith("-----"):
                 yield line.encode()
-    yield base64.b64encode(raw)
+    yield from base64_forms(raw)
+    quoted = urllib.parse.quote(value, safe="")
+    if quoted != value:
+        yield quoted.encode()
+        yield urllib.parse.quote_plus(value, safe="").encode()
+    yield raw.hex().encode()
+    yield raw.hex().upper().encode()
+
+
+def base64_forms(raw: bytes) -> Iterator[bytes]:
+    """The part of base64 text that is the same wherever ``raw`` sits in the encoded data.
+
+    At byte offset 0, 1 or 2 (mod 3) of the plain text, the leading characters also encode
+    the bytes before the secret and the trailing partial group the bytes after it; what
+    lies between depends on the secret alone. Each core is given in both alphabets.
+    """
+    for offset, leading in _LEADING.items():
+        complete = (offset + len(raw)) // 3 * 4
+        core = base64.b64encode(b"\0" * offset + raw)[leading:complete]
+        if len(core) >= MIN_LENGTH:
+            yield core
+            yield core.translate(bytes.maketrans(b"+/", b"-_"))
+
+
+def inflated(blob: bytes, depth: int = 2) -> Iterator[bytes]:
+    """Every gzip member found anywhere in ``blob``, decompressed (nested ones too)."""
+    start = blob.find(GZIP_MAGIC)
+    while start != -1:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            data = inflater.decompress(blob[start:], MAX_INFLATED)
+        except zlib.error:
+            data = b""
+        if data:
+            yield data
+            if depth > 1:
+                yield from inflated(data, depth - 1)
+        start = blob.find(GZIP_MAGIC, start + 1)
 
 
 def search(blob: bytes, needles: dict[bytes, str]) -> set[str]:
-    return {name for needle, name in needles.items() if needle in blob}
+    found: set[str] = set()
+    for data in (blob, *inflated(blob)):
+        found.update(name for needle, name in needles.items() if needle in data)
+    return found
 
 
 def _files(root: Path) -> Iterator[tuple[str, bytes]]:

@@ -10,6 +10,7 @@ from rich.console import Console
 from pwbcluster.config import Config, load_config
 from pwbcluster.errors import ToolkitError
 from pwbcluster.pipeline import orchestrate
+from pwbcluster.pipeline.lock import deployment_lock
 from pwbcluster.pipeline.plan import make_plan, print_plan
 from pwbcluster.pipeline.registry import stage_specs
 from pwbcluster.pipeline.runner import unknown_stages
@@ -38,7 +39,9 @@ def plan(c: Context, config: str | None = None, skip_check: list[str] | None = N
     """Render and validate everything into build/<deployment>/ and print the plan (no AWS)."""
     cfg = _config(c, config, skip_check)
     console = Console()
-    ctx = make_plan(cfg)
+    # A plan rewrites the rendered files a running up or down reads.
+    with deployment_lock(cfg.build_dir, "plan"):
+        ctx = make_plan(cfg)
     print_plan(ctx, console)
     for line in orchestrate.certificate_warnings(cfg):
         console.print(f"WARNING {line}", highlight=False)
