@@ -224,3 +224,61 @@ def test_aws_errors_a_person_can_fix_are_one_line() -> None:
     denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "DescribeImages")
     assert aws_problem(denied) == "AWS refused DescribeImages: AccessDenied: no"
     assert aws_problem(ValueError("a bug")) is None  # a bug still shows its traceback
+
+
+def test_status_says_interrupted_shows_full_values_and_fails(project: Path) -> None:
+    """A stage recorded as running while no run holds the lock was interrupted: status
+    says so, exits 1, and shows values whole (table and --json)."""
+    import json as json_module
+    import time
+
+    build = project / "build" / "example"
+    build.mkdir(parents=True)
+    long_bucket = "example-scripts-" + "0123456789abcdef" * 3
+    now = time.time()
+    stages = {
+        "network": {
+            "status": "done",
+            "fingerprint": "f",
+            "outputs": {"vpc_id": "vpc-1", "bucket_name": long_bucket},
+            "started": now - 5,
+            "finished": now - 1,
+        },
+        "services": {"status": "running", "fingerprint": "g", "started": now},
+    }
+    (build / "state.json").write_text(
+        json_module.dumps({"version": 1, "mode": "sandbox", "stages": stages})
+    )
+    result = invoke("status", "--config", "config/example.yaml", cwd=project)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in out, out
+    assert "interrupted" in out and "stage(s) not finished: services" in out, out
+    result = invoke("status", "--config", "config/example.yaml", "--json", cwd=project)
+    doc = json_module.loads(result.stdout)
+    rows = {row["stage"]: row for row in doc["stages"]}
+    assert rows["network"]["outputs"]["bucket_name"] == long_bucket
+    assert rows["services"]["status"] == "interrupted"
+    assert doc["sandbox_server"] is None and doc["running_now"] is None
+    # While a run holds the deployment's lock, the same record is running, not interrupted.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path;"
+            "from pwbcluster.pipeline.lock import deployment_lock\n"
+            "with deployment_lock(Path(sys.argv[1]), 'up'):\n"
+            "    print('held', flush=True); time.sleep(60)",
+            str(build),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = invoke("status", "--config", "config/example.yaml", "--json", cwd=project)
+        doc = json_module.loads(result.stdout)
+        assert {r["stage"]: r["status"] for r in doc["stages"]}["services"] == "running"
+        assert doc["running_now"] and f"pid {holder.pid}" in doc["running_now"]
+    finally:
+        holder.kill()
+        holder.wait()

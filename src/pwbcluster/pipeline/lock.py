@@ -76,3 +76,20 @@ def deployment_lock(build_dir: Path, action: str) -> Iterator[Path]:
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         os.close(handle)
+
+
+def held_by(build_dir: Path) -> str | None:
+    """Who holds the deployment's lock now ("pid N (command), since ..."), or None."""
+    path = lock_path(build_dir)
+    if not path.exists():
+        return None
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(handle)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(handle)

@@ -19,7 +19,7 @@ from pwbcluster.config import Config
 from pwbcluster.contracts.account import Account
 from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.errors import ToolkitError
-from pwbcluster.pipeline.lock import deployment_lock
+from pwbcluster.pipeline.lock import deployment_lock, held_by
 from pwbcluster.pipeline.registry import stage_specs
 from pwbcluster.pipeline.runner import Runner, StageEvent, critical_path
 from pwbcluster.pipeline.state import State
@@ -247,25 +247,74 @@ def certificate_warnings(config: Config) -> list[str]:
     return expiry_warnings(services) if services is not None else []
 
 
-def status_table(config: Config) -> Table:
+def status_rows(config: Config) -> dict[str, Any]:
+    """Each stage's recorded state, honestly: a stage recorded as running while no run
+    holds the deployment's lock was interrupted (Ctrl-C, a killed process)."""
     path = state_path(config)
-    table = Table(title=f"Deployment '{config.name}' ({path.relative_to(config.root)})")
-    for column in ("stage", "status", "took", "outputs"):
-        table.add_column(column)
+    doc: dict[str, Any] = {"deployment": config.name, "state_file": str(path), "stages": []}
+    holder = held_by(config.build_dir)
+    doc["running_now"] = holder
+    try:
+        server = sandbox_server.running(config.build_dir)
+    except ToolkitError as exc:
+        doc["sandbox_server"] = f"not answering: {exc}"
+    else:
+        doc["sandbox_server"] = (
+            f"running at {server.endpoint} (pid {server.pid})" if server else None
+        )
     if not path.exists():
-        table.caption = "nothing deployed yet (no state file)"
-        return table
+        doc["mode"] = None
+        return doc
     raw = json.loads(path.read_text(encoding="utf-8"))
-    table.caption = f"mode: {raw.get('mode', '?')}"
+    doc["mode"] = raw.get("mode")
     for spec in stage_specs():
         rec = raw.get("stages", {}).get(spec.name)
         if rec is None:
-            table.add_row(spec.name, "not run", "", "")
+            doc["stages"].append({"stage": spec.name, "status": "not run"})
             continue
-        took = rec["finished"] - rec["started"] if rec.get("finished") else 0
-        outputs = rec.get("outputs") or {}
-        shown = _summarise(spec.name, outputs) if rec["status"] == "done" else rec.get("error")
-        table.add_row(spec.name, rec["status"], f"{took:.1f} s" if took else "", shown or "")
+        status = rec["status"]
+        if status == "running" and holder is None:
+            status = "interrupted"
+        took = rec["finished"] - rec["started"] if rec.get("finished") else None
+        doc["stages"].append(
+            {
+                "stage": spec.name,
+                "status": status,
+                "seconds": round(took, 1) if took else None,
+                "outputs": rec.get("outputs") or {},
+                "error": rec.get("error"),
+            }
+        )
+    return doc
+
+
+def status_failed(doc: dict[str, Any]) -> list[str]:
+    return [s["stage"] for s in doc["stages"] if s["status"] in ("failed", "interrupted")]
+
+
+def status_table(config: Config, doc: dict[str, Any] | None = None) -> Table:
+    doc = doc or status_rows(config)
+    path = state_path(config)
+    table = Table(title=f"Deployment '{config.name}' ({path.relative_to(config.root)})")
+    for column in ("stage", "status", "took", "outputs"):
+        table.add_column(column, overflow="fold")
+    caption = [f"mode: {doc['mode']}" if doc["mode"] else "nothing deployed yet (no state file)"]
+    if doc["running_now"]:
+        caption.append(f"running now: {doc['running_now']}")
+    if doc["sandbox_server"]:
+        caption.append(f"sandbox server: {doc['sandbox_server']}")
+    table.caption = "; ".join(caption)
+    for row in doc["stages"]:
+        if row["status"] == "not run":
+            table.add_row(row["stage"], "not run", "", "")
+            continue
+        shown = (
+            _summarise(row["stage"], row["outputs"]) if row["status"] == "done" else row["error"]
+        )
+        if row["status"] == "interrupted":
+            shown = "stopped before it finished (no run holds the lock): `invoke up` resumes it"
+        took = f"{row['seconds']:.1f} s" if row["seconds"] else ""
+        table.add_row(row["stage"], row["status"], took, shown or "")
     return table
 
 
@@ -277,7 +326,7 @@ def _summarise(stage: str, outputs: dict[str, Any]) -> str:
         "cluster": ("cluster_name", "workbench_url"),
         "users": ("created", "verified", "skipped_reason"),
     }.get(stage, ())
-    shown = [f"{k}={str(outputs.get(k))[:40]}" for k in keys if outputs.get(k) is not None]
+    shown = [f"{k}={outputs.get(k)}" for k in keys if outputs.get(k) is not None]
     if outputs.get("simulated"):
         shown.append("simulated")
     return ", ".join(shown)

@@ -126,15 +126,27 @@ def down(
     console.print("remaining: nothing")
 
 
-@task(help={"config": CONFIG_HELP})
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "json": "print the state as JSON (full outputs and errors) instead of a table",
+    }
+)
 @wired
-def status(c: Context, config: str | None = None) -> None:
-    """Show each stage's state and outputs from build/<deployment>/state.json."""
+def status(c: Context, config: str | None = None, json: bool = False) -> None:
+    """Show each stage's state and outputs; exits 1 when a stage failed or was interrupted."""
+    import json as json_module
+
     cfg = _config(c, config)
-    console = Console()
-    console.print(orchestrate.status_table(cfg))
-    for line in orchestrate.certificate_warnings(cfg):
-        console.print(f"WARNING {line}", highlight=False)
+    doc = orchestrate.status_rows(cfg)
+    if json:
+        print(json_module.dumps(doc, indent=2, default=str))
+    else:
+        Console().print(orchestrate.status_table(cfg, doc))
+    if failed := orchestrate.status_failed(doc):
+        raise ToolkitError(
+            f"stage(s) not finished: {', '.join(failed)}; `invoke up` resumes at the first"
+        )
 
 
 TASKS = [plan, up, down, status]
