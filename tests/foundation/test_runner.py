@@ -203,3 +203,37 @@ def test_critical_path_is_network_image_cluster_users() -> None:
     path, minutes = critical_path(stage_specs())
     assert path == ["network", "image", "cluster", "users"]
     assert minutes > 60
+
+
+def test_a_stage_that_stopped_before_acting_does_not_bind_the_mode(tmp_path: Path) -> None:
+    """A real run refused for a missing tool created nothing: the sandbox may start there
+    (no dead end), while a real stage that failed after acting still binds the mode."""
+    from pwbcluster.errors import MissingDependency
+
+    fakes = Fakes()
+
+    def missing() -> None:
+        raise MissingDependency("the `pulumi` CLI is not installed")
+
+    fakes.hooks = {"network": missing}
+    cfg = FakeConfig(tmp_path)
+    real = State.load(tmp_path / "state.json", "real")
+    make = lambda up: StageContext(cfg, Upstream(**dict(up)), account=None)  # type: ignore[arg-type]  # noqa: E731
+    with pytest.raises(StageError, match="pulumi"):
+        Runner(fakes.specs(), real, make).run()
+    recorded = json.loads((tmp_path / "state.json").read_text())
+    assert recorded["mode"] == "real"
+    assert recorded["stages"]["network"]["created_nothing"] is True
+    assert State.load(tmp_path / "state.json", "sandbox").stages == {}
+    # down of the real record removes nothing and drops the record.
+    assert Runner(fakes.specs(), State.load(tmp_path / "state.json", "real"), make).destroy() == [
+        "network"
+    ]
+    assert not (tmp_path / "state.json").exists()
+    # A stage that failed after acting keeps the deployment real.
+    fakes.hooks = {}
+    fakes.fail = {"network"}
+    with pytest.raises(StageError, match="network broke"):
+        Runner(fakes.specs(), State.load(tmp_path / "state.json", "real"), make).run()
+    with pytest.raises(StageError, match="records a real deployment"):
+        State.load(tmp_path / "state.json", "sandbox")

@@ -22,7 +22,7 @@ from typing import Any
 
 from pwbcluster import contracts
 from pwbcluster.contracts.stage import StageContext, StageSpec
-from pwbcluster.errors import StageError, ToolkitError
+from pwbcluster.errors import MissingDependency, StageError, ToolkitError
 from pwbcluster.pipeline.state import StageRecord, State
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,9 @@ class Runner:
                     except Exception as exc:  # recorded, reported, then re-raised below
                         detail = str(exc) if isinstance(exc, ToolkitError) else repr(exc)
                         rec = StageRecord("failed", fp, None, detail, started, finished)
+                        # A missing tool or credential stops a stage before it acts: it
+                        # created nothing, so the record does not bind the deployment's mode.
+                        rec.created_nothing = isinstance(exc, MissingDependency)
                         self.state.record(spec.name, rec)
                         failures.append(f"{spec.name}: {detail}")
                         self.on_event(StageEvent(spec.name, "failed", finished - started, detail))
@@ -212,6 +215,11 @@ class Runner:
                 continue
             rec = self.state.stages.get(spec.name)
             if rec is None:
+                continue
+            if rec.created_nothing:
+                # It stopped before acting: nothing to remove, only the record to drop.
+                self.state.forget(spec.name)
+                removed.append(spec.name)
                 continue
             upstream = {n: out for n in spec.needs if (out := self.recorded(n)) is not None}
             ctx = self.make_context(upstream)

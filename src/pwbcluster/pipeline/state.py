@@ -29,6 +29,8 @@ class StageRecord:
     error: str | None = None
     started: float = 0.0
     finished: float = 0.0
+    # Failed before it acted (a missing tool or credential): nothing exists because of it.
+    created_nothing: bool = False
 
     @property
     def seconds(self) -> float:
@@ -53,7 +55,12 @@ class State:
                 f"{path}: unreadable state file ({exc}); move it aside to start over"
             ) from exc
         stored_mode = raw.get("mode", mode)
-        if stored_mode != mode and raw.get("stages"):
+        records = raw.get("stages", {})
+        if stored_mode != mode and all(r.get("created_nothing") for r in records.values()):
+            # Only stages that stopped before acting: nothing of that mode exists, so the
+            # other mode may start afresh (the old records mean nothing to it).
+            return cls(path=path, mode=mode)
+        if stored_mode != mode and records:
             flag = " --sandbox" if stored_mode == "sandbox" else ""
             raise StageError(
                 f"{path} records a {stored_mode} deployment; this run is {mode}. "
