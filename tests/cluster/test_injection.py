@@ -17,6 +17,7 @@ from pwbcluster.config.model import model_of
 from pwbcluster.render_guard import UnsafeValueError
 from pwbcluster.stages.cluster.bundle import format_env, node_env
 from pwbcluster.stages.cluster.workbench import render_workbench, settings_from
+from pwbcluster.stages.image.envfile import render_env
 
 from .fixtures import PREFIX, upstream
 
@@ -125,3 +126,22 @@ def test_node_env_writer_and_reader_agree_on_the_keys(data: dict[str, Any]) -> N
         f"allowed but never written: {sorted(set(allowed) - set(written))}"
     )
     assert not {"PATH", "LD_PRELOAD", "BASH_ENV", "IFS"} & set(allowed)
+
+
+@pytest.mark.parametrize(
+    "env, key",
+    [
+        ({"R_VERSIONS": "4.4.1\nWORKBENCH_URL_BASE=https://evil.example"}, "R_VERSIONS"),
+        ({"R_VERSIONS": "4.4.1\r"}, "R_VERSIONS"),
+        ({"PATH=/tmp/x\nR": "1"}, "key"),
+        ({"": "1"}, "key"),
+    ],
+)
+def test_image_env_renderer_refuses_injection(env: dict[str, str], key: str) -> None:
+    with pytest.raises(UnsafeValueError, match=rf"image\.env: {key}"):
+        render_env(env)
+
+
+def test_image_env_renderer_keeps_equals_in_a_value() -> None:
+    # install-image.sh splits at the first '=': a URL query stays one value.
+    assert render_env({"R_URL_BASE": "https://x/?a=b"}).endswith("R_URL_BASE=https://x/?a=b\n")
