@@ -29,8 +29,36 @@ aws_cli() {
   aws --cli-connect-timeout "${AWS_CONNECT_TIMEOUT}" --cli-read-timeout "${AWS_READ_TIMEOUT}" "$@"
 }
 
+# The only keys node.env may set (src/pwbcluster/stages/cluster/bundle.py writes exactly
+# these; a test compares the two). Anything else (PATH, LD_PRELOAD, BASH_ENV, IFS...)
+# would change how every later command of a root script runs, so it is refused.
+NODE_ENV_KEYS=(
+  DEPLOYMENT REGION CLUSTER_NAME
+  WORKBENCH_SHARED_DIR WORKBENCH_PORT WORKBENCH_HOSTNAME WORKBENCH_CA
+  LB_SCHEME LB_PORT
+  DB_HOST DB_PORT DB_NAME DB_USERNAME DB_PASSWORD_SECRET_ARN
+  DB_MASTER_USERNAME DB_MASTER_PASSWORD_SECRET_ARN
+  AUDIT_DB_HOST AUDIT_DB_PORT AUDIT_DB_NAME AUDIT_DB_USERNAME AUDIT_DB_PASSWORD_SECRET_ARN
+  AUDIT_DB_MASTER_USERNAME AUDIT_DB_MASTER_PASSWORD_SECRET_ARN
+  COOKIE_KEY_SECRET_ARN LICENSE_KIND LICENSE_SECRET_ARN LICENSE_SERVER
+  LDAP_TLS LDAP_CA_PATH
+  HA_CONTROLLERS HA_SHARED_DIR SLURMCTLD_TIMEOUT
+  CONTAINER_SESSIONS CONTAINER_IMAGES CONTAINER_TAG_VERSION
+)
+
+# node_env_key_allowed KEY: succeed when KEY is in NODE_ENV_KEYS.
+node_env_key_allowed() {
+  local key="$1" allowed
+  for allowed in "${NODE_ENV_KEYS[@]}"; do
+    [[ "${key}" == "${allowed}" ]] && return 0
+  done
+  return 1
+}
+
 # load_env FILE: export each KEY=value line of FILE. Values are taken literally (no
-# quotes, no expansion, nothing executed); comments and blank lines are skipped.
+# quotes, no expansion, nothing executed); comments and blank lines are skipped. Only
+# keys of NODE_ENV_KEYS are accepted, and a value with a carriage return or other
+# control character is refused (a line break already ends the line).
 load_env() {
   local file="$1" line key value
   [[ -r "${file}" ]] || die "settings file ${file} is missing or unreadable"
@@ -39,6 +67,8 @@ load_env() {
     [[ "${line}" =~ ^([A-Z][A-Z0-9_]*)=(.*)$ ]] || die "bad line in ${file}: ${line%%=*}"
     key="${BASH_REMATCH[1]}"
     value="${BASH_REMATCH[2]}"
+    node_env_key_allowed "${key}" || die "${file}: key ${key} is not an allowed node setting"
+    [[ "${value}" =~ [[:cntrl:]] ]] && die "${file}: ${key} has a control character in its value"
     printf -v "${key}" '%s' "${value}"
     export "${key?}"
   done <"${file}"

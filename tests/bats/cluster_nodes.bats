@@ -362,3 +362,35 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
   [ "$(stub_calls systemd-run | grep -c 'apptainer build')" = 2 ]
   [ -z "$(stub_calls apptainer)" ]
 }
+
+@test "node.env: a key outside the allow-list (LD_PRELOAD, PATH) is refused before it is exported" {
+  local key
+  for key in LD_PRELOAD PATH BASH_ENV; do
+    cp "${NODE_ENV}" "${T}/node.env.orig"
+    printf '%s=/tmp/evil\n' "${key}" >>"${NODE_ENV}"
+    run_head
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"key ${key} is not an allowed node setting"* ]]
+    [ ! -e "${T}/shared/etc/rstudio/rserver.conf" ]
+    cp "${T}/node.env.orig" "${NODE_ENV}"
+  done
+}
+
+@test "node.env: a value with a control character is refused" {
+  printf 'DEPLOYMENT=ex\rample\n' >>"${NODE_ENV}"
+  run_head
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"DEPLOYMENT has a control character"* ]]
+}
+
+@test "load_env accepts every allow-listed key and exports it literally" {
+  # shellcheck source=/dev/null
+  source "${REPO_ROOT}/cluster/lib/common.sh"
+  printf 'REGION=eu-west-1\nCONTAINER_IMAGES=jammy noble\n' >"${T}/ok.env"
+  load_env "${T}/ok.env"
+  [ "${REGION}" = "eu-west-1" ]
+  [ "${CONTAINER_IMAGES}" = "jammy noble" ]
+  node_env_key_allowed LICENSE_SECRET_ARN
+  run node_env_key_allowed LD_PRELOAD
+  [ "$status" -eq 1 ]
+}

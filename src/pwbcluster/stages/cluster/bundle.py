@@ -27,6 +27,7 @@ from pwbcluster.config.model import Deployment, WorkbenchModel, coerce
 from pwbcluster.contracts import DatabaseEndpoint, NetworkOutputs, ServicesOutputs
 from pwbcluster.errors import ToolkitError
 from pwbcluster.files_manifest import manifest_files
+from pwbcluster.render_guard import check_value
 from pwbcluster.stages.cluster.render import (
     LDAP_CA_PATH,
     WORKBENCH_SHARED_DIR,
@@ -127,6 +128,7 @@ def format_env(env: dict[str, str]) -> str:
     for key, value in env.items():
         if not _KEY.match(key):
             raise ToolkitError(f"node.env: bad key {key!r}")
+        check_value("node.env", key, value)
         if not _SAFE_VALUE.match(value):
             raise ToolkitError(f"node.env: {key} has characters node scripts do not accept")
         lines.append(f"{key}={value}")

@@ -26,6 +26,7 @@ from pwbcluster.contracts import (
 )
 from pwbcluster.errors import ToolkitError
 from pwbcluster.files import deep_merge
+from pwbcluster.render_guard import GROUP_NAME, check_value
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,32 @@ def script_uri(network: NetworkOutputs, scripts_prefix: str, key: str) -> str:
 def node_env_uri(network: NetworkOutputs, scripts_prefix: str) -> str:
     """Non-secret node settings (secret ARNs, endpoints, versions) the node scripts read."""
     return f"s3://{network.bucket_name}/{s3_key(scripts_prefix, 'cluster/node.env')}"
+
+
+def group_container_dn(services: ServicesOutputs) -> str:
+    """Where pwb-users creates its groups (users.run.target_for's container: a test keeps
+    them equal): AWS Managed AD's delegated OU, else Samba's/AD's CN=Users."""
+    base = ",".join(f"DC={p}" for p in services.domain_name.split("."))
+    if services.directory_type == "MicrosoftAD":
+        netbios = services.domain_name.split(".")[0].upper()
+        return f"OU=Users,OU={netbios},{base}"
+    return f"CN=Users,{base}"
+
+
+def ldap_access_filter(services: ServicesOutputs, *groups: str) -> str:
+    """An LDAP filter admitting members of ``groups`` (names checked: no filter or DN syntax)."""
+    container = group_container_dn(services)
+    terms = []
+    for name in groups:
+        check_value(
+            "DirectoryService.LdapAccessFilter",
+            "group",
+            name,
+            allow_empty=False,
+            pattern=GROUP_NAME,
+        )
+        terms.append(f"(memberOf=CN={name},{container})")
+    return f"(|{''.join(terms)})"
 
 
 def render_cluster_config(
@@ -263,6 +290,11 @@ def render_cluster_config(
         "PasswordSecretArn": services.bind_password_secret_arn,
         "DomainReadOnlyUser": services.bind_user_dn,
         "GenerateSshKeysForUsers": True,
+        # Only Workbench's users and admins log in (sssd's ldap_access_filter); the bind
+        # user and any other directory account are refused by every node.
+        "LdapAccessFilter": ldap_access_filter(
+            services, cluster.workbench.user_group, cluster.workbench.admin_group
+        ),
     }
     if services.ldap_tls:
         directory["LdapTlsCaCert"] = LDAP_CA_PATH

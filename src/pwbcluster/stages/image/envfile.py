@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pwbcluster.config.model import ImageModel, coerce
+from pwbcluster.render_guard import check_value
 
 # Where each vendor publishes what the scripts download (the scripts add the
 # version-specific path below these).
@@ -103,7 +104,13 @@ def unverified_downloads(image: ImageModel | Mapping[str, Any]) -> list[str]:
     return out
 
 
+_ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
 def render_env(env: dict[str, str]) -> str:
+    """``KEY=VALUE`` lines; a key or value that would add a line or a setting is refused."""
     lines = ["# Written by pwbcluster's image stage; read by image/install-image.sh."]
-    lines += [f"{key}={value}" for key, value in sorted(env.items())]
+    for key, value in sorted(env.items()):
+        check_value(ENV_FILE, "key", key, allow_empty=False, allow_equals=False, pattern=_ENV_KEY)
+        lines.append(f"{key}={check_value(ENV_FILE, key, value)}")
     return "\n".join(lines) + "\n"

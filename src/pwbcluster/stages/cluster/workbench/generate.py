@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from pwbcluster import files
+from pwbcluster.render_guard import GROUP_NAME, check_value, check_values
 from pwbcluster.stages.cluster.workbench.settings import WorkbenchSettings
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,28 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def guard_settings(settings: WorkbenchSettings, deployment: str) -> None:
+    """Refuse a value that would add or change a setting in a rendered file.
+
+    Every string the templates can reach is single-line; the group names (written into
+    comma-separated ``key=value`` options) must be non-empty group names.
+    """
+    where = "Workbench configuration"
+    check_value(where, "deployment", deployment)
+    for key in ("admin_group", "user_group"):
+        check_value(
+            where,
+            f"cluster.workbench.{key}",
+            getattr(settings, key),
+            allow_empty=False,
+            allow_equals=False,
+            pattern=GROUP_NAME,
+        )
+    check_values(where, settings)
+
+
 def render_workbench(settings: WorkbenchSettings, deployment: str) -> dict[str, RenderedFile]:
+    guard_settings(settings, deployment)
     env = _environment()
     header = HEADER.format(name=deployment)
     files: dict[str, RenderedFile] = {}
