@@ -79,3 +79,15 @@ def test_a_malformed_list_is_refused(tmp_path: Path) -> None:
     path.write_text("inherent: []\n")
     with pytest.raises(ToolkitError, match="non-empty list"):
         load_inherent(path)
+
+
+def test_the_tls_variant_is_a_valid_deployment_with_its_own_name_certificate_and_cidr() -> None:
+    from pwbcluster.config import load_config
+
+    config = load_config(ROOT / "security" / "tls-hostname.yaml")
+    workbench = config.data["cluster"]["workbench"]
+    assert config.data["deployment"]["name"] == "example-tls"
+    assert workbench["hostname"] and workbench["tls_certificate_arn"].startswith("arn:aws:acm:")
+    assert config.data["cluster"]["login_nodes"]["allowed_cidr"] == "203.0.113.0/24"
+    noxfile = (ROOT / "noxfile.py").read_text()
+    assert '"security/tls-hostname.yaml": "build/example-tls/cloudformation"' in noxfile
