@@ -1,4 +1,4 @@
-"""nox sessions: `nox -l` lists them; `nox -s lint typecheck tests bats` is what CI runs.
+"""nox sessions: `nox -l` lists them; `nox -s lint typecheck tests bats security` is what CI runs.
 
 Dependencies come from pyproject.toml's dependency groups; extra arguments after `--`
 reach the tool (for example `nox -s tests -- -k config -x`).
@@ -12,7 +12,7 @@ import shutil
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests", "bats"]
+nox.options.sessions = ["lint", "typecheck", "tests", "bats", "security"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
@@ -81,3 +81,26 @@ def bats(session: nox.Session) -> None:
     if not files:
         session.error("no bats tests found under tests/bats/")
     session.run("bats", "--print-output-on-failure", *files, *session.posargs, external=True)
+
+
+# The deployments whose synthesised CloudFormation the security session scans.
+SECURITY_DEPLOYMENTS = {
+    "config/example.yaml": "build/example/cloudformation",
+    "security/tls-hostname.yaml": "build/example-tls/cloudformation",
+}
+
+
+@nox.session
+def security(session: nox.Session) -> None:
+    """checkov on the planned CloudFormation: fails on a finding the project controls."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "security"))
+    for deployment in SECURITY_DEPLOYMENTS:
+        session.run("invoke", "plan", "--config", deployment)
+    session.run(
+        "python",
+        "-m",
+        "pwbcluster.pcluster.findings",
+        "--inherent",
+        "security/checkov-inherent.yaml",
+        *SECURITY_DEPLOYMENTS.values(),
+    )

@@ -99,11 +99,12 @@ TABLE: dict[str, tuple[str, str, dict[str, str], str, str]] = {
         "0.33",
         "GB-Mo",
     ),
-    "fsx:lustre:SCRATCH_2": (
+    # /home's default, PERSISTENT_2 at 125 MB/s/TiB (a stub price, not AWS's).
+    "fsx:lustre:PERSISTENT_2:125": (
         "AmazonFSx",
         "Storage",
-        {"fileSystemType": "Lustre", "deploymentOption": "Scratch_2"},
-        "0.154",
+        {"fileSystemType": "Lustre", "storageType": "SSD", "throughputCapacity": "125"},
+        "0.159",
         "GB-Mo",
     ),
 }
@@ -145,8 +146,8 @@ def test_each_resource_is_priced_per_hour_and_per_month(online: dict[str, Any]) 
     assert head["monthly_idle_usd"] == head["monthly_max_usd"] == 133.15  # 0.1824 * 730
     login = line(online, "login nodes")
     assert login["quantity_idle"] == 2 and login["monthly_idle_usd"] == 266.30
-    # Storage is priced per GB-month: FSx 1200 GB at 0.154; the head node's 100 GB gp3.
-    assert line(online, "/home FSx Lustre")["monthly_idle_usd"] == 184.80
+    # Storage is priced per GB-month: FSx 1200 GB at 0.159; the head node's 100 GB gp3.
+    assert line(online, "/home FSx Lustre")["monthly_idle_usd"] == 190.80
     assert line(online, "head node root disk")["monthly_idle_usd"] == 8.80
     assert line(online, "head node root disk")["hourly_idle_usd"] == round(8.8 / 730, 4)
     # The directory is two domain controllers; Secrets Manager is per secret-month.

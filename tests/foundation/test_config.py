@@ -58,7 +58,7 @@ def test_example_is_valid_and_carries_the_seed_defaults(project: Path) -> None:
     assert data["cluster"]["storage"]["home"] == {
         "type": "FsxLustre",
         "capacity_gb": 1200,
-        "deployment_type": "SCRATCH_2",
+        "deployment_type": "PERSISTENT_2",
     }
     assert data["image"]["r"]["default"] in data["image"]["r"]["versions"]
     assert len(data["image"]["r"]["versions"]) >= 4

@@ -141,7 +141,10 @@ def test_the_sandbox_and_plan_say_what_they_assume_without_allowed_cidr(project:
 
     config = load_config(project / "config" / "example.yaml")
     notes = "\n".join(make_plan(config, steps=[("render", render_step)]).notes)
-    assert "allowed_cidr is not set: ssh and Workbench are rendered open to 0.0.0.0/0" in notes
+    assert (
+        "allowed_cidr is not set: ssh and Workbench are rendered open to the VPC only (10.0.0.0/16)"
+        in notes
+    )
     world = project / "config" / "world.yaml"
     world.write_text(
         (project / "config" / "example.yaml").read_text().replace("name: example", "name: world")

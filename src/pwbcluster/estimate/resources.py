@@ -42,6 +42,8 @@ NOT_INCLUDED = (
     "CloudWatch logs, metrics and dashboards created by ParallelCluster",
     "DynamoDB tables of ParallelCluster (on-demand, per request)",
     "RDS backups beyond the free allowance of the allocated size",
+    "FSx for Lustre automatic backups of /home (per GB-month stored, incremental after "
+    "the first full copy of the data)",
     "the image build (about an hour of one build instance, once per image)",
     "taxes, support plans, savings plans and reserved-instance discounts",
 )

@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pwbcluster.config.model import Deployment, WorkbenchModel, build, coerce, thaw
+from pwbcluster.config.model import (
+    Deployment,
+    HomeStorageModel,
+    WorkbenchModel,
+    build,
+    coerce,
+    thaw,
+)
 from pwbcluster.contracts import (
     ImageOutputs,
     NetworkOutputs,
@@ -31,6 +38,12 @@ from pwbcluster.render_guard import GROUP_NAME, check_value
 log = logging.getLogger(__name__)
 
 WORLD = "0.0.0.0/0"
+# /home on a persistent FSx for Lustre file system: the current generation (PERSISTENT_2),
+# its lowest throughput tier, and FSx's own daily backups kept a week (pcluster 3.16.1
+# FsxBackupOptionsValidator allows backups on PERSISTENT_* only).
+FSX_PERSISTENT_THROUGHPUT = {"PERSISTENT_1": 50, "PERSISTENT_2": 125}
+FSX_BACKUP_RETENTION_DAYS = 7
+FSX_BACKUP_START = "03:00"
 LB_PORTS_TAG = "pwbcluster:login-lb-ports"
 LB_CERTIFICATE_TAG = "pwbcluster:login-lb-certificate"
 # The Workbench target group's health check: HTTP GET on Workbench's own health endpoint
@@ -162,9 +175,14 @@ def render_cluster_config(
     head_node: dict[str, Any] = {
         "InstanceType": head.instance_type,
         "Networking": {"SubnetId": network.private_subnet_ids[0], "AdditionalSecurityGroups": sgs},
-        "Ssh": {"KeyName": services.key_pair_name},
+        # The head sits in a private subnet: ssh reaches it from inside the VPC only (the
+        # login nodes, the jump host), never from ParallelCluster's default 0.0.0.0/0.
+        "Ssh": {"KeyName": services.key_pair_name, "AllowedIps": network.vpc_cidr},
         "LocalStorage": {"RootVolume": {"Size": head.root_volume_gb, "Encrypted": True}},
         "SharedStorageType": "Efs",
+        # ParallelCluster's internal EFS (/opt/slurm, /opt/parallelcluster/init_shared) is
+        # unencrypted at rest unless asked.
+        "SharedStorageEfsSettings": {"Encrypted": True},
         "Iam": {"AdditionalIamPolicies": [{"Policy": services.head_node_policy_arn}]},
         "CustomActions": {**custom_actions, "OnNodeConfigured": action("head")},
         "Imds": {"Secured": True},
@@ -226,7 +244,8 @@ def render_cluster_config(
             "AdditionalSecurityGroups": sgs,
         },
         # No KeyName: pcluster 3.15+ rejects it for login pools (they use the head node's).
-        "Ssh": {"AllowedIps": login.allowed_cidr or WORLD},
+        # Unset (a plan, the sandbox; a real `up` refuses) means the VPC only, never the world.
+        "Ssh": {"AllowedIps": login.allowed_cidr or network.vpc_cidr},
         "Iam": {"AdditionalIamPolicies": [{"Policy": services.login_node_policy_arn}]},
         "CustomActions": {**custom_actions, "OnNodeConfigured": action("login")},
         "GracetimePeriod": 10,
@@ -237,7 +256,8 @@ def render_cluster_config(
     if login.allowed_cidr is None:
         warnings.append(
             "cluster.login_nodes.allowed_cidr is not set: ssh and Workbench are rendered open "
-            f"to {WORLD}; a real `invoke up` refuses until your deployment file sets it"
+            f"to the VPC only ({network.vpc_cidr}); a real `invoke up` refuses until your "
+            "deployment file sets it"
         )
     elif login.allowed_cidr == WORLD:
         warnings.append(
@@ -250,38 +270,26 @@ def render_cluster_config(
         "allowed_cidr",
     )
 
-    home = cluster.storage.home
-    if home.type == "FsxLustre":
-        home_storage: dict[str, Any] = {
-            "MountDir": "/home",
-            "Name": "home",
-            "StorageType": "FsxLustre",
-            "FsxLustreSettings": {
-                "StorageCapacity": home.capacity_gb,
-                "DeploymentType": home.deployment_type,
-            },
-        }
-        if (home.deployment_type or "").startswith("PERSISTENT"):
-            home_storage["FsxLustreSettings"]["PerUnitStorageThroughput"] = 125
-        smap[("SharedStorage", 0, "FsxLustreSettings", "StorageCapacity")] = (
-            "cluster",
-            "storage",
-            "home",
-            "capacity_gb",
-        )
-    else:
-        home_storage = {
-            "MountDir": "/home",
-            "Name": "home",
-            "StorageType": "Efs",
-            "EfsSettings": {"Encrypted": True, "ThroughputMode": "bursting"},
-        }
+    # What a scratch or EFS /home loses is the named check home_durable's to say.
+    home_storage = _home_storage(cluster.storage.home)
+    smap[("SharedStorage", 0, "FsxLustreSettings", "StorageCapacity")] = (
+        "cluster",
+        "storage",
+        "home",
+        "capacity_gb",
+    )
+    smap[("SharedStorage", 0, "FsxLustreSettings", "DeploymentType")] = (
+        "cluster",
+        "storage",
+        "home",
+        "deployment_type",
+    )
     smap[("SharedStorage", 0)] = ("cluster", "storage", "home")
     shared = {
         "MountDir": WORKBENCH_SHARED_DIR,
         "Name": "workbench",
         "StorageType": "Efs",
-        "EfsSettings": {"Encrypted": True, "ThroughputMode": "bursting"},
+        "EfsSettings": dict(EFS_SETTINGS),
     }
 
     directory: dict[str, Any] = {
@@ -338,6 +346,39 @@ def render_cluster_config(
         placeholders=sorted(set(placeholders)),
         warnings=warnings,
     )
+
+
+# Every EFS the cluster creates: encrypted at rest and mounted over TLS (efs-utils' tls
+# option, which ParallelCluster's cookbook sets from EncryptionInTransit).
+EFS_SETTINGS: dict[str, Any] = {
+    "Encrypted": True,
+    "EncryptionInTransit": True,
+    "ThroughputMode": "bursting",
+}
+
+
+def _home_storage(home: HomeStorageModel) -> dict[str, Any]:
+    """/home's SharedStorage entry: persistent FSx types get FSx's automatic backups."""
+    if home.type != "FsxLustre":
+        return {
+            "MountDir": "/home",
+            "Name": "home",
+            "StorageType": "Efs",
+            "EfsSettings": dict(EFS_SETTINGS),
+        }
+    dtype = home.deployment_type
+    settings: dict[str, Any] = {"StorageCapacity": home.capacity_gb, "DeploymentType": dtype}
+    if dtype in FSX_PERSISTENT_THROUGHPUT:
+        settings["PerUnitStorageThroughput"] = FSX_PERSISTENT_THROUGHPUT[dtype]
+        settings["AutomaticBackupRetentionDays"] = FSX_BACKUP_RETENTION_DAYS
+        settings["DailyAutomaticBackupStartTime"] = FSX_BACKUP_START
+        settings["CopyTagsToBackups"] = True
+    return {
+        "MountDir": "/home",
+        "Name": "home",
+        "StorageType": "FsxLustre",
+        "FsxLustreSettings": settings,
+    }
 
 
 def _strings(node: Any) -> list[str]:
