@@ -79,6 +79,7 @@ run_component() {
       argv=(install-jupyter.sh --python "${ENV[PYTHON_DEFAULT]}"
         --jupyterlab-version "${ENV[JUPYTERLAB_VERSION]}"
         --extension-version "${ENV[PWB_JUPYTERLAB_VERSION]}"
+        --requirements "${HERE}/requirements-jupyter.txt"
         --index-url "$(env_or_empty PYPI_INDEX_URL)") ;;
     quarto)
       argv=(install-quarto.sh --version "${ENV[QUARTO_VERSION]}"
