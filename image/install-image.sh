@@ -70,11 +70,11 @@ run_component() {
       argv=(install-rds-ca.sh --url "${ENV[RDS_CA_URL]}" --sha256 "$(env_or_empty RDS_CA_SHA256)") ;;
     r)
       argv=(install-r.sh --versions "${ENV[R_VERSIONS]}" --default "${ENV[R_DEFAULT]}"
-        --os "${ENV[POSIT_OS]}" --url-base "${ENV[R_URL_BASE]}") ;;
+        --os "${ENV[POSIT_OS]}" --url-base "${ENV[R_URL_BASE]}" --sha256 "$(env_or_empty R_SHA256)") ;;
     python)
       argv=(install-python.sh --versions "${ENV[PYTHON_VERSIONS]}"
         --default "${ENV[PYTHON_DEFAULT]}" --os "${ENV[POSIT_OS]}"
-        --url-base "${ENV[PYTHON_URL_BASE]}") ;;
+        --url-base "${ENV[PYTHON_URL_BASE]}" --sha256 "$(env_or_empty PYTHON_SHA256)") ;;
     jupyter)
       argv=(install-jupyter.sh --python "${ENV[PYTHON_DEFAULT]}"
         --jupyterlab-version "${ENV[JUPYTERLAB_VERSION]}"

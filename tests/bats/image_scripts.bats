@@ -93,6 +93,42 @@ setup() {
   [ "$(calls_count curl)" -eq 0 ]
 }
 
+# posit_sha URL: the SHA-256 of what the fake curl serves for URL (no file in $FAKE_WWW).
+posit_sha() { printf 'fake package from %s\n' "$1" | sha256sum | awk '{ print $1 }'; }
+
+@test "r: a pinned package is checked before apt sees it; an unpinned one warns by name" {
+  local base="https://cdn.posit.co/r/ubuntu-2204/pkgs"
+  run bash "${IMAGE_DIR}/install-r.sh" --versions "4.6.1 4.5.3" --default 4.5.3 --os ubuntu-2204 \
+    --sha256 "4.5.3=$(posit_sha "${base}/r-4.5.3_1_amd64.deb")"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"checksum ok: r-4.5.3_1_amd64.deb"* ]]
+  [[ "$output" == *"[install-r] WARNING: R 4.6.1 (${base}/r-4.6.1_1_amd64.deb) is not pinned (image.r.sha256): Posit publishes no checksum; trusted on TLS alone"* ]]
+  [[ "$output" != *"R 4.5.3 ("*"is not pinned"* ]]
+  [ -x "${PWB_ROOT}/opt/R/4.5.3/bin/R" ]
+}
+
+@test "r: a package that does not match its pin is not installed" {
+  run bash "${IMAGE_DIR}/install-r.sh" --versions "4.5.3" --default 4.5.3 --os ubuntu-2204 \
+    --sha256 "4.5.3=$(printf '0%.0s' {1..64})"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"[install-r] ERROR: checksum mismatch for r-4.5.3_1_amd64.deb: expected 0000"* ]]
+  [ "$(calls_count apt-get)" -eq 0 ]
+  [ ! -e "${PWB_ROOT}/opt/R/4.5.3" ]
+}
+
+@test "python: a malformed pin fails before any download" {
+  run bash "${IMAGE_DIR}/install-python.sh" --versions "3.12.11" --default 3.12.11 --os ubuntu-2204 \
+    --sha256 "3.12.11=abc"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"[install-python] ERROR: bad checksum pin '3.12.11=abc': expected VERSION=SHA256"* ]]
+  [ "$(calls_count curl)" -eq 0 ]
+  local url="https://cdn.posit.co/python/ubuntu-2204/pkgs/python-3.12.11_1_amd64.deb"
+  run bash "${IMAGE_DIR}/install-python.sh" --versions "3.12.11" --default 3.12.11 --os ubuntu-2204 \
+    --sha256 "3.12.11=$(posit_sha "${url}")"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"checksum ok: python-3.12.11_1_amd64.deb"* ]]
+}
+
 @test "r: a version Posit does not publish fails with the URL" {
   touch "${FAKE_WWW}/.strict"
   run bash "${IMAGE_DIR}/install-r.sh" --versions "4.9.9" --default 4.9.9 --os ubuntu-2204
