@@ -18,7 +18,10 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from pwbcluster.config import checks as _checks
-from pwbcluster.config import checks_platform  # noqa: F401  (importing registers its checks)
+from pwbcluster.config import (
+    checks_platform,  # noqa: F401  (importing registers its checks)
+    checks_supply,  # noqa: F401  (importing registers its checks)
+)
 from pwbcluster.config.model import Deployment, model_of
 from pwbcluster.config.problems import Level, Origin, Path, Problem, format_path
 from pwbcluster.config.schema import validate
