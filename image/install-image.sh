@@ -83,7 +83,7 @@ run_component() {
         --index-url "$(env_or_empty PYPI_INDEX_URL)") ;;
     quarto)
       argv=(install-quarto.sh --version "${ENV[QUARTO_VERSION]}"
-        --url-base "${ENV[QUARTO_URL_BASE]}") ;;
+        --url-base "${ENV[QUARTO_URL_BASE]}" --sha256 "$(env_or_empty QUARTO_SHA256)") ;;
     apptainer)
       argv=(install-apptainer.sh --version "${ENV[APPTAINER_VERSION]}"
         --url-base "${ENV[APPTAINER_URL_BASE]}" --sha256 "$(env_or_empty APPTAINER_SHA256)") ;;

@@ -343,6 +343,19 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
   [ "$(tree_snapshot)" = "${before}" ]
 }
 
+@test "quarto: a pin must agree with the published checksum (a release replaced whole is caught)" {
+  make_quarto_release 1.10.20
+  local published
+  published="$(awk '{ print $1 }' "${FAKE_WWW}/quarto-1.10.20-checksums.txt")"
+  run bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20 --sha256 "$(printf '0%.0s' {1..64})"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"pinned SHA-256 for quarto-1.10.20-linux-amd64.tar.gz (0000"*") differs from the vendor's published ${published}"* ]]
+  [ ! -e "${PWB_ROOT}/opt/quarto/1.10.20" ]
+  run bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20 --sha256 "${published}"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"checksum ok: quarto-1.10.20-linux-amd64.tar.gz"* ]]
+}
+
 @test "quarto: a tampered tarball is refused" {
   make_quarto_release 1.10.20
   echo tampered >>"${FAKE_WWW}/quarto-1.10.20-linux-amd64.tar.gz"

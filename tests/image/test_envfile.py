@@ -33,6 +33,7 @@ def test_shipped_config_pins_nvidia_key_and_jupyter(config: Config) -> None:
     )
     # Unset optional pins are left out, so the scripts see them as unset.
     assert "APPTAINER_SHA256" not in env and "CUDA_KEYRING_SHA256" not in env
+    assert "QUARTO_SHA256" not in env
 
 
 def test_workbench_checksum_for_the_image_os_reaches_the_env_file(project: Path) -> None:
@@ -59,7 +60,9 @@ def test_optional_pins_pass_through(config: Config) -> None:
     image: dict[str, Any] = copy.deepcopy(config.data["image"])
     image["apptainer"]["sha256"] = "CD" * 32
     image["gpu"]["keyring_sha256"] = "ef" * 32
+    image["quarto"]["sha256"] = "0A" * 32
     env = image_env(image)
+    assert env["QUARTO_SHA256"] == "0a" * 32
     assert env["APPTAINER_SHA256"] == "cd" * 32
     assert env["CUDA_KEYRING_SHA256"] == "ef" * 32
 

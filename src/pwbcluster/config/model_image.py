@@ -47,6 +47,7 @@ class JupyterModel:
 @dataclass(frozen=True)
 class QuartoModel:
     version: str
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)

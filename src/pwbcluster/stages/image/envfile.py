@@ -74,6 +74,7 @@ def _checksums(image: ImageModel) -> dict[str, str]:
     values = {
         "WORKBENCH_SHA256": image.workbench.sha256.for_os(image.os),
         "APPTAINER_SHA256": image.apptainer.sha256,
+        "QUARTO_SHA256": image.quarto.sha256,
         "CUDA_KEYRING_SHA256": image.gpu.keyring_sha256,
         "CUDA_REPO_KEY_FINGERPRINT": image.gpu.repo_key_fingerprint,
         "RDS_CA_SHA256": image.rds_ca.sha256,
