@@ -99,17 +99,38 @@ posit_deb_url() {
   printf '%s/%s/pkgs/%s-%s_1_amd64.deb' "$1" "$2" "$3" "$4"
 }
 
-# install_posit_build LABEL PACKAGE VERSION OS BASE BINARY: install one of Posit's .deb builds
-# unless BINARY (a path under PWB_ROOT) is already there; it must be there afterwards.
+# pin_for VERSION PINS: the SHA-256 that PINS ("4.5.3=HEX 4.4.3=HEX") gives VERSION, or nothing.
+# A malformed entry is an error, not a silently unpinned version.
+pin_for() {
+  local version="$1" entry
+  for entry in $2; do
+    [[ "${entry}" =~ ^[0-9]+\.[0-9]+\.[0-9]+=[0-9a-f]{64}$ ]] ||
+      die "bad checksum pin '${entry}': expected VERSION=SHA256 (64 lower-case hex digits)"
+    [[ "${entry%%=*}" == "${version}" ]] && { printf '%s' "${entry#*=}"; return 0; }
+  done
+  return 0
+}
+
+# install_posit_build LABEL PACKAGE VERSION OS BASE BINARY [SHA256]: install one of Posit's
+# .deb builds unless BINARY (a path under PWB_ROOT) is already there; it must be there
+# afterwards. Posit publishes no checksums for these builds: with SHA256 (the config's pin)
+# the package must match it before apt sees it; without, the build warns, naming the file.
 install_posit_build() {
-  local label="$1" package="$2" version="$3" os="$4" base="$5" binary="$6" deb
+  local label="$1" package="$2" version="$3" os="$4" base="$5" binary="$6" sha256="${7:-}"
+  local deb url
   if [[ -x "${PWB_ROOT}${binary}" ]]; then
     log "${label} ${version} already installed"
     return 0
   fi
   [[ -n "${PWB_WORKDIR:-}" ]] || make_workdir
   deb="${PWB_WORKDIR}/${package}-${version}_1_amd64.deb"
-  fetch "$(posit_deb_url "${base}" "${os}" "${package}" "${version}")" "${deb}"
+  url="$(posit_deb_url "${base}" "${os}" "${package}" "${version}")"
+  fetch "${url}" "${deb}"
+  if [[ -n "${sha256}" ]]; then
+    verify_sha256 "${deb}" "${sha256}"
+  else
+    warn "${label} ${version} (${url}) is not pinned (image.${package}.sha256): Posit publishes no checksum; trusted on TLS alone"
+  fi
   apt_install "${deb}"
   [[ -x "${PWB_ROOT}${binary}" ]] ||
     die "${label} ${version} installed but ${PWB_ROOT}${binary} is missing"

@@ -70,19 +70,20 @@ run_component() {
       argv=(install-rds-ca.sh --url "${ENV[RDS_CA_URL]}" --sha256 "$(env_or_empty RDS_CA_SHA256)") ;;
     r)
       argv=(install-r.sh --versions "${ENV[R_VERSIONS]}" --default "${ENV[R_DEFAULT]}"
-        --os "${ENV[POSIT_OS]}" --url-base "${ENV[R_URL_BASE]}") ;;
+        --os "${ENV[POSIT_OS]}" --url-base "${ENV[R_URL_BASE]}" --sha256 "$(env_or_empty R_SHA256)") ;;
     python)
       argv=(install-python.sh --versions "${ENV[PYTHON_VERSIONS]}"
         --default "${ENV[PYTHON_DEFAULT]}" --os "${ENV[POSIT_OS]}"
-        --url-base "${ENV[PYTHON_URL_BASE]}") ;;
+        --url-base "${ENV[PYTHON_URL_BASE]}" --sha256 "$(env_or_empty PYTHON_SHA256)") ;;
     jupyter)
       argv=(install-jupyter.sh --python "${ENV[PYTHON_DEFAULT]}"
         --jupyterlab-version "${ENV[JUPYTERLAB_VERSION]}"
         --extension-version "${ENV[PWB_JUPYTERLAB_VERSION]}"
+        --requirements "${HERE}/requirements-jupyter.txt"
         --index-url "$(env_or_empty PYPI_INDEX_URL)") ;;
     quarto)
       argv=(install-quarto.sh --version "${ENV[QUARTO_VERSION]}"
-        --url-base "${ENV[QUARTO_URL_BASE]}") ;;
+        --url-base "${ENV[QUARTO_URL_BASE]}" --sha256 "$(env_or_empty QUARTO_SHA256)") ;;
     apptainer)
       argv=(install-apptainer.sh --version "${ENV[APPTAINER_VERSION]}"
         --url-base "${ENV[APPTAINER_URL_BASE]}" --sha256 "$(env_or_empty APPTAINER_SHA256)") ;;

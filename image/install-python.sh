@@ -7,12 +7,14 @@
 # re-run: installed versions are skipped, links change only when they differ.
 #
 # Usage: install-python.sh --versions "3.12.11 3.11.13" --default 3.12.11
-#          --os ubuntu-2204 [--url-base https://cdn.posit.co/python]
+#          --os ubuntu-2204 [--sha256 PINS] [--url-base https://cdn.posit.co/python]
 #   --versions  space-separated Python versions (x.y.z)
 #   --default   the version linked into /usr/local/bin (must be in --versions)
 #   --os        Posit's platform name (ubuntu-2204, ubuntu-2404)
 #   --url-base  where Posit publishes the Python builds
-# Posit publishes no checksums for these packages; apt checks the package itself.
+#   --sha256    optional pins "3.12.11=HEX ..." (image.python.sha256): a pinned package must
+#               match before it is installed; an unpinned one is installed with a warning
+# Posit publishes no checksums for these packages, so only a pin can catch a changed one.
 # Needs: root, curl, apt-get.
 
 set -o errexit -o nounset -o pipefail
@@ -30,7 +32,7 @@ python_url() {
 }
 
 install_python_version() {
-  install_posit_build Python python "$1" "$2" "$3" "/opt/python/${1}/bin/python3"
+  install_posit_build Python python "$1" "$2" "$3" "/opt/python/${1}/bin/python3" "$(pin_for "$1" "$4")"
 }
 
 link_default_python() {
@@ -44,13 +46,14 @@ link_default_python() {
 }
 
 main() {
-  local versions="" default="" os="" base="https://cdn.posit.co/python" version
+  local versions="" default="" os="" pins="" base="https://cdn.posit.co/python" version
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --versions) versions="${2:-}"; shift 2 ;;
       --default) default="${2:-}"; shift 2 ;;
       --os) os="${2:-}"; shift 2 ;;
       --url-base) base="${2:-}"; shift 2 ;;
+      --sha256) pins="${2:-}"; shift 2 ;;
       -h | --help) usage; return 0 ;;
       *) usage; die "unknown argument: $1" ;;
     esac
@@ -64,8 +67,9 @@ main() {
   in_list "${default}" "${list[@]}" ||
     die "default Python version '${default}' is not one of: ${list[*]}"
   [[ "${os}" =~ ^ubuntu-[0-9]{4}$ ]] || die "bad --os '${os}': expected e.g. ubuntu-2204"
+  pin_for "" "${pins}" >/dev/null # every pin well-formed, checked here and not in a subshell
   for version in "${list[@]}"; do
-    install_python_version "${version}" "${os}" "${base}"
+    install_python_version "${version}" "${os}" "${base}" "${pins}"
   done
   link_default_python "${default}"
 }

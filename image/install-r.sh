@@ -6,12 +6,14 @@
 # are skipped and links are only changed when they point elsewhere.
 #
 # Usage: install-r.sh --versions "4.6.1 4.5.3" --default 4.5.3 --os ubuntu-2204
-#          [--url-base https://cdn.posit.co/r]
+#          [--sha256 PINS] [--url-base https://cdn.posit.co/r]
 #   --versions  space-separated R versions (x.y.z)
 #   --default   the version linked into /usr/local/bin (must be in --versions)
 #   --os        Posit's platform name (ubuntu-2204, ubuntu-2404)
 #   --url-base  where Posit publishes the R builds
-# Posit publishes no checksums for these packages; apt checks the package itself.
+#   --sha256    optional pins "4.5.3=HEX ..." (image.r.sha256): a pinned package must
+#               match before it is installed; an unpinned one is installed with a warning
+# Posit publishes no checksums for these packages, so only a pin can catch a changed one.
 # Needs: root, curl, apt-get.
 
 set -o errexit -o nounset -o pipefail
@@ -29,7 +31,7 @@ r_url() {
 }
 
 install_r_version() {
-  install_posit_build R r "$1" "$2" "$3" "/opt/R/${1}/bin/R"
+  install_posit_build R r "$1" "$2" "$3" "/opt/R/${1}/bin/R" "$(pin_for "$1" "$4")"
 }
 
 link_default_r() {
@@ -40,13 +42,14 @@ link_default_r() {
 }
 
 main() {
-  local versions="" default="" os="" base="https://cdn.posit.co/r" version
+  local versions="" default="" os="" pins="" base="https://cdn.posit.co/r" version
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --versions) versions="${2:-}"; shift 2 ;;
       --default) default="${2:-}"; shift 2 ;;
       --os) os="${2:-}"; shift 2 ;;
       --url-base) base="${2:-}"; shift 2 ;;
+      --sha256) pins="${2:-}"; shift 2 ;;
       -h | --help) usage; return 0 ;;
       *) usage; die "unknown argument: $1" ;;
     esac
@@ -60,8 +63,9 @@ main() {
   in_list "${default}" "${list[@]}" ||
     die "default R version '${default}' is not one of: ${list[*]}"
   [[ "${os}" =~ ^ubuntu-[0-9]{4}$ ]] || die "bad --os '${os}': expected e.g. ubuntu-2204"
+  pin_for "" "${pins}" >/dev/null # every pin well-formed, checked here and not in a subshell
   for version in "${list[@]}"; do
-    install_r_version "${version}" "${os}" "${base}"
+    install_r_version "${version}" "${os}" "${base}" "${pins}"
   done
   link_default_r "${default}"
 }

@@ -23,7 +23,8 @@ def project(tmp_path: Path) -> Path:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, tmp_path / rel)
     shutil.copytree(ROOT / "config" / "schema", tmp_path / "config" / "schema")
-    for script in [*(ROOT / "image").glob("*.sh"), ROOT / "image" / "manifest.txt"]:
+    # The image files its manifest lists: the scripts and the hashed pip lock.
+    for script in [*(ROOT / "image").glob("*.sh"), *(ROOT / "image").glob("*.txt")]:
         shutil.copy(script, tmp_path / "image" / script.name)
     # The node files the cluster stage ships (a plan renders the upload set too).
     for rel in (ROOT / "cluster" / "manifest.txt").read_text().splitlines():

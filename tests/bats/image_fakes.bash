@@ -31,8 +31,10 @@ if [[ -f "${FAKE_WWW}/.strict" ]]; then echo "curl: (22) 404 ${url}" >&2; exit 2
 printf "fake package from %s\n" "${url}" >"${out}"'
 
   # The python3 of a fake Posit Python: `-m pip list --format=freeze` and
-  # `-m pip install name==version...` against a file beside bin/; pip calls are
-  # recorded in $FAKE_PIP_CALLS; with $FAKE_WWW/.strict, a version 9.x is "not on PyPI".
+  # `-m pip install name==version...` or `--requirement FILE` against a file beside bin/;
+  # pip calls are recorded in $FAKE_PIP_CALLS; with $FAKE_WWW/.strict, a version 9.x is
+  # "not on PyPI". Like pip, --require-hashes refuses a requirement without a hash, and a
+  # hash listed in $FAKE_WWW/.bad-hashes is one the downloaded file does not have.
   export FAKE_PYTHON="${BATS_TEST_TMPDIR}/fake-python3"
   export FAKE_PIP_CALLS="${BATS_TEST_TMPDIR}/calls/pip"
   cat >"${FAKE_PYTHON}" <<'PY'
@@ -45,6 +47,34 @@ printf '%s\n' "$*" >>"${FAKE_PIP_CALLS}"
 case "$1" in
   list) [[ -f "${state}" ]] && cat "${state}"; exit 0 ;;
   install)
+    reqs=() require_hashes=""
+    while [[ $# -gt 0 ]]; do
+      case "$1" in
+        --require-hashes) require_hashes=1; shift ;;
+        --requirement) reqs+=("$2"); shift 2 ;;
+        *) shift ;;
+      esac
+    done
+    set --
+    for file in "${reqs[@]}"; do
+      name="" hashed=""
+      while IFS= read -r line; do
+        case "${line}" in
+          [A-Za-z0-9]*==*)
+            [[ -z "${name}" || -n "${hashed}" || -z "${require_hashes}" ]] ||
+              { echo "ERROR: Hashes are required in --require-hashes mode: ${name}" >&2; exit 1; }
+            name="${line%% *}"; hashed=""; set -- "$@" "${name}" ;;
+          *--hash=sha256:*)
+            h="${line#*--hash=sha256:}"; h="${h%% *}"
+            if [[ -f "${FAKE_WWW}/.bad-hashes" ]] && grep -qx "${h}" "${FAKE_WWW}/.bad-hashes"; then
+              echo "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE: ${name}" >&2; exit 1
+            fi
+            hashed=1 ;;
+        esac
+      done <"${file}"
+      [[ -z "${name}" || -n "${hashed}" || -z "${require_hashes}" ]] ||
+        { echo "ERROR: Hashes are required in --require-hashes mode: ${name}" >&2; exit 1; }
+    done
     for arg in "$@"; do
       [[ "${arg}" == *==* ]] || continue
       if [[ -f "${FAKE_WWW}/.strict" && "${arg#*==}" == 9.* ]]; then

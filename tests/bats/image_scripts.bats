@@ -93,6 +93,42 @@ setup() {
   [ "$(calls_count curl)" -eq 0 ]
 }
 
+# posit_sha URL: the SHA-256 of what the fake curl serves for URL (no file in $FAKE_WWW).
+posit_sha() { printf 'fake package from %s\n' "$1" | sha256sum | awk '{ print $1 }'; }
+
+@test "r: a pinned package is checked before apt sees it; an unpinned one warns by name" {
+  local base="https://cdn.posit.co/r/ubuntu-2204/pkgs"
+  run bash "${IMAGE_DIR}/install-r.sh" --versions "4.6.1 4.5.3" --default 4.5.3 --os ubuntu-2204 \
+    --sha256 "4.5.3=$(posit_sha "${base}/r-4.5.3_1_amd64.deb")"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"checksum ok: r-4.5.3_1_amd64.deb"* ]]
+  [[ "$output" == *"[install-r] WARNING: R 4.6.1 (${base}/r-4.6.1_1_amd64.deb) is not pinned (image.r.sha256): Posit publishes no checksum; trusted on TLS alone"* ]]
+  [[ "$output" != *"R 4.5.3 ("*"is not pinned"* ]]
+  [ -x "${PWB_ROOT}/opt/R/4.5.3/bin/R" ]
+}
+
+@test "r: a package that does not match its pin is not installed" {
+  run bash "${IMAGE_DIR}/install-r.sh" --versions "4.5.3" --default 4.5.3 --os ubuntu-2204 \
+    --sha256 "4.5.3=$(printf '0%.0s' {1..64})"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"[install-r] ERROR: checksum mismatch for r-4.5.3_1_amd64.deb: expected 0000"* ]]
+  [ "$(calls_count apt-get)" -eq 0 ]
+  [ ! -e "${PWB_ROOT}/opt/R/4.5.3" ]
+}
+
+@test "python: a malformed pin fails before any download" {
+  run bash "${IMAGE_DIR}/install-python.sh" --versions "3.12.11" --default 3.12.11 --os ubuntu-2204 \
+    --sha256 "3.12.11=abc"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"[install-python] ERROR: bad checksum pin '3.12.11=abc': expected VERSION=SHA256"* ]]
+  [ "$(calls_count curl)" -eq 0 ]
+  local url="https://cdn.posit.co/python/ubuntu-2204/pkgs/python-3.12.11_1_amd64.deb"
+  run bash "${IMAGE_DIR}/install-python.sh" --versions "3.12.11" --default 3.12.11 --os ubuntu-2204 \
+    --sha256 "3.12.11=$(posit_sha "${url}")"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"checksum ok: python-3.12.11_1_amd64.deb"* ]]
+}
+
 @test "r: a version Posit does not publish fails with the URL" {
   touch "${FAKE_WWW}/.strict"
   run bash "${IMAGE_DIR}/install-r.sh" --versions "4.9.9" --default 4.9.9 --os ubuntu-2204
@@ -127,18 +163,45 @@ install_fake_python() {
   bash "${IMAGE_DIR}/install-python.sh" --versions "$1" --default "${1%% *}" --os ubuntu-2204 2>/dev/null
 }
 
-@test "jupyter: pins JupyterLab and Posit's extension into the default Python, once" {
+# write_lock LAB EXTENSION [unhashed]: a hashed lock like `invoke image.lock` writes, at $LOCK.
+write_lock() {
+  LOCK="${BATS_TEST_TMPDIR}/requirements-jupyter.txt"
+  {
+    echo "# a lock like invoke image.lock writes"
+    printf 'jupyterlab==%s \\\n    --hash=sha256:%s\n' "$1" "$(printf 'a%.0s' {1..64})"
+    echo "    # via -r requirements-jupyter.in"
+    if [[ "${3:-}" == unhashed ]]; then
+      echo "tornado==6.6.1"
+    else
+      printf 'tornado==6.6.1 \\\n    --hash=sha256:%s\n' "$(printf 'b%.0s' {1..64})"
+    fi
+    printf 'pwb-jupyterlab==%s \\\n    --hash=sha256:%s\n' "$2" "$(printf 'c%.0s' {1..64})"
+  } >"${LOCK}"
+}
+
+jupyter() {
+  local lab="$1" extension="$2"
+  shift 2
+  bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version "${lab}" \
+    --extension-version "${extension}" --requirements "${LOCK}" "$@"
+}
+
+@test "jupyter: installs the hashed lock into the default Python, once" {
   install_fake_python "3.12.11 3.11.13"
-  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2
+  write_lock 4.6.6 1.2.2
+  run jupyter 4.6.6 1.2.2
   [ "$status" -eq 0 ]
+  [[ "$output" == *"pins jupyterlab==4.6.6 pwb_jupyterlab==1.2.2, every entry hashed"* ]]
   [[ "$output" == *"jupyter-exe for Workbench: /opt/python/3.12.11/bin/jupyter"* ]]
   run stub_calls pip
-  [[ "$output" == *"install --no-input --no-cache-dir --disable-pip-version-check --timeout 60 --retries 5 jupyterlab==4.6.6 pwb_jupyterlab==1.2.2"* ]]
+  [[ "$output" == *"install --no-input --no-cache-dir --disable-pip-version-check --timeout 60 --retries 5 --require-hashes --requirement ${LOCK}"* ]]
+  run grep -c '^tornado==6.6.1$' "${PWB_ROOT}/opt/python/3.12.11/.fake-site-packages"
+  [ "$output" = "1" ]
   [ -x "${PWB_ROOT}/opt/python/3.12.11/bin/jupyter" ]
   [ ! -e "${PWB_ROOT}/opt/python/3.11.13/bin/jupyter" ]
   before="$(tree_snapshot)"
   rm -f "${BATS_TEST_TMPDIR}/calls/"*
-  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2
+  run jupyter 4.6.6 1.2.2
   [ "$status" -eq 0 ]
   [[ "$output" == *"already installed"* ]]
   run grep -c '^install' "${FAKE_PIP_CALLS}"
@@ -146,37 +209,67 @@ install_fake_python() {
   [ "$(tree_snapshot)" = "${before}" ]
 }
 
-@test "jupyter: a new pin reinstalls; an index URL is passed to pip" {
+@test "jupyter: a new pin with its new lock reinstalls; an index URL is passed to pip" {
   install_fake_python "3.12.11"
-  bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2
+  write_lock 4.6.6 1.2.2
+  jupyter 4.6.6 1.2.2
   rm -f "${BATS_TEST_TMPDIR}/calls/"*
-  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.5 \
-    --extension-version 1.2.2 --index-url https://pypi.example.invalid/simple
+  write_lock 4.6.5 1.2.2
+  run jupyter 4.6.5 1.2.2 --index-url https://pypi.example.invalid/simple
   [ "$status" -eq 0 ]
   [[ "$output" == *"installed jupyterlab==4.6.5"* ]]
   run stub_calls pip
-  [[ "$output" == *"--index-url https://pypi.example.invalid/simple jupyterlab==4.6.5 pwb_jupyterlab==1.2.2"* ]]
+  [[ "$output" == *"--index-url https://pypi.example.invalid/simple --require-hashes --requirement ${LOCK}"* ]]
   run grep -c '^jupyterlab==4.6.5$' "${PWB_ROOT}/opt/python/3.12.11/.fake-site-packages"
   [ "$output" = "1" ]
 }
 
-@test "jupyter: bad versions, a missing Python and an unpublished version fail clearly" {
-  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 3.6.8 --extension-version 1.2.2
+@test "jupyter: a lock that pins other versions, lacks a hash or is missing installs nothing" {
+  install_fake_python "3.12.11"
+  write_lock 4.6.6 1.2.2
+  run jupyter 4.6.5 1.2.2
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"[install-jupyter] ERROR: requirements-jupyter.txt does not pin jupyterlab==4.6.5 (regenerate it: invoke image.lock)"* ]]
+  run jupyter 4.6.6 1.2.3
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"does not pin pwb_jupyterlab==1.2.3"* ]]
+  write_lock 4.6.6 1.2.2 unhashed
+  run jupyter 4.6.6 1.2.2
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"requirements-jupyter.txt has requirements without a hash: tornado==6.6.1"* ]]
+  rm -f "${LOCK}"
+  run jupyter 4.6.6 1.2.2
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"the pip lock ${LOCK} is missing (write it with: invoke image.lock)"* ]]
+  [ ! -s "${FAKE_PIP_CALLS}" ]
+  [ ! -e "${PWB_ROOT}/opt/python/3.12.11/bin/jupyter" ]
+}
+
+@test "jupyter: a download whose hash differs from the lock fails the build" {
+  install_fake_python "3.12.11"
+  write_lock 4.6.6 1.2.2
+  printf 'b%.0s' {1..64} >"${FAKE_WWW}/.bad-hashes"
+  echo >>"${FAKE_WWW}/.bad-hashes"
+  run jupyter 4.6.6 1.2.2
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE: tornado==6.6.1"* ]]
+  [[ "$output" == *"pip refused or failed the hashed lock requirements-jupyter.txt"* ]]
+  [ ! -e "${PWB_ROOT}/opt/python/3.12.11/bin/jupyter" ]
+  [ ! -e "${PWB_ROOT}/opt/python/3.12.11/.fake-site-packages" ]
+}
+
+@test "jupyter: bad versions and a missing Python fail clearly" {
+  write_lock 4.6.6 1.2.2
+  run jupyter 3.6.8 1.2.2
   [ "$status" -eq 1 ]
   [[ "$output" == *"[install-jupyter] ERROR: bad JupyterLab version '3.6.8': expected 4.x.y"* ]]
-  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version latest
+  run jupyter 4.6.6 latest
   [ "$status" -eq 1 ]
   [[ "$output" == *"bad pwb_jupyterlab version 'latest'"* ]]
-  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2
+  run jupyter 4.6.6 1.2.2
   [ "$status" -eq 1 ]
   [[ "$output" == *"Python 3.12.11 is not installed"* ]]
   [ ! -s "${FAKE_PIP_CALLS}" ]
-  install_fake_python "3.12.11"
-  touch "${FAKE_WWW}/.strict"
-  run bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 9.9.9
-  [ "$status" -eq 1 ]
-  [[ "$output" == *"pip could not install jupyterlab==4.6.6 pwb_jupyterlab==9.9.9"* ]]
-  [ ! -e "${PWB_ROOT}/opt/python/3.12.11/bin/jupyter" ]
 }
 
 verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3.12.11)
@@ -194,7 +287,8 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
 @test "verify: a complete image passes; an enabled Workbench unit or no aws CLI fails" {
   bash "${IMAGE_DIR}/install-r.sh" --versions 4.5.3 --default 4.5.3 --os ubuntu-2204 2>/dev/null
   install_fake_python "3.12.11"
-  bash "${IMAGE_DIR}/install-jupyter.sh" --python 3.12.11 --jupyterlab-version 4.6.6 --extension-version 1.2.2 2>/dev/null
+  write_lock 4.6.6 1.2.2
+  jupyter 4.6.6 1.2.2 2>/dev/null
   bash "${IMAGE_DIR}/install-workbench.sh" --version 2025.05.1+513.pro3 --codename jammy 2>/dev/null
   make_apptainer_release 1.5.4
   bash "${IMAGE_DIR}/install-apptainer.sh" --version 1.5.4 2>/dev/null
@@ -262,6 +356,19 @@ verify_args=(--r-versions "4.5.3" --python-versions "3.12.11" --python-default 3
   [ "$status" -eq 0 ]
   [ "$(calls_count curl)" -eq 0 ]
   [ "$(tree_snapshot)" = "${before}" ]
+}
+
+@test "quarto: a pin must agree with the published checksum (a release replaced whole is caught)" {
+  make_quarto_release 1.10.20
+  local published
+  published="$(awk '{ print $1 }' "${FAKE_WWW}/quarto-1.10.20-checksums.txt")"
+  run bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20 --sha256 "$(printf '0%.0s' {1..64})"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"pinned SHA-256 for quarto-1.10.20-linux-amd64.tar.gz (0000"*") differs from the vendor's published ${published}"* ]]
+  [ ! -e "${PWB_ROOT}/opt/quarto/1.10.20" ]
+  run bash "${IMAGE_DIR}/install-quarto.sh" --version 1.10.20 --sha256 "${published}"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"checksum ok: quarto-1.10.20-linux-amd64.tar.gz"* ]]
 }
 
 @test "quarto: a tampered tarball is refused" {

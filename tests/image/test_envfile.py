@@ -33,6 +33,7 @@ def test_shipped_config_pins_nvidia_key_and_jupyter(config: Config) -> None:
     )
     # Unset optional pins are left out, so the scripts see them as unset.
     assert "APPTAINER_SHA256" not in env and "CUDA_KEYRING_SHA256" not in env
+    assert "QUARTO_SHA256" not in env
 
 
 def test_workbench_checksum_for_the_image_os_reaches_the_env_file(project: Path) -> None:
@@ -59,7 +60,9 @@ def test_optional_pins_pass_through(config: Config) -> None:
     image: dict[str, Any] = copy.deepcopy(config.data["image"])
     image["apptainer"]["sha256"] = "CD" * 32
     image["gpu"]["keyring_sha256"] = "ef" * 32
+    image["quarto"]["sha256"] = "0A" * 32
     env = image_env(image)
+    assert env["QUARTO_SHA256"] == "0a" * 32
     assert env["APPTAINER_SHA256"] == "cd" * 32
     assert env["CUDA_KEYRING_SHA256"] == "ef" * 32
 
@@ -71,6 +74,8 @@ def test_missing_key_fingerprint_is_reported_only_with_gpu(config: Config) -> No
     image["gpu"]["enabled"] = True
     assert any("repo_key_fingerprint" in w for w in unverified_downloads(image))
     image["gpu"]["enabled"] = False
+    image["r"]["sha256"] = {v: "AB" * 32 for v in image["r"]["versions"]}
+    image["python"]["sha256"] = {v: "CD" * 32 for v in image["python"]["versions"]}
     assert unverified_downloads(image) == [
         "RDS CA bundle: set image.rds_ca.sha256 to pin it (AWS publishes no checksum)"
     ]
@@ -83,3 +88,45 @@ def test_a_malformed_checksum_is_a_config_error(project: Path) -> None:
     _set_in_image_yaml(project, "ubuntu2204: null", "ubuntu2204: not-a-checksum")
     with pytest.raises(ToolkitError, match=r"image\.workbench\.sha256\.ubuntu2204"):
         load_config(project / "config" / "example.yaml")
+
+
+def test_posit_builds_unpinned_are_named_and_pins_reach_the_env(config: Config) -> None:
+    """Posit publishes no checksums for its R and Python builds: each unpinned version is
+    named in the build's warnings; a pinned one reaches the env file as VERSION=SHA256."""
+    image: dict[str, Any] = copy.deepcopy(config.data["image"])
+    image["r"] = {
+        "versions": ["4.5.3", "4.4.3"],
+        "default": "4.5.3",
+        "sha256": {"4.5.3": "AB" * 32},
+    }
+    warnings = unverified_downloads(image)
+    assert (
+        "R 4.4.3 (ubuntu2204, Posit's builds): set image.r.sha256 to pin them "
+        "(Posit publishes no checksums)"
+    ) in warnings
+    assert any(w.startswith("Python 3.12.11, 3.11.13 (ubuntu2204") for w in warnings)
+    env = image_env(image)
+    assert env["R_SHA256"] == f"4.5.3={'ab' * 32}"
+    assert "PYTHON_SHA256" not in env
+
+
+def test_a_pin_for_a_version_not_installed_is_refused(config: Config) -> None:
+    image: dict[str, Any] = copy.deepcopy(config.data["image"])
+    image["python"]["sha256"] = {"3.12.10": "AB" * 32}
+    with pytest.raises(ValueError, match=r"image\.python\.sha256 pins 3\.12\.10, not in"):
+        image_env(image)
+
+
+def test_schema_refuses_a_malformed_pin(project: Path) -> None:
+    """The schema takes only version keys and 64-hex values (the scripts re-check both)."""
+    path = project / "image" / "image.yaml"
+    original = path.read_text()
+    _set_in_image_yaml(
+        project, "  default: 4.5.3\n", f"  default: 4.5.3\n  sha256: {{'4.5.3': {'ab' * 32}}}\n"
+    )
+    assert load_config(project / "config" / "example.yaml").model.image.r.pin("4.5.3") == "ab" * 32
+    for bad in ({"4.5": "ab" * 32}, {"4.5.3": "ab" * 31}, {"4.5.3": "zz" * 32}):
+        path.write_text(original)
+        _set_in_image_yaml(project, "  default: 4.5.3\n", f"  default: 4.5.3\n  sha256: {bad}\n")
+        with pytest.raises(ToolkitError, match="sha256"):
+            load_config(project / "config" / "example.yaml")

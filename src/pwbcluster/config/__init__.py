@@ -23,6 +23,7 @@ from pwbcluster.config import (
     checks_platform,  # noqa: F401  (importing registers its checks)
     checks_state,  # noqa: F401  (importing registers its checks)
     checks_storage,  # noqa: F401  (importing registers its checks)
+    checks_supply,  # noqa: F401  (importing registers its checks)
 )
 from pwbcluster.config.model import Deployment, model_of
 from pwbcluster.config.problems import Level, Origin, Path, Problem, format_path

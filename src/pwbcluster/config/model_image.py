@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -29,6 +30,12 @@ class VersionsModel:
 
     versions: tuple[str, ...]
     default: str
+    # Optional SHA-256 pins of Posit's .deb (for the image's OS), by version.
+    sha256: Mapping[str, str] = field(default_factory=dict)
+
+    def pin(self, version: str) -> str | None:
+        value = self.sha256.get(version)
+        return str(value).lower() if value else None
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class JupyterModel:
 @dataclass(frozen=True)
 class QuartoModel:
     version: str
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What the ``invoke image.*`` tasks do: dry run, status, list, logs, delete.
+"""What the ``invoke image.*`` tasks do: dry run, status, list, logs, delete, lock.
 
 Wiring lives in ``pwbcluster.tasks.image``; everything here takes a loaded config and a
 rich console. Real AWS is reached through boto3 and the pcluster CLI; ``sandbox=True``
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -22,7 +25,7 @@ from pwbcluster.pcluster import amis
 from pwbcluster.pcluster.official import official_name_prefix
 from pwbcluster.pcluster.venv import PCLUSTER_VERSION
 from pwbcluster.pipeline import orchestrate
-from pwbcluster.stages.image import service
+from pwbcluster.stages.image import pylock, service
 from pwbcluster.stages.image.envfile import unverified_downloads
 
 DRY_RUN_PARENT = "ami-planned0000000000"
@@ -190,3 +193,13 @@ def _find(ec2: Any, image: str) -> dict[str, Any] | None:
         if image in (found["ImageId"], found.get("Name")):
             return dict(found)
     return None
+
+
+def lock_jupyter(config: Any, console: Console, uv: str | None = None) -> None:
+    """Resolve image.jupyter's pins against the index and write the hashed lock."""
+    sibling = Path(sys.executable).with_name("uv")
+    found = uv or shutil.which("uv") or (str(sibling) if sibling.exists() else None)
+    if not found:
+        raise pylock.LockError("uv is not installed (pass --uv PATH)")
+    path = pylock.regenerate(config.model.image, service.image_dir(config), uv=found)
+    console.print(f"wrote {path} (Python {pylock.python_of(config.model.image)}); commit it")

@@ -88,4 +88,16 @@ def delete(
     commands.delete(_config(c, config), Console(), image, sandbox, dry_run, yes)
 
 
-ns = Collection(build, status, logs, list_, delete)
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "uv": "the uv executable that resolves the lock (default: uv on PATH, else beside Python)",
+    }
+)
+@wired
+def lock(c: Context, config: str | None = None, uv: str | None = None) -> None:
+    """Rewrite image/requirements-jupyter.txt: image.jupyter's pins and every dependency, hashed."""
+    commands.lock_jupyter(_config(c, config), Console(), uv)
+
+
+ns = Collection(build, status, logs, list_, delete, lock)

@@ -41,6 +41,7 @@ _SAFE_VALUE = re.compile(r"^[A-Za-z0-9 ._:/+=-]*$")
 def image_env(image: ImageModel | Mapping[str, Any]) -> dict[str, str]:
     """The env file's keys and values for one ``image:`` config section."""
     image = coerce(ImageModel, image)
+    _unlisted_pins(image)
     try:
         posit_os, codename, nvidia_os = OS_NAMES[image.os]
     except KeyError as exc:
@@ -74,15 +75,32 @@ def _checksums(image: ImageModel) -> dict[str, str]:
     values = {
         "WORKBENCH_SHA256": image.workbench.sha256.for_os(image.os),
         "APPTAINER_SHA256": image.apptainer.sha256,
+        "QUARTO_SHA256": image.quarto.sha256,
         "CUDA_KEYRING_SHA256": image.gpu.keyring_sha256,
         "CUDA_REPO_KEY_FINGERPRINT": image.gpu.repo_key_fingerprint,
         "RDS_CA_SHA256": image.rds_ca.sha256,
     }
-    return {
+    out = {
         key: str(value).lower() if key.endswith("SHA256") else str(value)
         for key, value in values.items()
         if value
     }
+    for key, builds in (("R_SHA256", image.r), ("PYTHON_SHA256", image.python)):
+        pins = [f"{v}={builds.pin(v)}" for v in builds.versions if builds.pin(v)]
+        if pins:
+            out[key] = " ".join(pins)
+    return out
+
+
+def _unlisted_pins(image: ImageModel) -> None:
+    """A pin for a version that is not installed is a mistake (a typo pins nothing)."""
+    for section, builds in (("r", image.r), ("python", image.python)):
+        extra = sorted(set(builds.sha256) - set(builds.versions))
+        if extra:
+            raise ValueError(
+                f"image.{section}.sha256 pins {', '.join(extra)}, "
+                f"not in image.{section}.versions ({', '.join(builds.versions)})"
+            )
 
 
 def unverified_downloads(image: ImageModel | Mapping[str, Any]) -> list[str]:
@@ -94,6 +112,13 @@ def unverified_downloads(image: ImageModel | Mapping[str, Any]) -> list[str]:
             f"Workbench {image.workbench.version} ({image.os}): set "
             f"image.workbench.sha256.{image.os} to the SHA-256 Posit's download page lists"
         )
+    for label, section, builds in (("R", "r", image.r), ("Python", "python", image.python)):
+        unpinned = [v for v in builds.versions if not builds.pin(v)]
+        if unpinned:
+            out.append(
+                f"{label} {', '.join(unpinned)} ({image.os}, Posit's builds): set "
+                f"image.{section}.sha256 to pin them (Posit publishes no checksums)"
+            )
     if not image.rds_ca.sha256:
         out.append("RDS CA bundle: set image.rds_ca.sha256 to pin it (AWS publishes no checksum)")
     if image.gpu.enabled and not image.gpu.repo_key_fingerprint:

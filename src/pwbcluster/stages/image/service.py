@@ -13,6 +13,7 @@ from pwbcluster.pcluster.venv import PCLUSTER_VERSION
 from pwbcluster.stages.image.bundle import Bundle, make_bundle, scripts_prefix
 from pwbcluster.stages.image.fingerprint import image_fingerprint
 from pwbcluster.stages.image.parent import parent_spec
+from pwbcluster.stages.image.pylock import check as check_pip_lock
 from pwbcluster.stages.image.render import image_id, render_image_config
 
 CONFIG_FILE = "image-config.yaml"
@@ -52,6 +53,8 @@ class PreparedImage:
 def prepare(config: Any, network: NetworkOutputs, parent_image: str) -> PreparedImage:
     """Fingerprint, upload bundle and build-image config, written to build/<deployment>/."""
     image = config.model.image
+    # The hashed pip lock must pin image.jupyter's versions: refused here, not mid-build.
+    check_pip_lock(image, image_dir(config))
     spec = parent_spec(image, PCLUSTER_VERSION)
     fingerprint = image_fingerprint(config.data["image"], image_dir(config), spec)
     name = image_id(image, fingerprint)
