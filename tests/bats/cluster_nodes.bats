@@ -354,7 +354,7 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
   run_head
   [ "$status" -eq 0 ]
   [ "$(stub_calls systemd-run | grep -c 'apptainer build')" = 2 ]
-  [[ "$(stub_calls systemd-run)" == *"docker://rstudio/r-session-complete:jammy-2025.05.1"* ]]
+  [[ "$(stub_calls systemd-run)" == *"docker://rstudio/r-session-complete:jammy-2026.09.0"* ]]
   printf 'sif' >"${T}/shared/containers/r-session-complete-jammy.sif"
   printf 'sif' >"${T}/shared/containers/r-session-complete-noble.sif"
   run_head

@@ -23,8 +23,8 @@ def test_tag_only_session_images_warn_by_name(project: Path) -> None:
     cfg = load_config(_deployment(project, body))
     [warning] = [w for w in cfg.warnings if w.check == "session_images_by_digest"]
     text = str(warning)
-    assert "rstudio/r-session-complete:jammy-2025.05.1" in text
-    assert "rstudio/r-session-complete:noble-2025.05.1" in text
+    assert "rstudio/r-session-complete:jammy-2026.09.0" in text
+    assert "rstudio/r-session-complete:noble-2026.09.0" in text
     assert "container_images" in text
 
 
