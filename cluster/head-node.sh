@@ -125,15 +125,27 @@ launcher_keys() {
   log "generated the shared launcher key pair"
 }
 
+# session_image_digest OS: the pinned digest (sha256:...) of OS's session image, or nothing.
+session_image_digest() {
+  local entry
+  for entry in ${CONTAINER_DIGESTS:-}; do
+    [[ "${entry%%@*}" == "$1" ]] && { printf '%s' "${entry#*@}"; return 0; }
+  done
+  return 0
+}
+
 # build_container_images: r-session-complete images as Apptainer SIF files on shared
 # storage, built once here in a transient unit (the head node's own configuration does
 # not wait for the pull); a node with the file already skips it.
 build_container_images() {
-  local os sif unit
+  local os sif unit ref digest
   [[ "${CONTAINER_SESSIONS:-false}" == "true" ]] || return 0
   require_env CONTAINER_IMAGES CONTAINER_TAG_VERSION
   command -v apptainer >/dev/null || die "container sessions are on but apptainer is not in the image"
   for os in ${CONTAINER_IMAGES}; do
+    ref="docker://rstudio/r-session-complete:${os}-${CONTAINER_TAG_VERSION}"
+    digest="$(session_image_digest "${os}")"
+    [[ -z "${digest}" ]] || ref="docker://rstudio/r-session-complete@${digest}"
     sif="${WORKBENCH_SHARED_DIR}/containers/r-session-complete-${os}.sif"
     unit="pwb-build-session-image-${os}"
     if [[ -s "${sif}" ]]; then
@@ -145,9 +157,9 @@ build_container_images() {
       continue
     fi
     systemd-run --unit "${unit}" --collect --quiet -- /bin/sh -c \
-      "apptainer build --force '${sif}.tmp' 'docker://rstudio/r-session-complete:${os}-${CONTAINER_TAG_VERSION}' && mv -f '${sif}.tmp' '${sif}'" \
+      "apptainer build --force '${sif}.tmp' '${ref}' && mv -f '${sif}.tmp' '${sif}'" \
       || die "cannot start the build of session image ${os}"
-    log "building session image ${os} in the background (journalctl -u ${unit})"
+    log "building session image ${os} from ${ref} in the background (journalctl -u ${unit})"
   done
 }
 

@@ -394,3 +394,15 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
   run node_env_key_allowed LD_PRELOAD
   [ "$status" -eq 1 ]
 }
+
+@test "container sessions: a session image pinned by digest is pulled by that digest" {
+  digest="sha256:$(printf 'ab%.0s' {1..32})"
+  set_env CONTAINER_SESSIONS true
+  set_env CONTAINER_IMAGES "jammy noble"
+  set_env CONTAINER_DIGESTS "noble@${digest}"
+  run_head
+  [ "$status" -eq 0 ]
+  [[ "$(stub_calls systemd-run)" == *"docker://rstudio/r-session-complete@${digest}"* ]]
+  [[ "$(stub_calls systemd-run)" == *"docker://rstudio/r-session-complete:jammy-2026.09.0"* ]]
+  [[ "$(stub_calls systemd-run)" != *"noble-2026.09.0"* ]]
+}

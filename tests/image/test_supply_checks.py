@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pwbcluster.config import load_config
 from pwbcluster.config.checks import REGISTRY
 from pwbcluster.config.checks_supply import session_image_refs
+from pwbcluster.errors import ConfigError
 
 
 def _deployment(project: Path, body: str) -> Path:
@@ -44,3 +47,18 @@ def test_the_refs_are_what_the_head_node_pulls() -> None:
     }
     assert session_image_refs(data) == ["rstudio/r-session-complete:rhel9-2026.10.0"]
     assert REGISTRY["session_images_by_digest"].level.value == "warning"
+
+
+def test_a_pinned_session_image_is_pulled_by_digest_and_not_warned_about(project: Path) -> None:
+    digest = "sha256:" + "ab" * 32
+    body = (
+        "cluster:\n  workbench:\n    container_sessions: true\n    container_images: [jammy, noble]\n"
+        f"    container_image_digests: {{jammy: '{digest}'}}\n"
+    )
+    cfg = load_config(_deployment(project, body))
+    [warning] = [w for w in cfg.warnings if w.check == "session_images_by_digest"]
+    assert "noble-2026.09.0" in str(warning) and "jammy" not in str(warning).split("(")[1]
+    assert session_image_refs(cfg.data)[0] == f"rstudio/r-session-complete@{digest}"
+    bad = body.replace(digest, "sha256:short")
+    with pytest.raises(ConfigError, match="container_image_digests"):
+        load_config(_deployment(project, bad))

@@ -4,9 +4,9 @@
   node builds each session image from ``docker://rstudio/r-session-complete:<os>-<release>``
   (cluster/head-node.sh), a tag Posit may move to a rebuilt image: what a session runs is
   then whatever the registry served on the day the head node first booted, with no digest
-  to compare against. A warning, not an error: the cluster config has no place for a
-  digest yet (cluster.workbench.container_images takes OS names), so refusing would only
-  switch container sessions off; the warning names the references to pin once it has.
+  to compare against. ``cluster.workbench.container_image_digests`` pins them (the head
+  node then pulls ``name@sha256:...``). A warning, not an error: the digests cannot be
+  looked up offline, and refusing would only switch container sessions off.
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ def session_image_refs(data: dict[str, Any]) -> list[str]:
         return []
     version = str(data.get("image", {}).get("workbench", {}).get("version", ""))
     release = re.split(r"[+-]", version, maxsplit=1)[0]
+    digests = workbench.get("container_image_digests") or {}
     return [
-        f"{SESSION_IMAGE}:{os_name}-{release}"
+        f"{SESSION_IMAGE}@{digests[os_name]}"
+        if os_name in digests
+        else f"{SESSION_IMAGE}:{os_name}-{release}"
         for os_name in workbench.get("container_images") or ()
     ]
 
@@ -47,6 +50,6 @@ def _session_images(data: dict[str, Any]) -> Iterator[Finding]:
             ("cluster", "workbench", "container_images"),
             f"session images are pulled by tag only ({', '.join(tagged)}): a tag can be "
             "moved to another image, and nothing compares what was pulled with a digest",
-            "pin them by digest (name@sha256:...) once the cluster config carries one, or "
-            "disable this check knowingly",
+            "cluster.workbench.container_image_digests: {<os>: sha256:...} with the digests "
+            "you checked, or disable this check knowingly",
         )

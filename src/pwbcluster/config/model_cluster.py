@@ -64,6 +64,7 @@ class WorkbenchModel:
     audit_database: bool
     container_sessions: bool
     container_images: tuple[str, ...]
+    container_image_digests: Mapping[str, str]
     tls: bool
     hostname: str | None
     tls_certificate_arn: str | None

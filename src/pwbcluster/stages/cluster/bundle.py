@@ -116,6 +116,12 @@ def node_env(
         "SLURMCTLD_TIMEOUT": str(cluster.ha.slurmctld_timeout),
         "CONTAINER_SESSIONS": "true" if wb.container_sessions else "false",
         "CONTAINER_IMAGES": " ".join(wb.container_images),
+        # os@sha256:... for the images pinned by digest (pulled by digest on the head node).
+        "CONTAINER_DIGESTS": " ".join(
+            f"{os_name}@{wb.container_image_digests[os_name]}"
+            for os_name in wb.container_images
+            if os_name in wb.container_image_digests
+        ),
         "CONTAINER_TAG_VERSION": container_tag_version(model.image.workbench.version),
     }
     return env
