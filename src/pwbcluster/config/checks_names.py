@@ -4,7 +4,7 @@ The deployment name feeds physical names in several services, each with its own 
 The schema's pattern (``^[a-z][a-z0-9-]{0,23}$``) lets through names such as ``a-`` and
 ``a--b`` that RDS then refuses (its identifiers and parameter group names allow no two
 consecutive hyphens and no trailing one) after the network was built. This check derives
-each name the way the stage code does (``DERIVED`` names the file and line) and tests it
+each name the way the stage code does (``DERIVED`` names the file) and tests it
 against its service's rules before anything is built, in ``config.validate`` and ``plan``.
 
 Sources of the rules: RDS "Naming constraints" (DB instance identifier: 1-63 letters,
@@ -41,7 +41,7 @@ PCLUSTER_NAME_MAX_LENGTH_SLURM_ACCOUNTING = 40
 class Derived:
     service: str
     name: str
-    source: str  # file:line of the stage code that builds it
+    source: str  # the stage file that builds it (the test finds the template there)
     rule: Callable[[str], list[str]]
 
 
@@ -139,14 +139,14 @@ def derived_names(data: dict[str, Any]) -> list[Derived]:
         Derived(
             "ParallelCluster cluster name",
             d,
-            "src/pwbcluster/stages/cluster/stage.py:78",
+            "src/pwbcluster/stages/cluster/stage.py",
             _cluster(cluster_limit),
         ),
         *(
             Derived(
                 "Pulumi stack",
                 f"{d}-{part}",
-                "src/pwbcluster/contracts/__init__.py:56",
+                "src/pwbcluster/contracts/__init__.py",
                 _pulumi_stack,
             )
             for part in ("network", "services")
@@ -154,20 +154,20 @@ def derived_names(data: dict[str, Any]) -> list[Derived]:
         Derived(
             "S3 bucket (prefix)",
             f"{d}-scripts-",
-            "src/pwbcluster/stages/network/component.py:250",
+            "src/pwbcluster/stages/network/component.py",
             _bucket_prefix,
         ),
         Derived(
             "IAM policy",
             f"pwbcluster-{d}-image-build-read",
-            "src/pwbcluster/stages/network/component.py:297",
+            "src/pwbcluster/stages/network/component.py",
             _iam(128),
         ),
         *(
             Derived(
                 "IAM policy",
                 f"pwbcluster-{d}-{role}",
-                "src/pwbcluster/stages/services/access.py:243",
+                "src/pwbcluster/stages/services/access.py",
                 _iam(128),
             )
             for role in NODE_ROLES
@@ -175,7 +175,7 @@ def derived_names(data: dict[str, Any]) -> list[Derived]:
         Derived(
             "IAM role (prefix)",
             f"{d}-jump-"[:32],
-            "src/pwbcluster/stages/services/jumphost.py:128",
+            "src/pwbcluster/stages/services/jumphost.py",
             _iam(64 - UNIQUE_SUFFIX),
         ),
     ]
@@ -184,13 +184,13 @@ def derived_names(data: dict[str, Any]) -> list[Derived]:
             Derived(
                 "Network Load Balancer",
                 f"{d}-ldaps"[:32],
-                "src/pwbcluster/stages/services/directory.py:88",
+                "src/pwbcluster/stages/services/directory.py",
                 _elb(load_balancer=True),
             ),
             Derived(
                 "target group",
                 f"{d}-ldap"[:32],
-                "src/pwbcluster/stages/services/directory.py:99",
+                "src/pwbcluster/stages/services/directory.py",
                 _elb(load_balancer=False),
             ),
         ]
@@ -199,19 +199,19 @@ def derived_names(data: dict[str, Any]) -> list[Derived]:
             Derived(
                 "RDS DB instance identifier (prefix)",
                 f"{d}-{IDENTIFIER_LABELS[purpose]}-",
-                "src/pwbcluster/stages/services/databases.py:90",
+                "src/pwbcluster/stages/services/databases.py",
                 _rds(63 - UNIQUE_SUFFIX, prefix=True),
             ),
             Derived(
                 "RDS DB parameter group",
                 f"{d}-{purpose}-params",
-                "src/pwbcluster/stages/services/databases.py:80",
+                "src/pwbcluster/stages/services/databases.py",
                 _rds(255 - PULUMI_AUTONAME_SUFFIX),
             ),
             Derived(
                 "RDS final snapshot identifier",
                 f"{d}-{purpose}-db-final",
-                "src/pwbcluster/stages/services/databases.py:112",
+                "src/pwbcluster/stages/services/args.py",
                 _rds(255),
             ),
         ]
