@@ -216,6 +216,13 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
+def secrets_client(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Secrets Manager on the moto server, with the dummy keys the node scripts' aws uses."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
+        monkeypatch.setenv(key, value)
+    return boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint)
+
+
 def rds_like_master(pg: dict[str, Any], master: str, password: str, database: str) -> None:
     """A master user as RDS makes one: LOGIN, CREATEROLE, CREATEDB, owner of the database
     RDS creates, and no superuser (rds_superuser is not one), so the head node's role
@@ -280,9 +287,7 @@ def test_database_conf_connects_as_workbench_role_the_head_node_created(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_server)
+    client = secrets_client(moto_server, monkeypatch)
     password, master_password = random_secret(32), random_secret(32)
     network, services, _ = upstream(db_host="localhost", db_port=postgres["port"])
     db = services.workbench_db
@@ -379,9 +384,7 @@ def test_the_role_is_least_privilege_and_a_rerun_changes_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_server)
+    client = secrets_client(moto_server, monkeypatch)
     # A password with the characters quoting gets wrong: ' " $ \\ (stdin, psql quoting).
     password, master_password = random_secret(28) + "'\\\"$", random_secret(32)
     data["cluster"]["workbench"]["audit_database"] = True

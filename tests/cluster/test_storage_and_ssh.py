@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pwbcluster.config.model import model_of
-from pwbcluster.stages.cluster.render import render_cluster_config
+from pwbcluster.stages.cluster.render import render_cluster_config, strings
 
 from .fixtures import PREFIX, REGION, upstream
 
@@ -15,14 +15,6 @@ from .fixtures import PREFIX, REGION, upstream
 def render(data: dict[str, Any]) -> dict[str, Any]:
     network, services, image = upstream()
     return render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config
-
-
-def strings(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        return [s for v in node.values() for s in strings(v)]
-    if isinstance(node, list):
-        return [s for v in node for s in strings(v)]
-    return [node] if isinstance(node, str) else []
 
 
 def test_ssh_comes_from_the_vpc_or_allowed_cidr_never_the_world(data: dict[str, Any]) -> None:

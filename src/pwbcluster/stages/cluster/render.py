@@ -337,7 +337,7 @@ def render_cluster_config(
         config = deep_merge(config, overrides)
         for key in overrides:
             smap[(key,)] = ("cluster", "pcluster_overrides", key)
-    placeholders = [value for value in _strings(config) if "planned" in value or "PLANNED" in value]
+    placeholders = [value for value in strings(config) if "planned" in value or "PLANNED" in value]
     for warning in warnings:
         log.warning("%s", warning)
     return RenderedCluster(
@@ -381,11 +381,12 @@ def _home_storage(home: HomeStorageModel) -> dict[str, Any]:
     }
 
 
-def _strings(node: Any) -> list[str]:
+def strings(node: Any) -> list[str]:
+    """Every string anywhere in a parsed YAML/JSON tree."""
     if isinstance(node, dict):
-        return [s for v in node.values() for s in _strings(v)]
+        return [s for v in node.values() for s in strings(v)]
     if isinstance(node, list):
-        return [s for v in node for s in _strings(v)]
+        return [s for v in node for s in strings(v)]
     return [node] if isinstance(node, str) else []
 
 
