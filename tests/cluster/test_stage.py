@@ -116,6 +116,31 @@ def test_sandbox_run_uploads_records_and_destroys(
     assert not (tmp_path / "build" / "cluster-plan.json").exists()
 
 
+def test_a_run_removes_what_an_earlier_run_left_under_the_prefix(
+    data: dict[str, Any], tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pwbcluster.pcluster import offline
+
+    monkeypatch.setattr(
+        offline,
+        "synthesise_cluster",
+        lambda config, name, *a, **kw: offline.JobResult(
+            offline.cluster_job(config, name), [], [], {}, {}
+        ),
+    )
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint)
+    # A leftover (a file an older release uploaded) would make every node refuse the bundle.
+    s3.put_object(Bucket=BUCKET, Key="cluster/lib/old.sh", Body=b"echo old\n")
+    s3.put_object(Bucket=BUCKET, Key="elsewhere/keep.txt", Body=b"not ours\n")
+    stage.run(context(data, tmp_path, moto_endpoint))
+    uploaded = keys(moto_endpoint)
+    assert "cluster/lib/old.sh" not in uploaded and "elsewhere/keep.txt" in uploaded
+    body = s3.get_object(Bucket=BUCKET, Key="cluster/SHA256SUMS")["Body"].read()
+    assert {
+        f"cluster/{rel}" for rel in (line.split("  ", 1)[1] for line in body.decode().splitlines())
+    } | {"cluster/SHA256SUMS"} == {k for k in uploaded if k.startswith("cluster/")}
+
+
 def test_sandbox_run_fails_on_a_pcluster_error(
     data: dict[str, Any], tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,12 @@ node policies of the services stage read exactly its ``cluster/`` prefix)::
     cluster/node.env                  non-secret settings (secret ARNs, endpoints, switches)
     cluster/ldap-ca.pem               the directory's CA certificate (public), with ldaps://
     cluster/workbench/etc/rstudio/... the rendered Workbench configuration (no secrets)
+    cluster/SHA256SUMS                every other object's sha256 (``sha256sum`` format,
+                                      paths relative to cluster/)
+
+The cluster configuration passes the sha256 of SHA256SUMS in every custom action's Args
+(``--bundle-sha256``): a node checks the copy it fetched against it before it sources any
+of it (cluster/node-start.sh ``fetch_bundle``).
 
 A node's OnNodeStart copies the whole ``cluster/`` prefix once (one bounded call); the
 head node publishes the Workbench tree from that copy.
@@ -17,6 +23,7 @@ executed), so a value needs no quoting and cannot run anything.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,7 +47,8 @@ from pwbcluster.stages.cluster.workbench.generate import RenderedFile
 HA_SHARED_DIR = "/opt/slurm/pwb-ha"
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+=,* -]*$")
-# Files in cluster/ that are not for the nodes.
+# The checksum list the nodes verify the bundle against (relative to cluster/).
+SUMS_NAME = "SHA256SUMS"
 
 
 @dataclass(frozen=True)
@@ -163,4 +171,28 @@ def bundle_objects(
     objects.extend(
         BundleObject(s3_key(root, "workbench", f.path), f.text.encode()) for f in workbench.values()
     )
+    objects.append(BundleObject(s3_key(root, SUMS_NAME), sums_text(root, objects).encode()))
     return objects
+
+
+def sums_text(root: str, objects: list[BundleObject]) -> str:
+    """``sha256sum`` lines for ``objects``, paths relative to ``root``, sorted by path.
+
+    A path sha256sum would escape (a backslash or newline in it) is refused: the node's
+    check compares the listed names with the files it finds, byte for byte."""
+    lines = []
+    for obj in sorted(objects, key=lambda o: o.key):
+        rel = obj.key.removeprefix(root + "/")
+        if rel == obj.key or not rel or "\\" in rel or "\n" in rel:
+            raise ToolkitError(f"bundle: {obj.key!r} cannot be listed in {SUMS_NAME}")
+        lines.append(f"{hashlib.sha256(obj.body).hexdigest()}  {rel}\n")
+    return "".join(lines)
+
+
+def bundle_sha256(objects: list[BundleObject]) -> str:
+    """The sha256 of the bundle's SHA256SUMS: what every custom action passes as
+    ``--bundle-sha256``."""
+    sums = [o for o in objects if o.key.rsplit("/", 1)[-1] == SUMS_NAME]
+    if len(sums) != 1:
+        raise ToolkitError(f"bundle: expected one {SUMS_NAME}, found {len(sums)}")
+    return hashlib.sha256(sums[0].body).hexdigest()
