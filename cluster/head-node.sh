@@ -177,10 +177,10 @@ build_container_images() {
 # runs first and publishes the shared directory the login nodes wait for.
 controller_ha() {
   [[ "${HA_CONTROLLERS:-false}" == "true" ]] || return 0
-  require_env HA_SHARED_DIR SLURMCTLD_TIMEOUT
+  require_env HA_SHARED_DIR SLURMCTLD_TIMEOUT HA_SCALING_SUMS_URI
   # Fetched from S3 (no exec bit kept): run it through bash.
   bash "${PWB_HOME}/cluster/ha/controller-ha.sh" --role head --shared-dir "${HA_SHARED_DIR}" \
-    --slurmctld-timeout "${SLURMCTLD_TIMEOUT}" || die "controller HA setup failed on the head node"
+    --slurmctld-timeout "${SLURMCTLD_TIMEOUT}" --scaling-sums-uri "${HA_SCALING_SUMS_URI}" || die "controller HA setup failed on the head node"
 }
 
 # mark_published: tells login nodes the shared configuration is complete.

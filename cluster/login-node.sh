@@ -105,8 +105,9 @@ configure_workbench() {
 controller_ha() {
   [[ "${HA_CONTROLLERS:-false}" == "true" ]] || return 0
   # Fetched from S3 (no exec bit kept): run it through bash.
+  require_env HA_SCALING_SUMS_URI
   bash "${PWB_HOME}/cluster/ha/controller-ha.sh" --role login --shared-dir "${HA_SHARED_DIR}" \
-    --slurmctld-timeout "${SLURMCTLD_TIMEOUT}"
+    --slurmctld-timeout "${SLURMCTLD_TIMEOUT}" --scaling-sums-uri "${HA_SCALING_SUMS_URI}"
 }
 
 main() {

@@ -455,8 +455,9 @@ bundle_root() { dirname "${NODE_ENV}"; }
   [ "$status" -eq 0 ]
   run_login
   [ "$status" -eq 0 ]
-  [ "$(sed -n 1p "${T}/ha-calls")" = "--role head --shared-dir /opt/slurm/pwb-ha --slurmctld-timeout 7" ]
-  [ "$(sed -n 2p "${T}/ha-calls")" = "--role login --shared-dir /opt/slurm/pwb-ha --slurmctld-timeout 7" ]
+  sums="--scaling-sums-uri s3://example-scripts-test/ha/scaling.sha256sums"
+  [ "$(sed -n 1p "${T}/ha-calls")" = "--role head --shared-dir /opt/slurm/pwb-ha --slurmctld-timeout 7 ${sums}" ]
+  [ "$(sed -n 2p "${T}/ha-calls")" = "--role login --shared-dir /opt/slurm/pwb-ha --slurmctld-timeout 7 ${sums}" ]
 }
 
 @test "container sessions: the head node builds each session image once, in the background" {

@@ -139,6 +139,10 @@ def test_a_run_removes_what_an_earlier_run_left_under_the_prefix(
     assert {
         f"cluster/{rel}" for rel in (line.split("  ", 1)[1] for line in body.decode().splitlines())
     } | {"cluster/SHA256SUMS"} == {k for k in uploaded if k.startswith("cluster/")}
+    # destroy takes what the head node wrote too, and leaves what is not the cluster's.
+    s3.put_object(Bucket=BUCKET, Key="ha/scaling.sha256sums", Body=b"")
+    stage.destroy(context(data, tmp_path, moto_endpoint), None)
+    assert keys(moto_endpoint) == ["elsewhere/keep.txt"]
 
 
 def test_sandbox_run_fails_on_a_pcluster_error(

@@ -20,6 +20,7 @@ import pytest
 
 from pwbcluster.contracts import (
     CLUSTER_SCRIPTS_PREFIX,
+    HA_SCALING_SUMS_KEY,
     IMAGE_SCRIPTS_PREFIX,
     JUMP_TOOL_PREFIX,
     NetworkOutputs,
@@ -219,6 +220,7 @@ def test_iam_policies_name_exact_arns(deployments: dict[str, Deployed], variant:
         f"{bucket_arn}/{IMAGE_SCRIPTS_PREFIX}*",
         f"{bucket_arn}/{CLUSTER_SCRIPTS_PREFIX}*",
         f"{bucket_arn}/{JUMP_TOOL_PREFIX}*",
+        f"{bucket_arn}/{HA_SCALING_SUMS_KEY}",
     }
     policies = d.of_type("iam/policy:Policy") + d.of_type("iam/rolePolicy:RolePolicy")
     assert len(policies) == 5, [p.urn for p in policies]
@@ -286,6 +288,38 @@ def test_no_role_may_write_the_node_scripts(deployments: dict[str, Deployed], va
             assert not granted, f"{policy.urn}: {granted} on {covered}"
     # Not vacuous: every node role reads the prefix through these very statements.
     assert {f"example-nodes-{role}" for role in ROLE_ENTRY_SCRIPTS} <= readers, readers
+
+
+@pytest.mark.parametrize("variant", ["default", "no-controller-ha"])
+def test_only_the_head_may_write_the_ha_scaling_digests(
+    deployments: dict[str, Deployed], variant: str
+) -> None:
+    """Login nodes install the head's resume/suspend programs and sudoers rule as root
+    only when they match this list: no other role may write it, and it exists only with
+    controller HA."""
+    d = deployments[variant]
+    key = f"{d.network.bucket_arn}/{HA_SCALING_SUMS_KEY}"
+    access: dict[str, set[str]] = {}
+    for policy in d.of_type("iam/policy:Policy") + d.of_type("iam/rolePolicy:RolePolicy"):
+        for statement in _statements(policy):
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            resources = statement["Resource"]
+            resources = [resources] if isinstance(resources, str) else resources
+            s3 = {a for a in actions if a.startswith("s3:") or a == "*"}
+            if (
+                statement.get("Effect") == "Allow"
+                and s3
+                and any(fnmatch.fnmatchcase(key, r) for r in resources)
+            ):
+                access.setdefault(policy.name, set()).update(s3)
+    if variant == "no-controller-ha":
+        assert access == {}
+        return
+    assert access == {
+        "example-nodes-head-node": {"s3:PutObject"},
+        "example-nodes-login-node": {"s3:GetObject"},
+    }
 
 
 def _secrets_read_by(d: Deployed, policy_name: str) -> set[str]:

@@ -31,7 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from pwbcluster.config.model import Deployment, WorkbenchModel, coerce
-from pwbcluster.contracts import DatabaseEndpoint, NetworkOutputs, ServicesOutputs
+from pwbcluster.contracts import (
+    HA_SCALING_SUMS_KEY,
+    DatabaseEndpoint,
+    NetworkOutputs,
+    ServicesOutputs,
+)
 from pwbcluster.errors import ToolkitError
 from pwbcluster.files_manifest import manifest_files
 from pwbcluster.render_guard import check_value
@@ -121,6 +126,9 @@ def node_env(
         "LDAP_CA_PATH": LDAP_CA_PATH,
         "HA_CONTROLLERS": "true" if cluster.ha.controllers else "false",
         "HA_SHARED_DIR": HA_SHARED_DIR,
+        # Where the head puts the digests of the scaling files it shares (its role alone
+        # may write there); login nodes install only files that match.
+        "HA_SCALING_SUMS_URI": f"s3://{network.bucket_name}/{HA_SCALING_SUMS_KEY}",
         "SLURMCTLD_TIMEOUT": str(cluster.ha.slurmctld_timeout),
         "CONTAINER_SESSIONS": "true" if wb.container_sessions else "false",
         "CONTAINER_IMAGES": " ".join(wb.container_images),

@@ -23,7 +23,13 @@ from pwbcluster import netpaths
 from pwbcluster.config import Config
 from pwbcluster.config.model import build
 from pwbcluster.config.model_cluster import WorkbenchModel
-from pwbcluster.contracts import ClusterOutputs, ImageOutputs, NetworkOutputs, ServicesOutputs
+from pwbcluster.contracts import (
+    HA_SCALING_SUMS_KEY,
+    ClusterOutputs,
+    ImageOutputs,
+    NetworkOutputs,
+    ServicesOutputs,
+)
 from pwbcluster.contracts.account import ClusterDeploy
 from pwbcluster.contracts.stage import StageContext, StageSpec, Upstream, section_inputs
 from pwbcluster.errors import StageError
@@ -417,7 +423,10 @@ def destroy(ctx: StageContext, outputs: ClusterOutputs | None) -> None:
     prefix = (outputs.scripts_prefix if outputs else UPLOAD_ROOT).strip("/") or UPLOAD_ROOT
     network: NetworkOutputs | None = ctx.upstream.get("network")
     if network is not None:
-        removed = remove_uploads(ctx.account.client("s3"), network.bucket_name, prefix)
+        s3 = ctx.account.client("s3")
+        removed = remove_uploads(s3, network.bucket_name, prefix)
+        # What the head node wrote there (the HA scaling files' digests).
+        removed += remove_uploads(s3, network.bucket_name, HA_SCALING_SUMS_KEY.rsplit("/", 1)[0])
         log.info("cluster: removed %d uploaded objects", removed)
 
 
