@@ -24,6 +24,9 @@ from pwbcluster.estimate.resources import bill_of_materials
 from pwbcluster.pipeline.plan import planned_context
 from pwbcluster.stages.cluster.render import render_cluster_config
 
+# The estimate reads the configuration's resources, not its Args: any well-formed digest.
+BUNDLE_SHA256 = "0" * 64
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,7 +37,13 @@ def main() -> None:
     cfg = load_config(Path(args.config))
     ctx = planned_context(cfg)
     cluster = render_cluster_config(
-        cfg.model, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, cfg.tags()
+        cfg.model,
+        ctx.network,
+        ctx.services,
+        ctx.image,
+        ctx.scripts_prefix,
+        cfg.tags(),
+        bundle_sha256=BUNDLE_SHA256,
     ).config
     timings: dict[str, list[float]] = {"diagram": [], "cost": []}
     with tempfile.TemporaryDirectory() as tmp:

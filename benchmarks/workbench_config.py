@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pwbcluster.stages.cluster.workbench import render_workbench, settings_from, write_tree  # noqa: E402
-from tests.cluster.fixtures import example_data, upstream, write_bucket  # noqa: E402
+from tests.cluster.fixtures import example_data, reseal, upstream, write_bucket  # noqa: E402
 
 
 def render_times(queues: int, repeat: int) -> tuple[int, int, float]:
@@ -68,6 +68,7 @@ def login_times(repeat: int) -> tuple[float, float]:
             )
         )
         env_uri = (world / "env-uri").read_text().strip()
+        args = ["--env-uri", env_uri, "--bundle-sha256", reseal(world)]
         for i in range(repeat):
             env = {
                 **os.environ,
@@ -84,7 +85,7 @@ def login_times(repeat: int) -> tuple[float, float]:
             Path(env["STATE"]).mkdir()
             if i == 0:
                 subprocess.run(
-                    ["bash", str(ROOT / "cluster/head-node.sh"), "--env-uri", env_uri],
+                    ["bash", str(ROOT / "cluster/head-node.sh"), *args],
                     env=env,
                     check=True,
                     capture_output=True,
@@ -92,7 +93,7 @@ def login_times(repeat: int) -> tuple[float, float]:
             for bucket in (first, second):
                 started = time.perf_counter()
                 subprocess.run(
-                    ["bash", str(ROOT / "cluster/login-node.sh"), "--env-uri", env_uri],
+                    ["bash", str(ROOT / "cluster/login-node.sh"), *args],
                     env=env,
                     check=True,
                     capture_output=True,

@@ -30,10 +30,17 @@
 #   --local-dir DIR        node-local state of the reconciler [/var/lib/pwb-ha]
 #   --systemd-dir DIR      where units are written [/etc/systemd/system]
 #   --wait SECONDS         login: how long to wait for the head's shared directory [600]
+#   --scaling-sums-uri s3://BUCKET/KEY
+#                          where the head puts the sha256 list of the scaling files it
+#                          published, and the login nodes read it: an S3 key only the
+#                          head node's role may write (the shared directory is writable
+#                          by root on every node mounting /opt/slurm) [none: the head
+#                          publishes no list and login nodes install no scaling files]
 #   -h, --help             print this header
 #
 # Needs: bash, python3 (standard library), coreutils, Slurm at --slurm-prefix, munge,
-# systemd (unless --init none). Installs no packages; no network calls beyond Slurm's.
+# systemd (unless --init none), the aws CLI with --scaling-sums-uri. Installs no packages;
+# no network calls beyond Slurm's and that one S3 object.
 # Safe to re-run: every step checks before it acts. Exit 0 when the node is configured.
 
 set -o errexit -o nounset -o pipefail
@@ -62,6 +69,7 @@ INSTALL_DIR="/opt/pwb-ha"
 LOCAL_DIR="/var/lib/pwb-ha"
 SYSTEMD_DIR="/etc/systemd/system"
 WAIT=600
+SCALING_SUMS_URI=""
 # Where the head publishes and the login nodes install the pcluster scaling programs;
 # overridable for the bats tests.
 SCALING_SCRIPTS="${PWB_HA_PCLUSTER_SCRIPTS:-${PCLUSTER_SCRIPTS}}"
@@ -97,6 +105,7 @@ parse_args() {
       --local-dir) LOCAL_DIR="${2:?--local-dir needs a value}"; shift 2 ;;
       --systemd-dir) SYSTEMD_DIR="${2:?--systemd-dir needs a value}"; shift 2 ;;
       --wait) WAIT="${2:?--wait needs a value}"; shift 2 ;;
+      --scaling-sums-uri) SCALING_SUMS_URI="${2:?--scaling-sums-uri needs a value}"; shift 2 ;;
       -h | --help) usage; exit 0 ;;
       *) die "unknown argument: $1 (see --help)" ;;
     esac
@@ -201,13 +210,26 @@ migrate_state() {
   touch "${SHARED_DIR}/state/${MIGRATED_MARKER}"
 }
 
-# Head: publish what a login-node controller needs to run ResumeProgram/SuspendProgram.
+# scaling_sums DIR: sha256sum lines of every file under DIR, paths relative to it.
+scaling_sums() {
+  (cd "$1" && find . -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+}
+
+# s3_cp SRC DEST: one bounded S3 copy.
+s3_cp() {
+  aws --cli-connect-timeout 10 --cli-read-timeout 60 s3 cp --only-show-errors "$1" "$2"
+}
+
+# Head: publish what a login-node controller needs to run ResumeProgram/SuspendProgram,
+# and their sha256 list where only this node's role may write it (--scaling-sums-uri).
 publish_scaling() {
-  local dest="${SHARED_DIR}/scaling"
+  local dest="${SHARED_DIR}/scaling" sums
   if [[ ! -d "${SCALING_SCRIPTS}" ]]; then
     warn "no ${SCALING_SCRIPTS}: backups will schedule but cannot resume or suspend nodes"
     return 0
   fi
+  # A fresh tree each time: nothing planted in an earlier one stays.
+  rm -rf "${dest:?}/scripts" "${dest}/plugin-conf" "${dest}/sudoers"
   mkdir -p "${dest}/scripts" "${dest}/plugin-conf"
   cp -a "${SCALING_SCRIPTS}/." "${dest}/scripts/"
   if [[ -d "${SCALING_CONF}" ]]; then
@@ -216,29 +238,66 @@ publish_scaling() {
   if [[ -f "${SCALING_SUDOERS}" ]]; then
     cp -a "${SCALING_SUDOERS}" "${dest}/sudoers"
   fi
-  log "published resume/suspend programs to ${dest}"
+  if [[ -z "${SCALING_SUMS_URI}" ]]; then
+    warn "no --scaling-sums-uri: login nodes will not install the scaling programs"
+    return 0
+  fi
+  # The list is made from the head's own files, not from the shared copy.
+  sums="$(mktemp)"
+  {
+    scaling_sums "${SCALING_SCRIPTS}" | sed 's|  |  scripts/|'
+    if [[ -d "${SCALING_CONF}" ]]; then scaling_sums "${SCALING_CONF}" | sed 's|  |  plugin-conf/|'; fi
+    if [[ -f "${SCALING_SUDOERS}" ]]; then
+      printf '%s  sudoers\n' "$(sha256sum <"${SCALING_SUDOERS}" | cut -d' ' -f1)"
+    fi
+  } >"${sums}"
+  s3_cp "${sums}" "${SCALING_SUMS_URI}" || {
+    rm -f "${sums}"
+    die "cannot publish the scaling files' digests to ${SCALING_SUMS_URI}"
+  }
+  rm -f "${sums}"
+  log "published resume/suspend programs to ${dest}, their digests to ${SCALING_SUMS_URI}"
 }
 
-# Login: install what the head published, at the paths slurm.conf names.
+# Login: install what the head published, at the paths slurm.conf names, only when the
+# files match the digests the head put in S3: the shared directory is writable by root on
+# any node mounting /opt/slurm (compute nodes too), and these run as root here. The files
+# are copied to local disk first and checked there, so nothing changes between check and
+# install.
 install_scaling() {
-  local src="${SHARED_DIR}/scaling"
+  local src="${SHARED_DIR}/scaling" stage="${LOCAL_DIR}/scaling.new" listed found
   if [[ ! -d "${src}/scripts" ]]; then
     warn "head published no resume/suspend programs: this backup cannot scale compute nodes"
     return 0
   fi
+  [[ -n "${SCALING_SUMS_URI}" ]] \
+    || die "no --scaling-sums-uri: the published scaling files cannot be checked, not installed"
+  rm -rf "${stage}"
+  mkdir -p "${stage}/files"
+  chmod 0700 "${stage}"
+  cp -r "${src}/." "${stage}/files/"
+  s3_cp "${SCALING_SUMS_URI}" "${stage}/SHA256SUMS" \
+    || die "cannot read the scaling files' digests from ${SCALING_SUMS_URI}: not installed"
+  (cd "${stage}/files" && sha256sum --check --strict --quiet ../SHA256SUMS >&2) \
+    || die "a published scaling file does not match the head's digests: not installed"
+  listed="$(sed 's/^[0-9a-f]\{64\}  //' "${stage}/SHA256SUMS" | LC_ALL=C sort)"
+  found="$(cd "${stage}/files" && find . -mindepth 1 ! -type d -printf '%P\n' | LC_ALL=C sort)"
+  [[ "${listed}" == "${found}" ]] \
+    || die "the shared scaling directory holds files the head did not publish: not installed"
   mkdir -p "${SCALING_SCRIPTS}" "${SCALING_CONF}"
-  cp -a "${src}/scripts/." "${SCALING_SCRIPTS}/"
-  if [[ -d "${src}/plugin-conf" ]]; then
-    cp -a "${src}/plugin-conf/." "${SCALING_CONF}/"
+  cp -r "${stage}/files/scripts/." "${SCALING_SCRIPTS}/"
+  if [[ -d "${stage}/files/plugin-conf" ]]; then
+    cp -r "${stage}/files/plugin-conf/." "${SCALING_CONF}/"
   fi
-  if [[ -f "${src}/sudoers" ]]; then
-    if command -v visudo >/dev/null 2>&1 && ! visudo -cqf "${src}/sudoers"; then
+  if [[ -f "${stage}/files/sudoers" ]]; then
+    if command -v visudo >/dev/null 2>&1 && ! visudo -cqf "${stage}/files/sudoers"; then
       warn "published sudoers file does not parse: not installed"
     else
-      install -m 0440 "${src}/sudoers" "${SCALING_SUDOERS}"
+      install -m 0440 "${stage}/files/sudoers" "${SCALING_SUDOERS}"
     fi
   fi
-  log "installed resume/suspend programs from ${src}"
+  rm -rf "${stage}"
+  log "installed resume/suspend programs from ${src}, checked against ${SCALING_SUMS_URI}"
 }
 
 # Login: slurmctld runs as SlurmUser and must be able to write its log file here (the

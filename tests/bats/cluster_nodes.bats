@@ -19,6 +19,7 @@ setup() {
   cp -R "${BASE}/." "${T}/world"
   export FAKE_S3="${T}/world/s3" FAKE_SECRETS="${T}/world/secrets"
   ENV_URI="$(cat "${T}/world/env-uri")"
+  BUNDLE_SHA256="$(cat "${T}/world/bundle-sha256")"
   NODE_ENV="$(find "${FAKE_S3}" -name node.env)"
   set_env WORKBENCH_SHARED_DIR "${T}/shared"
   set_env LDAP_CA_PATH "${T}/etc/pwbcluster/ldap-ca.pem"
@@ -44,9 +45,27 @@ esac'
   stub apptainer
 }
 
-# set_env KEY VALUE: change one line of the uploaded node.env.
+# set_env KEY VALUE: change one line of the uploaded node.env, as the stage would have
+# uploaded it: node.env's line of SHA256SUMS and the digest passed as --bundle-sha256 follow.
 set_env() {
   sed -i "s|^$1=.*|$1=$2|" "${NODE_ENV}"
+  reseal node.env
+}
+
+# reseal FILE: FILE (relative to the bundle's root) listed in SHA256SUMS with its current
+# digest (or no longer listed, when deleted), and BUNDLE_SHA256 that of the new
+# SHA256SUMS: a bundle the stage would upload.
+reseal() {
+  local root sums
+  root="$(dirname "${NODE_ENV}")" sums="$(dirname "${NODE_ENV}")/SHA256SUMS"
+  sed -i "\\|^[0-9a-f]\\{64\\}  $1\$|d" "${sums}"
+  if [[ -e "${root}/$1" ]]; then (cd "${root}" && sha256sum "$1") >>"${sums}"; fi
+  BUNDLE_SHA256="$(sha256sum <"${sums}" | cut -d' ' -f1)"
+}
+
+# node SCRIPT: run cluster/SCRIPT.sh as ParallelCluster would, with the stage's Args.
+node() {
+  run bash "${REPO_ROOT}/cluster/$1.sh" --env-uri "${ENV_URI}" --bundle-sha256 "${BUNDLE_SHA256}"
 }
 
 secret_of() {
@@ -59,9 +78,9 @@ snapshot() {
   find "$1" -type f -print0 | sort -z | xargs -0 sha256sum
 }
 
-run_head() { run bash "${REPO_ROOT}/cluster/head-node.sh" --env-uri "${ENV_URI}"; }
+run_head() { node head-node; }
 run_login() {
-  run bash "${REPO_ROOT}/cluster/login-node.sh" --env-uri "${ENV_URI}"
+  node login-node
   printf "%s\n" "$output" >"${BATS_TEST_TMPDIR}/login.out"
 }
 
@@ -159,6 +178,7 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
   set_env SLURMCTLD_TIMEOUT 7
   printf '#!/usr/bin/env bash\necho "[controller-ha] boom" >&2\nexit 1\n' \
     >"$(find "${FAKE_S3}" -name controller-ha.sh)"
+  reseal ha/controller-ha.sh
   stub rstudio-server 'exit 1'
   stub curl 'exit 7'
   unset FAKE_LB_DNS
@@ -281,32 +301,33 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
 }
 
 @test "node start trusts the generated Workbench CA, once, and only when it is generated" {
-  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  node node-start
   [ "$status" -eq 0 ]
   cmp "${TRUST_ANCHORS}/pwbcluster-workbench.crt" "$(find "${FAKE_S3}" -name workbench-ca.pem)"
   [ "$(stub_calls update-trust | wc -l)" = 1 ]
-  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  node node-start
   [ "$status" -eq 0 ]
   [ "$(stub_calls update-trust | wc -l)" = 1 ]  # unchanged anchor: no rebuild
   rm "${TRUST_ANCHORS}/pwbcluster-workbench.crt"
   set_env WORKBENCH_CA false
-  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  node node-start
   [ "$status" -eq 0 ]
   [ ! -e "${TRUST_ANCHORS}/pwbcluster-workbench.crt" ]
   set_env WORKBENCH_CA true
   find "${FAKE_S3}" -name workbench-ca.pem -delete
-  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  reseal workbench-ca.pem
+  node node-start
   [ "$status" -ne 0 ]
   [[ "$output" == *"Workbench CA certificate is missing"* ]]
 }
 
 @test "node start installs the directory CA for ldaps, and warns when TLS is off" {
-  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  node node-start
   [ "$status" -eq 0 ]
   cmp "${T}/etc/pwbcluster/ldap-ca.pem" "$(find "${FAKE_S3}" -name ldap-ca.pem)"
   rm "${T}/etc/pwbcluster/ldap-ca.pem"
   set_env LDAP_TLS false
-  run bash "${REPO_ROOT}/cluster/node-start.sh" --env-uri "${ENV_URI}"
+  node node-start
   [ "$status" -eq 0 ]
   [[ "$output" == *"LDAP traffic is not encrypted"* ]]
   [ ! -e "${T}/etc/pwbcluster/ldap-ca.pem" ]
@@ -314,7 +335,7 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
 
 @test "compute node installs nothing" {
   for cmd in apt-get apt yum dnf pip pip3 curl wget; do stub "${cmd}"; done
-  run bash "${REPO_ROOT}/cluster/compute-node.sh" --env-uri "${ENV_URI}"
+  node compute-node
   [ "$status" -eq 0 ]
   for cmd in apt-get apt yum dnf pip pip3 curl wget; do
     [ -z "$(stub_calls "${cmd}")" ]
@@ -329,6 +350,95 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
   [ -z "$(stub_calls aws)" ]
 }
 
+# refused_everywhere MESSAGE: each entry script refuses the bundle with MESSAGE before it
+# sourced, read or installed anything (no copy swapped in, no secret read, no file written).
+refused_everywhere() {
+  local script
+  for script in node-start head-node login-node compute-node; do
+    node "${script}"
+    [ "$status" -eq 1 ] || { echo "${script} was not refused: ${output}"; return 1; }
+    [[ "$output" == *"$1"* ]] || { echo "${script}: ${output}"; return 1; }
+    [ ! -e "${PWB_HOME}/cluster" ] || { echo "${script} swapped the copy in"; return 1; }
+    [ ! -e "${T}/pwned" ] || { echo "${script} ran planted code"; return 1; }
+  done
+  for path in "${T}/shared" "${RSTUDIO_ETC}" "${TRUST_ANCHORS}" "${T}/etc/pwbcluster" "${LICENSE_DIR}"; do
+    [ ! -e "${path}" ] || { echo "${path} was written"; return 1; }
+  done
+  [ -z "$(stub_calls systemctl)$(stub_calls psql)$(stub_calls update-trust)$(stub_calls rstudio-server)" ]
+  if stub_calls aws | grep -v ' s3 cp --recursive ' | grep -q .; then
+    echo "calls beyond the fetch: $(stub_calls aws)"
+    return 1
+  fi
+}
+
+# bundle_root: the uploaded cluster/ prefix in the fake bucket.
+bundle_root() { dirname "${NODE_ENV}"; }
+
+@test "bundle: the stage's bundle passes the check on every node script" {
+  # The fixture bundle is the one the stage uploads: SHA256SUMS lists every object.
+  listed="$(sed 's/^[0-9a-f]\{64\}  //' "$(bundle_root)/SHA256SUMS" | LC_ALL=C sort)"
+  found="$(cd "$(bundle_root)" && find . -type f ! -path ./SHA256SUMS -printf '%P\n' | LC_ALL=C sort)"
+  [ "${listed}" = "${found}" ]
+  [[ "${listed}" == *"lib/common.sh"* && "${listed}" == *"node.env"* ]]
+  for script in node-start compute-node; do
+    node "${script}"
+    [ "$status" -eq 0 ]
+  done
+  [ -f "${PWB_HOME}/cluster/SHA256SUMS" ] && [ ! -e "${PWB_HOME}/cluster.new" ]
+}
+
+@test "bundle: a tampered lib file is refused before anything is installed" {
+  printf '%s\n' "touch '${T}/pwned'" >>"$(bundle_root)/lib/common.sh"
+  refused_everywhere "a file of the bundle does not match SHA256SUMS"
+}
+
+@test "bundle: a tampered node.env is refused before anything is installed" {
+  sed -i "s|^HA_CONTROLLERS=.*|HA_CONTROLLERS=true|" "${NODE_ENV}"
+  refused_everywhere "a file of the bundle does not match SHA256SUMS"
+}
+
+@test "bundle: a planted file SHA256SUMS does not list is refused" {
+  printf '%s\n' "touch '${T}/pwned'" >"$(bundle_root)/lib/zz-extra.sh"
+  refused_everywhere "the bundle holds files SHA256SUMS does not list"
+  rm "$(bundle_root)/lib/zz-extra.sh"
+  mkdir -p "$(bundle_root)/workbench/etc/rstudio/planted"
+  printf 'auth-none=1\n' >"$(bundle_root)/workbench/etc/rstudio/planted/rserver.conf"
+  refused_everywhere "the bundle holds files SHA256SUMS does not list"
+}
+
+@test "bundle: a rewritten SHA256SUMS (not the digest the stage passed) is refused" {
+  # Bucket write access could re-list a changed file; the Args' digest is out of its reach.
+  passed="${BUNDLE_SHA256}"
+  printf '%s\n' "touch '${T}/pwned'" >>"$(bundle_root)/lib/common.sh"
+  reseal lib/common.sh
+  [ "${BUNDLE_SHA256}" != "${passed}" ]
+  BUNDLE_SHA256="${passed}"
+  refused_everywhere "does not have the digest --bundle-sha256 gave"
+  # And a digest that is simply wrong, with an untouched bundle.
+  BUNDLE_SHA256="$(printf '%064d' 0)"
+  refused_everywhere "does not have the digest --bundle-sha256 gave"
+}
+
+@test "bundle: without SHA256SUMS, or without --bundle-sha256, nothing runs" {
+  run bash "${REPO_ROOT}/cluster/head-node.sh" --env-uri "${ENV_URI}"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"--bundle-sha256 HEX (the bundle's SHA256SUMS digest) is required"* ]]
+  [ -z "$(stub_calls aws)" ]
+  rm "$(bundle_root)/SHA256SUMS"
+  refused_everywhere "the bundle has no SHA256SUMS"
+}
+
+@test "bundle: a refused bundle leaves the previous verified copy in place" {
+  node compute-node
+  [ "$status" -eq 0 ]
+  before="$(cd "${PWB_HOME}/cluster" && find . -type f -print0 | sort -z | xargs -0 sha256sum)"
+  printf '%s\n' "touch '${T}/pwned'" >>"$(bundle_root)/lib/common.sh"
+  node compute-node
+  [ "$status" -eq 1 ]
+  [ "$(cd "${PWB_HOME}/cluster" && find . -type f -print0 | sort -z | xargs -0 sha256sum)" = "${before}" ]
+  [ ! -e "${T}/pwned" ]
+}
+
 @test "no script anywhere installs a cron entry" {
   run grep -rEln 'crontab|/etc/cron|cron\.d/|cron\.(daily|hourly)' \
     "${REPO_ROOT}/cluster" "${REPO_ROOT}/image" "${REPO_ROOT}/src/pwbcluster/templates"
@@ -340,12 +450,14 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
   set_env SLURMCTLD_TIMEOUT 7
   printf '#!/usr/bin/env bash\nprintf "%%s\\n" "$*" >>"%s/ha-calls"\n' "${T}" \
     >"$(find "${FAKE_S3}" -name controller-ha.sh)"
+  reseal ha/controller-ha.sh
   run_head
   [ "$status" -eq 0 ]
   run_login
   [ "$status" -eq 0 ]
-  [ "$(sed -n 1p "${T}/ha-calls")" = "--role head --shared-dir /opt/slurm/pwb-ha --slurmctld-timeout 7" ]
-  [ "$(sed -n 2p "${T}/ha-calls")" = "--role login --shared-dir /opt/slurm/pwb-ha --slurmctld-timeout 7" ]
+  sums="--scaling-sums-uri s3://example-scripts-test/ha/scaling.sha256sums"
+  [ "$(sed -n 1p "${T}/ha-calls")" = "--role head --shared-dir /opt/slurm/pwb-ha --slurmctld-timeout 7 ${sums}" ]
+  [ "$(sed -n 2p "${T}/ha-calls")" = "--role login --shared-dir /opt/slurm/pwb-ha --slurmctld-timeout 7 ${sums}" ]
 }
 
 @test "container sessions: the head node builds each session image once, in the background" {
@@ -368,6 +480,8 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
   for key in LD_PRELOAD PATH BASH_ENV; do
     cp "${NODE_ENV}" "${T}/node.env.orig"
     printf '%s=/tmp/evil\n' "${key}" >>"${NODE_ENV}"
+    # Sealed as if the stage had uploaded it: load_env's allow-list is the check here.
+    reseal node.env
     run_head
     [ "$status" -ne 0 ]
     [[ "$output" == *"key ${key} is not an allowed node setting"* ]]
@@ -378,6 +492,7 @@ if [[ "${input}" == *"CREATE ROLE"* ]]; then printf "%s" "${input}" >"'"${T}"'/p
 
 @test "node.env: a value with a control character is refused" {
   printf 'DEPLOYMENT=ex\rample\n' >>"${NODE_ENV}"
+  reseal node.env
   run_head
   [ "$status" -ne 0 ]
   [[ "$output" == *"DEPLOYMENT has a control character"* ]]

@@ -36,6 +36,45 @@ EOF
   SYSTEMD_DIR="${BATS_TEST_TMPDIR}/systemd"
   INSTALL_DIR="${BATS_TEST_TMPDIR}/opt"
   LOCAL_DIR="${BATS_TEST_TMPDIR}/var"
+  # S3 as a directory: s3://BUCKET/KEY is ${FAKE_S3}/BUCKET/KEY.
+  FAKE_S3="${BATS_TEST_TMPDIR}/s3"
+  SCALING_SUMS_URI="s3://bucket/ha/scaling.sha256sums"
+  stub aws 'args=(); for a in "$@"; do case "$a" in --cli-*|[0-9]*|--only-show-errors) ;; *) args+=("$a") ;; esac; done
+src="${args[2]}" dest="${args[3]}"
+[[ "${src}" == s3://* ]] && src="'"${FAKE_S3}"'/${src#s3://}"
+[[ "${dest}" == s3://* ]] && { dest="'"${FAKE_S3}"'/${dest#s3://}"; mkdir -p "$(dirname "${dest}")"; }
+[[ -f "${src}" ]] || { echo "fatal error: 404" >&2; exit 1; }
+cp "${src}" "${dest}"'
+}
+
+# head_scaling [SUDOERS]: the head's pcluster scaling files, published to ${SHARED}.
+head_scaling() {
+  export PWB_HA_PCLUSTER_SCRIPTS="${BATS_TEST_TMPDIR}/head/scripts"
+  mkdir -p "${PWB_HA_PCLUSTER_SCRIPTS}" "${BATS_TEST_TMPDIR}/head/conf"
+  printf '#!/bin/sh\n' >"${PWB_HA_PCLUSTER_SCRIPTS}/slurm_resume"
+  chmod 0755 "${PWB_HA_PCLUSTER_SCRIPTS}/slurm_resume"
+  echo "[slurm_resume]" >"${BATS_TEST_TMPDIR}/head/conf/parallelcluster_slurm_resume.conf"
+  echo "${1:-slurm ALL=(pcluster-admin) NOPASSWD: ALL}" >"${BATS_TEST_TMPDIR}/head/sudoers"
+  SCALING_SCRIPTS="${PWB_HA_PCLUSTER_SCRIPTS}"
+  SCALING_CONF="${BATS_TEST_TMPDIR}/head/conf"
+  SCALING_SUDOERS="${BATS_TEST_TMPDIR}/head/sudoers"
+  mkdir -p "${SHARED}/scaling"
+  run publish_scaling
+  [ "${status}" -eq 0 ]
+  # From here on, this is a login node: it installs them where slurm.conf names them.
+  SCALING_SCRIPTS="${BATS_TEST_TMPDIR}/login/scripts"
+  SCALING_CONF="${BATS_TEST_TMPDIR}/login/conf"
+  SCALING_SUDOERS="${BATS_TEST_TMPDIR}/login/sudoers"
+}
+
+# scaling_refused MESSAGE: install_scaling fails with MESSAGE and installs nothing.
+scaling_refused() {
+  stub visudo
+  run install_scaling
+  [ "${status}" -eq 1 ] || { echo "${output}"; return 1; }
+  [[ "${output}" == *"$1"* ]] || { echo "${output}"; return 1; }
+  [ ! -e "${BATS_TEST_TMPDIR}/login" ] || { echo "installed: $(find "${BATS_TEST_TMPDIR}/login")"; return 1; }
+  [ -z "$(stub_calls visudo)" ]
 }
 
 @test "--help prints the header and exits 0" {
@@ -102,37 +141,52 @@ EOF
 }
 
 @test "head publishes the pcluster scaling programs; a login node installs them" {
-  export PWB_HA_PCLUSTER_SCRIPTS="${BATS_TEST_TMPDIR}/head/scripts"
-  mkdir -p "${PWB_HA_PCLUSTER_SCRIPTS}" "${BATS_TEST_TMPDIR}/head/conf"
-  printf '#!/bin/sh\n' >"${PWB_HA_PCLUSTER_SCRIPTS}/slurm_resume"
-  chmod 0755 "${PWB_HA_PCLUSTER_SCRIPTS}/slurm_resume"
-  echo "[slurm_resume]" >"${BATS_TEST_TMPDIR}/head/conf/parallelcluster_slurm_resume.conf"
-  echo "slurm ALL=(pcluster-admin) NOPASSWD: ALL" >"${BATS_TEST_TMPDIR}/head/sudoers"
-  SCALING_SCRIPTS="${PWB_HA_PCLUSTER_SCRIPTS}"
-  SCALING_CONF="${BATS_TEST_TMPDIR}/head/conf"
-  SCALING_SUDOERS="${BATS_TEST_TMPDIR}/head/sudoers"
-  mkdir -p "${SHARED}/scaling"
-  run publish_scaling
-  [ "${status}" -eq 0 ]
-  # the login node installs them where slurm.conf names them
-  SCALING_SCRIPTS="${BATS_TEST_TMPDIR}/login/scripts"
-  SCALING_CONF="${BATS_TEST_TMPDIR}/login/conf"
-  SCALING_SUDOERS="${BATS_TEST_TMPDIR}/login/sudoers"
+  head_scaling
+  # The digests went to S3 from the head's own files.
+  grep -qx "$(sha256sum <"${BATS_TEST_TMPDIR}/head/sudoers" | cut -d' ' -f1)  sudoers" \
+    "${FAKE_S3}/bucket/ha/scaling.sha256sums"
+  [ "$(wc -l <"${FAKE_S3}/bucket/ha/scaling.sha256sums")" = 3 ]
   stub visudo
   run install_scaling
   [ "${status}" -eq 0 ]
   [ -x "${BATS_TEST_TMPDIR}/login/scripts/slurm_resume" ]
   [ -f "${BATS_TEST_TMPDIR}/login/conf/parallelcluster_slurm_resume.conf" ]
   [ "$(stat -c %a "${BATS_TEST_TMPDIR}/login/sudoers")" = "440" ]
-  [[ "$(stub_calls visudo)" == "-cqf ${SHARED}/scaling/sudoers" ]]
+  [[ "$(stub_calls visudo)" == "-cqf ${LOCAL_DIR}/scaling.new/files/sudoers" ]]
+  [ ! -e "${LOCAL_DIR}/scaling.new" ]
+}
+
+@test "scaling: a sudoers rule planted in the shared directory is refused, nothing installed" {
+  head_scaling
+  echo "ALL ALL=(ALL) NOPASSWD: ALL" >"${SHARED}/scaling/sudoers"
+  scaling_refused "a published scaling file does not match the head's digests: not installed"
+}
+
+@test "scaling: a changed resume program is refused, nothing installed" {
+  head_scaling
+  printf '#!/bin/sh\ncp /bin/bash /tmp/rootshell\n' >"${SHARED}/scaling/scripts/slurm_resume"
+  scaling_refused "does not match the head's digests"
+}
+
+@test "scaling: a planted extra file is refused, nothing installed" {
+  head_scaling
+  printf '#!/bin/sh\n' >"${SHARED}/scaling/scripts/slurm_fleet_status_manager"
+  scaling_refused "holds files the head did not publish: not installed"
+}
+
+@test "scaling: a rewritten digest list on shared storage does not help; without the S3 list nothing installs" {
+  head_scaling
+  # Only the S3 object counts: one on shared storage is just another planted file.
+  (cd "${SHARED}/scaling" && find . -type f -printf '%P\0' | xargs -0 sha256sum) >"${SHARED}/scaling/SHA256SUMS"
+  scaling_refused "holds files the head did not publish"
+  rm "${SHARED}/scaling/SHA256SUMS" "${FAKE_S3}/bucket/ha/scaling.sha256sums"
+  scaling_refused "cannot read the scaling files' digests"
+  SCALING_SUMS_URI=""
+  scaling_refused "no --scaling-sums-uri"
 }
 
 @test "a sudoers file that does not parse is not installed" {
-  mkdir -p "${SHARED}/scaling/scripts"
-  echo "garbage" >"${SHARED}/scaling/sudoers"
-  SCALING_SCRIPTS="${BATS_TEST_TMPDIR}/login/scripts"
-  SCALING_CONF="${BATS_TEST_TMPDIR}/login/conf"
-  SCALING_SUDOERS="${BATS_TEST_TMPDIR}/login/sudoers"
+  head_scaling "garbage"
   stub visudo 'exit 1'
   run install_scaling
   [ "${status}" -eq 0 ]

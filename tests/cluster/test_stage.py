@@ -116,6 +116,35 @@ def test_sandbox_run_uploads_records_and_destroys(
     assert not (tmp_path / "build" / "cluster-plan.json").exists()
 
 
+def test_a_run_removes_what_an_earlier_run_left_under_the_prefix(
+    data: dict[str, Any], tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pwbcluster.pcluster import offline
+
+    monkeypatch.setattr(
+        offline,
+        "synthesise_cluster",
+        lambda config, name, *a, **kw: offline.JobResult(
+            offline.cluster_job(config, name), [], [], {}, {}
+        ),
+    )
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint)
+    # A leftover (a file an older release uploaded) would make every node refuse the bundle.
+    s3.put_object(Bucket=BUCKET, Key="cluster/lib/old.sh", Body=b"echo old\n")
+    s3.put_object(Bucket=BUCKET, Key="elsewhere/keep.txt", Body=b"not ours\n")
+    stage.run(context(data, tmp_path, moto_endpoint))
+    uploaded = keys(moto_endpoint)
+    assert "cluster/lib/old.sh" not in uploaded and "elsewhere/keep.txt" in uploaded
+    body = s3.get_object(Bucket=BUCKET, Key="cluster/SHA256SUMS")["Body"].read()
+    assert {
+        f"cluster/{rel}" for rel in (line.split("  ", 1)[1] for line in body.decode().splitlines())
+    } | {"cluster/SHA256SUMS"} == {k for k in uploaded if k.startswith("cluster/")}
+    # destroy takes what the head node wrote too, and leaves what is not the cluster's.
+    s3.put_object(Bucket=BUCKET, Key="ha/scaling.sha256sums", Body=b"")
+    stage.destroy(context(data, tmp_path, moto_endpoint), None)
+    assert keys(moto_endpoint) == ["elsewhere/keep.txt"]
+
+
 def test_sandbox_run_fails_on_a_pcluster_error(
     data: dict[str, Any], tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -229,6 +258,42 @@ def test_real_driver_updates_an_existing_cluster_and_reports_failure(tmp_path: P
             "example", REGION, tmp_path / "c.yaml", cli, Console(quiet=True), 0
         )
     assert [c[1] for c in cli.calls][:2] == ["describe-cluster", "update-cluster"]
+
+
+def test_real_driver_says_a_changed_bundle_needs_a_new_cluster(tmp_path: Path) -> None:
+    # pcluster 3.16.1 refuses a change of the head node's CustomActions (UNSUPPORTED).
+    refusal = {
+        "message": "Update failure",
+        "changeSet": [
+            {
+                "parameter": "HeadNode.CustomActions.OnNodeStart.Args",
+                "currentValue": "['--env-uri', 's3://b/cluster/node.env', '--bundle-sha256', 'aa']",
+                "requestedValue": "['--env-uri', 's3://b/cluster/node.env', '--bundle-sha256', 'bb']",
+            }
+        ],
+    }
+    for existing, hinted in ((True, True), (False, False)):
+        steps: list[tuple[str, int, Any]] = [
+            (
+                "describe-cluster",
+                0 if existing else 1,
+                {"clusterStatus": "CREATE_COMPLETE"}
+                if existing
+                else {"message": "example does not exist"},
+            ),
+            ("update-cluster" if existing else "create-cluster", 1, refusal),
+        ]
+        with pytest.raises(PclusterError) as err:
+            cluster_pcluster.create_or_update(
+                "example",
+                REGION,
+                tmp_path / "c.yaml",
+                ScriptedPcluster(steps),
+                Console(quiet=True),
+                0,
+            )
+        assert ("recreate the cluster" in str(err.value)) is hinted
+        assert "HeadNode.CustomActions.OnNodeStart.Args" in str(err.value)
 
 
 @pytest.mark.pcluster

@@ -18,7 +18,7 @@ from pwbcluster.pipeline.plan_pcluster import pcluster_step
 from pwbcluster.stages.cluster.render import render_cluster_config, trace
 from pwbcluster.stages.cluster.stage import override_key
 
-from .conftest import render
+from .conftest import BUNDLE_SHA256, render
 
 pytestmark = pytest.mark.pcluster
 
@@ -160,7 +160,13 @@ def test_a_validator_finding_is_traced_to_the_resource_and_the_deployment_key(
 ) -> None:
     ctx = planned_context(example)
     rendered = render_cluster_config(
-        example.model, ctx.network, ctx.services, ctx.image, ctx.scripts_prefix, example.tags()
+        example.model,
+        ctx.network,
+        ctx.services,
+        ctx.image,
+        ctx.scripts_prefix,
+        example.tags(),
+        bundle_sha256=BUNDLE_SHA256,
     )
     config = copy.deepcopy(rendered.config)
     resource = config["Scheduling"]["SlurmQueues"][1]["ComputeResources"][0]

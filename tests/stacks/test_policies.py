@@ -6,6 +6,7 @@ every database on, Managed AD, LDAPS opted out, an existing VPC) run once per se
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import inspect
 import json
@@ -19,6 +20,7 @@ import pytest
 
 from pwbcluster.contracts import (
     CLUSTER_SCRIPTS_PREFIX,
+    HA_SCALING_SUMS_KEY,
     IMAGE_SCRIPTS_PREFIX,
     JUMP_TOOL_PREFIX,
     NetworkOutputs,
@@ -218,6 +220,7 @@ def test_iam_policies_name_exact_arns(deployments: dict[str, Deployed], variant:
         f"{bucket_arn}/{IMAGE_SCRIPTS_PREFIX}*",
         f"{bucket_arn}/{CLUSTER_SCRIPTS_PREFIX}*",
         f"{bucket_arn}/{JUMP_TOOL_PREFIX}*",
+        f"{bucket_arn}/{HA_SCALING_SUMS_KEY}",
     }
     policies = d.of_type("iam/policy:Policy") + d.of_type("iam/rolePolicy:RolePolicy")
     assert len(policies) == 5, [p.urn for p in policies]
@@ -243,6 +246,80 @@ def test_iam_policies_name_exact_arns(deployments: dict[str, Deployed], variant:
                     )
                 if action.startswith("secretsmanager:"):
                     assert set(resources) <= secret_arns, f"{policy.urn}: {action} {resources}"
+
+
+# What would let a node change what another node runs as root: write, delete or re-ACL an
+# object of the scripts prefix, or rewrite the bucket's policy.
+_SCRIPT_WRITES = (
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutObjectAcl",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketAcl",
+)
+
+
+@pytest.mark.parametrize("variant", ["default", "all-databases"])
+def test_no_role_may_write_the_node_scripts(deployments: dict[str, Deployed], variant: str) -> None:
+    """Bucket write access is the trust boundary of the node scripts (cluster/node-start.sh
+    fetch_bundle): the entry scripts ParallelCluster fetches cannot check themselves."""
+    d = deployments[variant]
+    bucket_arn = d.network.bucket_arn
+    targets = (
+        f"{bucket_arn}/{CLUSTER_SCRIPTS_PREFIX}node-start.sh",
+        f"{bucket_arn}/{CLUSTER_SCRIPTS_PREFIX}SHA256SUMS",
+        bucket_arn,
+    )
+    policies = d.of_type("iam/policy:Policy") + d.of_type("iam/rolePolicy:RolePolicy")
+    readers = set()
+    for policy in policies:
+        for statement in _statements(policy):
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            resources = statement["Resource"]
+            resources = [resources] if isinstance(resources, str) else resources
+            covered = [t for t in targets for r in resources if fnmatch.fnmatchcase(t, r)]
+            if statement.get("Effect") != "Allow" or not covered:
+                continue
+            if "s3:GetObject" in actions and targets[0] in covered:
+                readers.add(policy.name)
+            granted = [w for w in _SCRIPT_WRITES for a in actions if fnmatch.fnmatchcase(w, a)]
+            assert not granted, f"{policy.urn}: {granted} on {covered}"
+    # Not vacuous: every node role reads the prefix through these very statements.
+    assert {f"example-nodes-{role}" for role in ROLE_ENTRY_SCRIPTS} <= readers, readers
+
+
+@pytest.mark.parametrize("variant", ["default", "no-controller-ha"])
+def test_only_the_head_may_write_the_ha_scaling_digests(
+    deployments: dict[str, Deployed], variant: str
+) -> None:
+    """Login nodes install the head's resume/suspend programs and sudoers rule as root
+    only when they match this list: no other role may write it, and it exists only with
+    controller HA."""
+    d = deployments[variant]
+    key = f"{d.network.bucket_arn}/{HA_SCALING_SUMS_KEY}"
+    access: dict[str, set[str]] = {}
+    for policy in d.of_type("iam/policy:Policy") + d.of_type("iam/rolePolicy:RolePolicy"):
+        for statement in _statements(policy):
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            resources = statement["Resource"]
+            resources = [resources] if isinstance(resources, str) else resources
+            s3 = {a for a in actions if a.startswith("s3:") or a == "*"}
+            if (
+                statement.get("Effect") == "Allow"
+                and s3
+                and any(fnmatch.fnmatchcase(key, r) for r in resources)
+            ):
+                access.setdefault(policy.name, set()).update(s3)
+    if variant == "no-controller-ha":
+        assert access == {}
+        return
+    assert access == {
+        "example-nodes-head-node": {"s3:PutObject"},
+        "example-nodes-login-node": {"s3:GetObject"},
+    }
 
 
 def _secrets_read_by(d: Deployed, policy_name: str) -> set[str]:

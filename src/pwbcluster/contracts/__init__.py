@@ -33,6 +33,10 @@ IMAGE_SCRIPTS_PREFIX = "image/"
 CLUSTER_SCRIPTS_PREFIX = "cluster/"
 # The jump host's pwb-users wheel; only the jump host reads it.
 JUMP_TOOL_PREFIX = "jump/"
+# The sha256 list of the scaling files the head publishes for backup controllers
+# (cluster/ha/controller-ha.sh): only the head node's role may write it, the login
+# nodes' read it; outside cluster/, which no node may write.
+HA_SCALING_SUMS_KEY = "ha/scaling.sha256sums"
 
 # The Pulumi project of the network and services stacks.
 PROJECT = "pwbcluster-aux"

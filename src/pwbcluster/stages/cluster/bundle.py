@@ -7,6 +7,12 @@ node policies of the services stage read exactly its ``cluster/`` prefix)::
     cluster/node.env                  non-secret settings (secret ARNs, endpoints, switches)
     cluster/ldap-ca.pem               the directory's CA certificate (public), with ldaps://
     cluster/workbench/etc/rstudio/... the rendered Workbench configuration (no secrets)
+    cluster/SHA256SUMS                every other object's sha256 (``sha256sum`` format,
+                                      paths relative to cluster/)
+
+The cluster configuration passes the sha256 of SHA256SUMS in every custom action's Args
+(``--bundle-sha256``): a node checks the copy it fetched against it before it sources any
+of it (cluster/node-start.sh ``fetch_bundle``).
 
 A node's OnNodeStart copies the whole ``cluster/`` prefix once (one bounded call); the
 head node publishes the Workbench tree from that copy.
@@ -17,6 +23,7 @@ executed), so a value needs no quoting and cannot run anything.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from pwbcluster.config.model import Deployment, WorkbenchModel, coerce
-from pwbcluster.contracts import DatabaseEndpoint, NetworkOutputs, ServicesOutputs
+from pwbcluster.contracts import (
+    HA_SCALING_SUMS_KEY,
+    DatabaseEndpoint,
+    NetworkOutputs,
+    ServicesOutputs,
+)
 from pwbcluster.errors import ToolkitError
 from pwbcluster.files_manifest import manifest_files
 from pwbcluster.render_guard import check_value
@@ -40,7 +52,8 @@ from pwbcluster.stages.cluster.workbench.generate import RenderedFile
 HA_SHARED_DIR = "/opt/slurm/pwb-ha"
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+=,* -]*$")
-# Files in cluster/ that are not for the nodes.
+# The checksum list the nodes verify the bundle against (relative to cluster/).
+SUMS_NAME = "SHA256SUMS"
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,9 @@ def node_env(
         "LDAP_CA_PATH": LDAP_CA_PATH,
         "HA_CONTROLLERS": "true" if cluster.ha.controllers else "false",
         "HA_SHARED_DIR": HA_SHARED_DIR,
+        # Where the head puts the digests of the scaling files it shares (its role alone
+        # may write there); login nodes install only files that match.
+        "HA_SCALING_SUMS_URI": f"s3://{network.bucket_name}/{HA_SCALING_SUMS_KEY}",
         "SLURMCTLD_TIMEOUT": str(cluster.ha.slurmctld_timeout),
         "CONTAINER_SESSIONS": "true" if wb.container_sessions else "false",
         "CONTAINER_IMAGES": " ".join(wb.container_images),
@@ -169,4 +185,28 @@ def bundle_objects(
     objects.extend(
         BundleObject(s3_key(root, "workbench", f.path), f.text.encode()) for f in workbench.values()
     )
+    objects.append(BundleObject(s3_key(root, SUMS_NAME), sums_text(root, objects).encode()))
     return objects
+
+
+def sums_text(root: str, objects: list[BundleObject]) -> str:
+    """``sha256sum`` lines for ``objects``, paths relative to ``root``, sorted by path.
+
+    A path sha256sum would escape (a backslash or newline in it) is refused: the node's
+    check compares the listed names with the files it finds, byte for byte."""
+    lines = []
+    for obj in sorted(objects, key=lambda o: o.key):
+        rel = obj.key.removeprefix(root + "/")
+        if rel == obj.key or not rel or "\\" in rel or "\n" in rel:
+            raise ToolkitError(f"bundle: {obj.key!r} cannot be listed in {SUMS_NAME}")
+        lines.append(f"{hashlib.sha256(obj.body).hexdigest()}  {rel}\n")
+    return "".join(lines)
+
+
+def bundle_sha256(objects: list[BundleObject]) -> str:
+    """The sha256 of the bundle's SHA256SUMS: what every custom action passes as
+    ``--bundle-sha256``."""
+    sums = [o for o in objects if o.key.rsplit("/", 1)[-1] == SUMS_NAME]
+    if len(sums) != 1:
+        raise ToolkitError(f"bundle: expected one {SUMS_NAME}, found {len(sums)}")
+    return hashlib.sha256(sums[0].body).hexdigest()

@@ -23,7 +23,13 @@ from pwbcluster import netpaths
 from pwbcluster.config import Config
 from pwbcluster.config.model import build
 from pwbcluster.config.model_cluster import WorkbenchModel
-from pwbcluster.contracts import ClusterOutputs, ImageOutputs, NetworkOutputs, ServicesOutputs
+from pwbcluster.contracts import (
+    HA_SCALING_SUMS_KEY,
+    ClusterOutputs,
+    ImageOutputs,
+    NetworkOutputs,
+    ServicesOutputs,
+)
 from pwbcluster.contracts.account import ClusterDeploy
 from pwbcluster.contracts.stage import StageContext, StageSpec, Upstream, section_inputs
 from pwbcluster.errors import StageError
@@ -34,6 +40,7 @@ from pwbcluster.stages.cluster import dns, reachability
 from pwbcluster.stages.cluster.bundle import (
     BundleObject,
     bundle_objects,
+    bundle_sha256,
     format_env,
     node_env,
 )
@@ -41,6 +48,7 @@ from pwbcluster.stages.cluster.render import (
     RenderedCluster,
     lb_listeners,
     render_cluster_config,
+    s3_key,
     trace,
 )
 from pwbcluster.stages.cluster.workbench.generate import (
@@ -153,7 +161,6 @@ def prepare(ctx: StageContext) -> Prepared:
     services: ServicesOutputs = ctx.upstream.require("services")
     image: ImageOutputs = ctx.upstream.require("image")
     name, prefix = cluster_name(config), scripts_prefix(config)
-    rendered = render_cluster_config(model, network, services, image, prefix, config.tags())
     files = render_workbench(settings_from(model, services), config.name)
     env = node_env(model, network, services, name, prefix)
     env_text = format_env(env)
@@ -172,6 +179,16 @@ def prepare(ctx: StageContext) -> Prepared:
             "re-run the services stage"
         )
     objects = bundle_objects(prefix, cluster_dir(config), env_text, files, ca, workbench_ca)
+    # The bundle first: its SHA256SUMS digest goes into every custom action's Args.
+    rendered = render_cluster_config(
+        model,
+        network,
+        services,
+        image,
+        prefix,
+        config.tags(),
+        bundle_sha256=bundle_sha256(objects),
+    )
     build = Path(config.build_dir)
     extra = (
         "Placeholders (known after `invoke up`): " + ", ".join(rendered.placeholders)
@@ -209,6 +226,18 @@ def upload(s3: Any, objects: list[BundleObject], bucket: str) -> list[str]:
         keys.append(obj.key)
     log.info("uploaded %d objects to s3://%s/", len(keys), bucket)
     return keys
+
+
+def prune_uploads(s3: Any, bucket: str, prefix: str, keep: Sequence[str]) -> int:
+    """Delete the objects under ``prefix/`` that this upload did not write: a node refuses
+    a bundle holding a file its SHA256SUMS does not list (an earlier run's leftover too)."""
+    kept = set(keep)
+    stale: list[Any] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        stale += [{"Key": o["Key"]} for o in page.get("Contents", []) if o["Key"] not in kept]
+    for start in range(0, len(stale), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": stale[start : start + 1000]})
+    return len(stale)
 
 
 def remove_uploads(s3: Any, bucket: str, prefix: str) -> int:
@@ -337,7 +366,9 @@ def run(ctx: StageContext) -> ClusterOutputs:
         ctx.say(f"cluster: [yellow]warning[/yellow]: {warning}")
     network: NetworkOutputs = ctx.upstream.require("network")
     check_flows(ctx, prepared, ctx.account.check_cluster(deploy_request(ctx, prepared, ())))
-    keys = upload(ctx.account.client("s3"), prepared.objects, network.bucket_name)
+    s3 = ctx.account.client("s3")
+    keys = upload(s3, prepared.objects, network.bucket_name)
+    prune_uploads(s3, network.bucket_name, s3_key(prepared.scripts_prefix, "cluster"), keys)
     uploaded = [f"s3://{network.bucket_name}/{k}" for k in keys]
     host = ctx.account.deploy_cluster(deploy_request(ctx, prepared, uploaded))
     if write_dns:
@@ -392,7 +423,10 @@ def destroy(ctx: StageContext, outputs: ClusterOutputs | None) -> None:
     prefix = (outputs.scripts_prefix if outputs else UPLOAD_ROOT).strip("/") or UPLOAD_ROOT
     network: NetworkOutputs | None = ctx.upstream.get("network")
     if network is not None:
-        removed = remove_uploads(ctx.account.client("s3"), network.bucket_name, prefix)
+        s3 = ctx.account.client("s3")
+        removed = remove_uploads(s3, network.bucket_name, prefix)
+        # What the head node wrote there (the HA scaling files' digests).
+        removed += remove_uploads(s3, network.bucket_name, HA_SCALING_SUMS_KEY.rsplit("/", 1)[0])
         log.info("cluster: removed %d uploaded objects", removed)
 
 

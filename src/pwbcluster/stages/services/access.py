@@ -17,7 +17,12 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 import pulumi
-from pwbcluster.contracts import CLUSTER_SCRIPTS_PREFIX, LAUNCHER_PORT, SLURMCTLD_PORTS
+from pwbcluster.contracts import (
+    CLUSTER_SCRIPTS_PREFIX,
+    HA_SCALING_SUMS_KEY,
+    LAUNCHER_PORT,
+    SLURMCTLD_PORTS,
+)
 from pwbcluster.stages.policies import node_policy_document
 
 ROLES = ("head-node", "login-node", "compute-node")
@@ -227,6 +232,33 @@ class NodePoliciesArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     # More statements for the login-node role (a backup controller's scaling calls).
     login_extra: Sequence[dict[str, Any]] = ()
+    # Controller HA: the head writes the digests of the scaling files it shares, the login
+    # nodes read them (cluster/ha/controller-ha.sh --scaling-sums-uri).
+    ha_scaling_sums: bool = False
+
+
+def ha_scaling_sums_statements(bucket_arn: str) -> dict[str, list[dict[str, Any]]]:
+    """By role: the head node alone may put the scaling files' digest list; login nodes
+    may read it. One exact key: the head cannot write the node scripts under cluster/."""
+    key = f"{bucket_arn}/{HA_SCALING_SUMS_KEY}"
+    return {
+        "head-node": [
+            {
+                "Sid": "PublishHaScalingSums",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": [key],
+            }
+        ],
+        "login-node": [
+            {
+                "Sid": "ReadHaScalingSums",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [key],
+            }
+        ],
+    }
 
 
 class NodePolicies(pulumi.ComponentResource):
@@ -237,7 +269,11 @@ class NodePolicies(pulumi.ComponentResource):
     ) -> None:
         super().__init__("pwbcluster:aux:NodePolicies", name, None, opts)
         self.arns = {}
+        sums = ha_scaling_sums_statements(args.bucket_arn) if args.ha_scaling_sums else {}
         for role in ROLES:
+            extra = [*sums.get(role, ())]
+            if role == "login-node":
+                extra = [*LOGIN_NODE_EXTRA, *args.login_extra, *extra]
             policy = aws.iam.Policy(
                 f"{name}-{role}",
                 name=f"pwbcluster-{args.deployment}-{role}",
@@ -246,7 +282,7 @@ class NodePolicies(pulumi.ComponentResource):
                     args.bucket_arn,
                     CLUSTER_SCRIPTS_PREFIX,
                     list(args.secrets.get(role, ())),
-                    (*LOGIN_NODE_EXTRA, *args.login_extra) if role == "login-node" else (),
+                    extra,
                 ),
                 tags={**dict(args.tags), "Name": f"{args.deployment}-{role}"},
                 opts=pulumi.ResourceOptions(parent=self),

@@ -176,6 +176,7 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
             login_extra=login_scaling_statements(args.region, name, args.private_subnet_ids)
             if args.login_node_scaling
             else (),
+            ha_scaling_sums=args.login_node_scaling,
         ),
     )
 
