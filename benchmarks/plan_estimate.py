@@ -25,7 +25,6 @@ from pwbcluster.pipeline.plan import planned_context
 from pwbcluster.stages.cluster.render import render_cluster_config
 
 # The estimate reads the configuration's resources, not its Args: any well-formed digest.
-BUNDLE_SHA256 = "0" * 64
 
 
 def main() -> None:
@@ -43,7 +42,6 @@ def main() -> None:
         ctx.image,
         ctx.scripts_prefix,
         cfg.tags(),
-        bundle_sha256=BUNDLE_SHA256,
     ).config
     timings: dict[str, list[float]] = {"diagram": [], "cost": []}
     with tempfile.TemporaryDirectory() as tmp:

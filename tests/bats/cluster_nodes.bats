@@ -19,7 +19,6 @@ setup() {
   cp -R "${BASE}/." "${T}/world"
   export FAKE_S3="${T}/world/s3" FAKE_SECRETS="${T}/world/secrets"
   ENV_URI="$(cat "${T}/world/env-uri")"
-  BUNDLE_SHA256="$(cat "${T}/world/bundle-sha256")"
   NODE_ENV="$(find "${FAKE_S3}" -name node.env)"
   set_env WORKBENCH_SHARED_DIR "${T}/shared"
   set_env LDAP_CA_PATH "${T}/etc/pwbcluster/ldap-ca.pem"
@@ -46,26 +45,24 @@ esac'
 }
 
 # set_env KEY VALUE: change one line of the uploaded node.env, as the stage would have
-# uploaded it: node.env's line of SHA256SUMS and the digest passed as --bundle-sha256 follow.
+# uploaded it: node.env's line of SHA256SUMS follows.
 set_env() {
   sed -i "s|^$1=.*|$1=$2|" "${NODE_ENV}"
   reseal node.env
 }
 
 # reseal FILE: FILE (relative to the bundle's root) listed in SHA256SUMS with its current
-# digest (or no longer listed, when deleted), and BUNDLE_SHA256 that of the new
-# SHA256SUMS: a bundle the stage would upload.
+# digest (or no longer listed, when deleted): a bundle the stage would upload.
 reseal() {
   local root sums
   root="$(dirname "${NODE_ENV}")" sums="$(dirname "${NODE_ENV}")/SHA256SUMS"
   sed -i "\\|^[0-9a-f]\\{64\\}  $1\$|d" "${sums}"
   if [[ -e "${root}/$1" ]]; then (cd "${root}" && sha256sum "$1") >>"${sums}"; fi
-  BUNDLE_SHA256="$(sha256sum <"${sums}" | cut -d' ' -f1)"
 }
 
 # node SCRIPT: run cluster/SCRIPT.sh as ParallelCluster would, with the stage's Args.
 node() {
-  run bash "${REPO_ROOT}/cluster/$1.sh" --env-uri "${ENV_URI}" --bundle-sha256 "${BUNDLE_SHA256}"
+  run bash "${REPO_ROOT}/cluster/$1.sh" --env-uri "${ENV_URI}"
 }
 
 secret_of() {
@@ -406,24 +403,7 @@ bundle_root() { dirname "${NODE_ENV}"; }
   refused_everywhere "the bundle holds files SHA256SUMS does not list"
 }
 
-@test "bundle: a rewritten SHA256SUMS (not the digest the stage passed) is refused" {
-  # Bucket write access could re-list a changed file; the Args' digest is out of its reach.
-  passed="${BUNDLE_SHA256}"
-  printf '%s\n' "touch '${T}/pwned'" >>"$(bundle_root)/lib/common.sh"
-  reseal lib/common.sh
-  [ "${BUNDLE_SHA256}" != "${passed}" ]
-  BUNDLE_SHA256="${passed}"
-  refused_everywhere "does not have the digest --bundle-sha256 gave"
-  # And a digest that is simply wrong, with an untouched bundle.
-  BUNDLE_SHA256="$(printf '%064d' 0)"
-  refused_everywhere "does not have the digest --bundle-sha256 gave"
-}
-
-@test "bundle: without SHA256SUMS, or without --bundle-sha256, nothing runs" {
-  run bash "${REPO_ROOT}/cluster/head-node.sh" --env-uri "${ENV_URI}"
-  [ "$status" -eq 1 ]
-  [[ "$output" == *"--bundle-sha256 HEX (the bundle's SHA256SUMS digest) is required"* ]]
-  [ -z "$(stub_calls aws)" ]
+@test "bundle: without SHA256SUMS nothing runs" {
   rm "$(bundle_root)/SHA256SUMS"
   refused_everywhere "the bundle has no SHA256SUMS"
 }

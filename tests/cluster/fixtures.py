@@ -8,7 +8,6 @@ Run as a script it writes that bucket for the bats tests:
 OUT_DIR/s3/<bucket>/<key> holds every object (node scripts, node.env, Workbench tree),
 OUT_DIR/secrets/<arn with / and : replaced by _> each secret's value (what the aws stub
 serves from "Secrets Manager"), OUT_DIR/env-uri the --env-uri to pass and
-OUT_DIR/bundle-sha256 the --bundle-sha256 (the digest of the bundle's SHA256SUMS).
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ from pwbcluster.stages.cluster.bundle import (  # noqa: E402
     SUMS_NAME,
     BundleObject,
     bundle_objects,
-    bundle_sha256,
     format_env,
     node_env,
     sums_text,
@@ -44,8 +42,6 @@ REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 BUCKET = "example-scripts-test"
 PREFIX = ""  # the stage uploads at the bucket root: cluster/...
-# --bundle-sha256 for configurations rendered without a bundle (their shape, not a boot).
-BUNDLE_SHA256 = "ab" * 32
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBtestcertificate\n-----END CERTIFICATE-----\n"
 
 
@@ -162,12 +158,11 @@ def write_bucket(out: Path, audit: bool, license_key: bool, tls: bool) -> None:
     for arn in arns:
         (secret_dir / arn.replace("/", "_").replace(":", "_")).write_text(random_secret())
     (out / "env-uri").write_text(f"s3://{BUCKET}/cluster/node.env\n")
-    (out / "bundle-sha256").write_text(bundle_sha256(objects) + "\n")
 
 
 def reseal(out: Path) -> str:
     """The bucket under ``out`` edited by a test made whole again, as the stage would have
-    uploaded it: SHA256SUMS lists every object, ``out/bundle-sha256`` is its digest."""
+    uploaded it: SHA256SUMS lists every object; returns SHA256SUMS' digest."""
     root = out / "s3" / BUCKET / "cluster"
     objects = [
         BundleObject(f"cluster/{path.relative_to(root).as_posix()}", path.read_bytes())
@@ -175,9 +170,7 @@ def reseal(out: Path) -> str:
         if path.is_file() and path.relative_to(root).as_posix() != SUMS_NAME
     ]
     (root / SUMS_NAME).write_text(sums_text("cluster", objects))
-    digest = hashlib.sha256((root / SUMS_NAME).read_bytes()).hexdigest()
-    (out / "bundle-sha256").write_text(digest + "\n")
-    return digest
+    return hashlib.sha256((root / SUMS_NAME).read_bytes()).hexdigest()
 
 
 if __name__ == "__main__":

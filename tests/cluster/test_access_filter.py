@@ -18,14 +18,12 @@ from pwbcluster.stages.cluster.render import (
 )
 from pwbcluster.stages.users.run import target_for
 
-from .fixtures import BUNDLE_SHA256, PREFIX, upstream
+from .fixtures import PREFIX, upstream
 
 
 def rendered_filter(data: dict[str, Any]) -> str:
     network, services, image = upstream()
-    config = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    ).config
+    config = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config
     return str(config["DirectoryService"]["LdapAccessFilter"])
 
 

@@ -1,6 +1,7 @@
 """The bundle the nodes run as root is checked before it runs: SHA256SUMS covers every
-uploaded object, its digest is in every custom action's Args, and the check is the same
-in every entry script (the bats tests in tests/bats/cluster_nodes.bats tamper with it)."""
+uploaded object, the check is the same in every entry script (the bats tests in
+tests/bats/cluster_nodes.bats tamper with it), and the custom actions' Args do not change
+with the bundle (ParallelCluster cannot update them on the head and login nodes)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,10 @@ from typing import Any
 
 import pytest
 
-from pwbcluster.config.model import model_of
 from pwbcluster.errors import ToolkitError
 from pwbcluster.stages.cluster import stage
-from pwbcluster.stages.cluster.bundle import SUMS_NAME, BundleObject, bundle_sha256, sums_text
-from pwbcluster.stages.cluster.render import render_cluster_config
+from pwbcluster.stages.cluster.bundle import SUMS_NAME, BundleObject, sums_text
 
-from .fixtures import PREFIX, upstream
 from .test_cluster_config import actions
 from .test_stage import context
 
@@ -32,20 +30,20 @@ def sums_of(body: bytes) -> dict[str, str]:
     return {m.group(2): m.group(1) for m in pairs if m}
 
 
-def test_prepare_puts_the_digest_of_the_uploaded_sums_in_every_action(
+def test_a_changed_bundle_leaves_the_custom_actions_as_they_were(
     data: dict[str, Any], tmp_path: Path
 ) -> None:
-    prepared = stage.prepare(context(data, tmp_path, "http://127.0.0.1:1"))
-    (sums,) = [o for o in prepared.objects if o.key == f"cluster/{SUMS_NAME}"]
-    digest = hashlib.sha256(sums.body).hexdigest()
-    found = actions(prepared.rendered.config)
-    assert len(found) >= 3
-    for where, acts in found:
-        for event, action in acts.items():
-            args = action["Args"]
-            assert args[args.index("--bundle-sha256") + 1] == digest, (where, event)
-    # What plan wrote for review carries it too.
-    assert digest in prepared.config_path.read_text()
+    """A Workbench setting changes the bundle (and its SHA256SUMS), not the Args: the
+    cluster stays updatable (pcluster 3.16.1: head and login CustomActions UNSUPPORTED)."""
+    first = stage.prepare(context(data, tmp_path / "a", "http://127.0.0.1:1"))
+    data["cluster"]["workbench"]["admin_group"] = "other-admins"
+    second = stage.prepare(context(data, tmp_path / "b", "http://127.0.0.1:1"))
+    sums = [
+        next(o.body for o in p.objects if o.key == f"cluster/{SUMS_NAME}") for p in (first, second)
+    ]
+    assert sums[0] != sums[1]
+    assert actions(first.rendered.config) == actions(second.rendered.config)
+    assert len(actions(first.rendered.config)) >= 3
 
 
 def test_sums_cover_every_uploaded_object_with_its_digest(
@@ -61,21 +59,10 @@ def test_sums_cover_every_uploaded_object_with_its_digest(
         assert listed[rel] == hashlib.sha256(body).hexdigest(), rel
 
 
-def test_render_refuses_a_digest_that_is_not_a_sha256(data: dict[str, Any]) -> None:
-    network, services, image = upstream()
-    for bad in ("", "ABC", "0" * 63, "g" * 64, "0" * 64 + "\n"):
-        with pytest.raises(ToolkitError, match="not a sha256"):
-            render_cluster_config(
-                model_of(data), network, services, image, PREFIX, {}, bundle_sha256=bad
-            )
-
-
 def test_sums_refuse_a_name_the_node_check_could_not_compare() -> None:
     for key in ("cluster/a\nb", "cluster/a\\b", "other/x"):
         with pytest.raises(ToolkitError):
             sums_text("cluster", [BundleObject(key, b"")])
-    with pytest.raises(ToolkitError, match="one SHA256SUMS"):
-        bundle_sha256([BundleObject("cluster/node.env", b"")])
 
 
 def _function(text: str, name: str) -> str:
@@ -99,4 +86,3 @@ def test_every_entry_script_checks_the_bundle_the_same_way_before_sourcing_it() 
         assert body[0] == "fetch_bundle", (name, body)
         before = text.split("bootstrap() {", 1)[0]
         assert not re.search(r"^\s*(source|\.) ", before, re.MULTILINE), name
-        assert '[[ "${BUNDLE_SHA256}" =~ ^[0-9a-f]{64}$ ]]' in text, name

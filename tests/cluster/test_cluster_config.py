@@ -22,7 +22,7 @@ from pwbcluster.stages.cluster.render import (
 )
 from pwbcluster.stages.cluster.workbench import render_workbench, settings_from
 
-from .fixtures import BUNDLE_SHA256, PREFIX, REGION, random_secret, upstream
+from .fixtures import PREFIX, REGION, random_secret, upstream
 
 
 def actions(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -34,9 +34,7 @@ def actions(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def test_login_pool_runs_the_login_script_on_node_configured(data: dict[str, Any]) -> None:
     network, services, image = upstream()
-    config = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    ).config
+    config = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config
     pool = config["LoginNodes"]["Pools"][0]
     assert pool["Count"] == data["cluster"]["login_nodes"]["count"]
     login_script = pool["CustomActions"]["OnNodeConfigured"]["Script"]
@@ -58,33 +56,25 @@ def test_login_pool_runs_the_login_script_on_node_configured(data: dict[str, Any
 
 def test_args_carry_only_the_env_uri_and_the_bundle_digest(data: dict[str, Any]) -> None:
     network, services, image = upstream()
-    config = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    ).config
+    config = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config
     for where, acts in actions(config):
         for event, action in acts.items():
             assert action["Args"] == [
                 "--env-uri",
                 f"s3://{network.bucket_name}/cluster/node.env",
-                "--bundle-sha256",
-                BUNDLE_SHA256,
             ], (where, event)
 
 
 def test_directory_uses_ldaps_with_the_ca_and_warns_on_opt_out(data: dict[str, Any]) -> None:
     network, services, image = upstream(tls=True)
-    rendered = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    )
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
     directory = rendered.config["DirectoryService"]
     assert directory["DomainAddr"].startswith("ldaps://")
     assert directory["LdapTlsReqCert"] == "hard"
     assert directory["LdapTlsCaCert"] == "/etc/pwbcluster/ldap-ca.pem"
     assert not [w for w in rendered.warnings if "ldap" in w.lower()]
     network, services, image = upstream(tls=False)
-    rendered = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    )
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
     assert "LdapTlsCaCert" not in rendered.config["DirectoryService"]
     assert any("plain LDAP" in w for w in rendered.warnings)
 
@@ -112,9 +102,7 @@ def test_no_secret_value_in_anything_rendered_or_uploaded(data: dict[str, Any]) 
         cookie_key_secret_arn=arns["cookie"],
         bind_password_secret_arn=arns["bind"],
     )
-    rendered = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    )
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
     files = render_workbench(settings_from(model_of(data), services), "example")
     env = node_env(model_of(data), network, services, "example", PREFIX)
     everything = (
@@ -141,7 +129,6 @@ def test_rendered_config_passes_pclusters_schema_and_validators(data: dict[str, 
         image,
         PREFIX,
         {"Project": "t"},
-        bundle_sha256=BUNDLE_SHA256,
     )
     result = offline.validate_cluster(rendered.config, "example", REGION)
     assert not result.errors, [f"{e.validator}: {e.message} at {e.path}" for e in result.errors]
@@ -150,9 +137,7 @@ def test_rendered_config_passes_pclusters_schema_and_validators(data: dict[str, 
 def test_plain_http_only_by_explicit_choice_and_with_a_warning(data: dict[str, Any]) -> None:
     network, services, image = upstream()
     data["cluster"]["workbench"]["tls"] = False
-    rendered = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    )
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
     assert {"Key": LB_PORTS_TAG, "Value": "8787:8787"} in rendered.config["Tags"]
     assert all(t["Key"] != LB_CERTIFICATE_TAG for t in rendered.config["Tags"])
     assert any("plain HTTP" in w for w in rendered.warnings)
@@ -162,9 +147,9 @@ def test_your_own_certificate_replaces_the_generated_one(data: dict[str, Any]) -
     network, services, image = upstream()
     own = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-2222-4000-8000-000000000002"
     data["cluster"]["workbench"].update(tls_certificate_arn=own, hostname="wb.example.com")
-    tags = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    ).config["Tags"]
+    tags = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config[
+        "Tags"
+    ]
     assert {"Key": LB_CERTIFICATE_TAG, "Value": own} in tags
 
 
@@ -172,19 +157,17 @@ def test_tls_without_a_recorded_certificate_says_what_to_run(data: dict[str, Any
     network, services, image = upstream()
     old = dataclasses.replace(services, workbench_certificate_arn="")
     with pytest.raises(ToolkitError, match="run `invoke up --stage services` again"):
-        render_cluster_config(
-            model_of(data), network, old, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-        )
+        render_cluster_config(model_of(data), network, old, image, PREFIX, {})
 
 
 def test_ssh_off_the_balancer_is_a_tag_the_patch_reads(data: dict[str, Any]) -> None:
     network, services, image = upstream()
-    tags = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    ).config["Tags"]
+    tags = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config[
+        "Tags"
+    ]
     assert all(t["Key"] != LB_SSH_TAG for t in tags)
     data["cluster"]["login_nodes"]["ssh_on_balancer"] = False
-    tags = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    ).config["Tags"]
+    tags = render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config[
+        "Tags"
+    ]
     assert {"Key": LB_SSH_TAG, "Value": "off"} in tags

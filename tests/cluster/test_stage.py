@@ -260,42 +260,6 @@ def test_real_driver_updates_an_existing_cluster_and_reports_failure(tmp_path: P
     assert [c[1] for c in cli.calls][:2] == ["describe-cluster", "update-cluster"]
 
 
-def test_real_driver_says_a_changed_bundle_needs_a_new_cluster(tmp_path: Path) -> None:
-    # pcluster 3.16.1 refuses a change of the head node's CustomActions (UNSUPPORTED).
-    refusal = {
-        "message": "Update failure",
-        "changeSet": [
-            {
-                "parameter": "HeadNode.CustomActions.OnNodeStart.Args",
-                "currentValue": "['--env-uri', 's3://b/cluster/node.env', '--bundle-sha256', 'aa']",
-                "requestedValue": "['--env-uri', 's3://b/cluster/node.env', '--bundle-sha256', 'bb']",
-            }
-        ],
-    }
-    for existing, hinted in ((True, True), (False, False)):
-        steps: list[tuple[str, int, Any]] = [
-            (
-                "describe-cluster",
-                0 if existing else 1,
-                {"clusterStatus": "CREATE_COMPLETE"}
-                if existing
-                else {"message": "example does not exist"},
-            ),
-            ("update-cluster" if existing else "create-cluster", 1, refusal),
-        ]
-        with pytest.raises(PclusterError) as err:
-            cluster_pcluster.create_or_update(
-                "example",
-                REGION,
-                tmp_path / "c.yaml",
-                ScriptedPcluster(steps),
-                Console(quiet=True),
-                0,
-            )
-        assert ("recreate the cluster" in str(err.value)) is hinted
-        assert "HeadNode.CustomActions.OnNodeStart.Args" in str(err.value)
-
-
 @pytest.mark.pcluster
 @pytest.mark.slow
 def test_sandbox_runs_pclusters_ami_validators_on_its_stand_in_image(

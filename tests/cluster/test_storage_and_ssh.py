@@ -9,14 +9,12 @@ import pytest
 from pwbcluster.config.model import model_of
 from pwbcluster.stages.cluster.render import render_cluster_config, strings
 
-from .fixtures import BUNDLE_SHA256, PREFIX, REGION, upstream
+from .fixtures import PREFIX, REGION, upstream
 
 
 def render(data: dict[str, Any]) -> dict[str, Any]:
     network, services, image = upstream()
-    return render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    ).config
+    return render_cluster_config(model_of(data), network, services, image, PREFIX, {}).config
 
 
 def test_ssh_comes_from_the_vpc_or_allowed_cidr_never_the_world(data: dict[str, Any]) -> None:
@@ -81,9 +79,7 @@ def test_each_fsx_home_choice_passes_pclusters_validators(
 
     data["cluster"]["storage"]["home"] = home
     network, services, image = upstream()
-    rendered = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    )
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
     result = offline.validate_cluster(rendered.config, "example", REGION)
     assert not result.errors, [f"{e.validator}: {e.message} at {e.path}" for e in result.errors]
 
@@ -96,8 +92,6 @@ def test_pcluster_refuses_an_efs_home_as_the_home_efs_free_check_says(
 
     data["cluster"]["storage"]["home"] = {"type": "Efs"}
     network, services, image = upstream()
-    rendered = render_cluster_config(
-        model_of(data), network, services, image, PREFIX, {}, bundle_sha256=BUNDLE_SHA256
-    )
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
     result = offline.validate_cluster(rendered.config, "example", REGION)
     assert [e.validator for e in result.errors] == ["NumberOfStorageValidator"], result.errors

@@ -30,9 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CERTIFICATE = "arn:aws:acm:eu-west-1:000000000000:certificate/11111111-2222-3333-4444-555555555555"
 STAGE_FILES = ("pulumi/auxiliary.yaml", "image/image.yaml", "cluster/cluster.yaml")
 
-# --bundle-sha256 for configurations validated, never booted.
-BUNDLE_SHA256 = "ab" * 32
-
 
 @pytest.fixture(scope="session")
 def pcluster_site() -> Path:
@@ -71,7 +68,6 @@ def render(config: Config, **workbench: Any) -> dict[str, Any]:
         ctx.image,
         ctx.scripts_prefix,
         config.tags(),
-        bundle_sha256=BUNDLE_SHA256,
     )
     return rendered.config
 

@@ -18,7 +18,7 @@ from pwbcluster.pipeline.plan_pcluster import pcluster_step
 from pwbcluster.stages.cluster.render import render_cluster_config, trace
 from pwbcluster.stages.cluster.stage import override_key
 
-from .conftest import BUNDLE_SHA256, render
+from .conftest import render
 
 pytestmark = pytest.mark.pcluster
 
@@ -166,7 +166,6 @@ def test_a_validator_finding_is_traced_to_the_resource_and_the_deployment_key(
         ctx.image,
         ctx.scripts_prefix,
         example.tags(),
-        bundle_sha256=BUNDLE_SHA256,
     )
     config = copy.deepcopy(rendered.config)
     resource = config["Scheduling"]["SlurmQueues"][1]["ComputeResources"][0]

@@ -62,27 +62,6 @@ def login_address(info: dict[str, Any]) -> str:
     raise PclusterError("the cluster reports no login-node load balancer address")
 
 
-# The node bundle's digest is in every custom action's Args (--bundle-sha256), and
-# ParallelCluster 3.16.1 cannot update the head and login nodes' CustomActions
-# (schemas/cluster_schema.py: HeadNodeCustomActionsSchema, LoginNodesCustomActionsSchema,
-# UpdatePolicy.UNSUPPORTED): a changed bundle needs a new cluster.
-BUNDLE_CHANGED_HINT = (
-    "\nThe node scripts, node.env or the Workbench configuration changed, so their digest"
-    " in the CustomActions Args did too, and ParallelCluster cannot update those on the"
-    " head and login nodes: recreate the cluster (`invoke cluster.down`, then"
-    " `invoke up`), or undo the change."
-)
-
-
-def _bundle_args_changed(out: Any) -> bool:
-    changes = out.get("changeSet", []) if isinstance(out, dict) else []
-    return any(
-        "CustomActions" in str(c.get("parameter", "")) and "Args" in str(c.get("parameter", ""))
-        for c in changes
-        if isinstance(c, dict)
-    )
-
-
 def create_or_update(
     name: str,
     region: str,
@@ -102,10 +81,7 @@ def create_or_update(
     console.print(f"pcluster {verb} {name} ({region}) from {config_path}", highlight=False)
     code, out = pcluster([verb, "-n", name, "-r", region, "-c", str(config_path)], runner)
     if code != 0:
-        raise PclusterError(
-            f"pcluster {verb} {name} was refused:\n{json.dumps(out, indent=2)}"
-            + (BUNDLE_CHANGED_HINT if existing and _bundle_args_changed(out) else "")
-        )
+        raise PclusterError(f"pcluster {verb} {name} was refused:\n{json.dumps(out, indent=2)}")
     info = wait(name, region, runner, console, poll_seconds)
     return login_address(info)
 

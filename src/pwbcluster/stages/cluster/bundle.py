@@ -10,9 +10,13 @@ node policies of the services stage read exactly its ``cluster/`` prefix)::
     cluster/SHA256SUMS                every other object's sha256 (``sha256sum`` format,
                                       paths relative to cluster/)
 
-The cluster configuration passes the sha256 of SHA256SUMS in every custom action's Args
-(``--bundle-sha256``): a node checks the copy it fetched against it before it sources any
-of it (cluster/node-start.sh ``fetch_bundle``).
+A node checks the copy it fetched against SHA256SUMS (every listed file matches, no
+other file is there) before it sources any of it (cluster/node-start.sh ``fetch_bundle``).
+That makes a partial, stale or planted object stop the node; against a writer of the
+bucket's cluster/ prefix it cannot protect (ParallelCluster fetches the entry script from
+there), which is why no node role may write it. No digest is passed in the custom
+actions' Args: ParallelCluster cannot update those on the head and login nodes, so every
+change of a node file would need a new cluster.
 
 A node's OnNodeStart copies the whole ``cluster/`` prefix once (one bounded call); the
 head node publishes the Workbench tree from that copy.
@@ -201,12 +205,3 @@ def sums_text(root: str, objects: list[BundleObject]) -> str:
             raise ToolkitError(f"bundle: {obj.key!r} cannot be listed in {SUMS_NAME}")
         lines.append(f"{hashlib.sha256(obj.body).hexdigest()}  {rel}\n")
     return "".join(lines)
-
-
-def bundle_sha256(objects: list[BundleObject]) -> str:
-    """The sha256 of the bundle's SHA256SUMS: what every custom action passes as
-    ``--bundle-sha256``."""
-    sums = [o for o in objects if o.key.rsplit("/", 1)[-1] == SUMS_NAME]
-    if len(sums) != 1:
-        raise ToolkitError(f"bundle: expected one {SUMS_NAME}, found {len(sums)}")
-    return hashlib.sha256(sums[0].body).hexdigest()

@@ -13,7 +13,6 @@ error from ParallelCluster can be traced back to the line a person edits.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +38,6 @@ from pwbcluster.render_guard import GROUP_NAME, check_value
 log = logging.getLogger(__name__)
 
 WORLD = "0.0.0.0/0"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 # /home on a persistent FSx for Lustre file system: the current generation (PERSISTENT_2),
 # its lowest throughput tier, and FSx's own daily backups kept a week (pcluster 3.16.1
 # FsxBackupOptionsValidator allows backups on PERSISTENT_* only).
@@ -147,14 +145,8 @@ def render_cluster_config(
     image: ImageOutputs,
     scripts_prefix: str,
     tags: dict[str, str],
-    *,
-    bundle_sha256: str,
 ) -> RenderedCluster:
-    """``bundle_sha256``: the sha256 of the uploaded bundle's SHA256SUMS
-    (bundle.bundle_sha256), which every node checks its copy against before running it."""
     model = coerce(Deployment, model)
-    if not _SHA256.fullmatch(bundle_sha256):
-        raise ToolkitError(f"bundle digest {bundle_sha256!r} is not a sha256 in hex")
     cluster = model.cluster
     smap: dict[RenderedPath, tuple[str | int, ...]] = {}
     warnings: list[str] = []
@@ -163,7 +155,7 @@ def render_cluster_config(
     def action(key: str) -> dict[str, Any]:
         return {
             "Script": script_uri(network, scripts_prefix, key),
-            "Args": ["--env-uri", env_uri, "--bundle-sha256", bundle_sha256],
+            "Args": ["--env-uri", env_uri],
         }
 
     custom_actions = {"OnNodeStart": action("start")}

@@ -40,7 +40,6 @@ from pwbcluster.stages.cluster import dns, reachability
 from pwbcluster.stages.cluster.bundle import (
     BundleObject,
     bundle_objects,
-    bundle_sha256,
     format_env,
     node_env,
 )
@@ -179,16 +178,7 @@ def prepare(ctx: StageContext) -> Prepared:
             "re-run the services stage"
         )
     objects = bundle_objects(prefix, cluster_dir(config), env_text, files, ca, workbench_ca)
-    # The bundle first: its SHA256SUMS digest goes into every custom action's Args.
-    rendered = render_cluster_config(
-        model,
-        network,
-        services,
-        image,
-        prefix,
-        config.tags(),
-        bundle_sha256=bundle_sha256(objects),
-    )
+    rendered = render_cluster_config(model, network, services, image, prefix, config.tags())
     build = Path(config.build_dir)
     extra = (
         "Placeholders (known after `invoke up`): " + ", ".join(rendered.placeholders)
