@@ -21,7 +21,7 @@ from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.errors import ToolkitError
 from pwbcluster.pipeline.lock import deployment_lock, held_by
 from pwbcluster.pipeline.registry import stage_specs
-from pwbcluster.pipeline.runner import Runner, StageEvent, critical_path
+from pwbcluster.pipeline.runner import Runner, StageEvent, critical_path, unknown_stages
 from pwbcluster.pipeline.state import State
 from pwbcluster.sandbox import server as sandbox_server
 from pwbcluster.sandbox.account import SandboxAccount
@@ -139,6 +139,10 @@ def up(
     console: Console,
     only: set[str] | None = None,
 ) -> dict[str, Any]:
+    names = {s.name for s in stage_specs()}
+    if unknown := set(only or ()) - names:
+        # Refused before anything starts (no lock, no sandbox server, no state written).
+        raise ToolkitError(unknown_stages(unknown, names))
     if mode == "real":
         blockers = real_blockers(config)
         if blockers:

@@ -13,7 +13,6 @@ from pwbcluster.pipeline import orchestrate
 from pwbcluster.pipeline.lock import deployment_lock
 from pwbcluster.pipeline.plan import make_plan, print_plan
 from pwbcluster.pipeline.registry import stage_specs
-from pwbcluster.pipeline.runner import unknown_stages
 from pwbcluster.pipeline.state import State
 from pwbcluster.sandbox.inventory import listing as counted_listing
 from pwbcluster.sandbox.inventory import split_kept
@@ -61,10 +60,6 @@ def up(
 ) -> None:
     """Create or update the deployment, stage by stage; re-run to resume after a failure."""
     cfg = _config(c, config)
-    names = {s.name for s in stage_specs()}
-    if unknown := set(stage or ()) - names:
-        # Refused before anything starts (no sandbox server, no state written).
-        raise ToolkitError(unknown_stages(unknown, names))
     console = Console()
     orchestrate.up(cfg, "sandbox" if sandbox else "real", console, set(stage or ()) or None)
 
