@@ -239,3 +239,57 @@ def test_renew_certs_reissues_the_generated_certificates_after_a_dry_run(
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(services.destroy, StageContext(config, Upstream(), account), renewed).result()
         pool.submit(network.destroy, ctx, net).result()
+
+
+@pytest.mark.parametrize("order", ["balancer first", "target group first"])
+def test_a_balancer_is_undone_whichever_of_it_and_its_target_group_came_first(
+    moto_endpoint: str, order: str
+) -> None:
+    """The balancer and its target group do not depend on each other, so a run creates them
+    in either order; their undo must succeed in both (CI once got the order where the target
+    group, still forwarded to by the listener, was deleted first: moto refuses that, as AWS
+    does, and the re-run then failed on the group's taken name)."""
+    from pwbcluster.sandbox.moto_handlers import HANDLERS
+    from pwbcluster.sandbox.pulumi_moto import MotoMocks, destroy_ledger
+
+    region = "eu-west-1"
+    ec2 = _client(moto_endpoint, region, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="eu-west-1a")[
+        "Subnet"
+    ]["SubnetId"]
+    mocks = MotoMocks(moto_endpoint, region)
+    tags = {"Deployment": "order"}
+    n = order.split()[0]  # the moto server is the module's: names apart per case
+    lb_inputs = {"name": f"ldap-front-{n}", "subnets": [subnet], "internal": True, "tags": tags}
+    tg_inputs = {"name": f"ldap-dc-{n}", "protocol": "TCP", "port": 636, "vpcId": vpc, "tags": tags}
+    steps = [
+        ("aws:lb/loadBalancer:LoadBalancer", lb_inputs),
+        ("aws:lb/targetGroup:TargetGroup", tg_inputs),
+    ]
+    if order == "target group first":
+        steps.reverse()
+    ids = {typ: HANDLERS[typ](mocks, typ.rsplit(":", 1)[1], inputs)[0] for typ, inputs in steps}
+    tg_arn = ids["aws:lb/targetGroup:TargetGroup"]
+    HANDLERS["aws:lb/targetGroupAttachment:TargetGroupAttachment"](
+        mocks, "dc1", {"targetGroupArn": tg_arn, "targetId": "10.9.1.10", "port": 636}
+    )
+    HANDLERS["aws:lb/listener:Listener"](
+        mocks,
+        "ldaps",
+        {
+            "loadBalancerArn": ids["aws:lb/loadBalancer:LoadBalancer"],
+            "protocol": "TCP",
+            "port": 636,
+            "certificateArn": None,
+            "defaultActions": [{"type": "forward", "targetGroupArn": tg_arn}],
+        },
+    )
+
+    assert destroy_ledger(mocks.ledger, moto_endpoint, region, replacing=True) == []
+    elbv2 = _client(moto_endpoint, region, "elbv2")
+    names = [lb["LoadBalancerName"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
+    names += [tg["TargetGroupName"] for tg in elbv2.describe_target_groups()["TargetGroups"]]
+    assert not [x for x in names if x.endswith(f"-{n}")], names
+    # A second undo of the same run finds everything gone: that is success, not a failure.
+    assert destroy_ledger(mocks.ledger, moto_endpoint, region) == []

@@ -111,8 +111,15 @@ class SandboxAccount:
             return
         log.info("sandbox %s: removing the previous run's resources first", part)
         ledger = Ledger.from_json(json.loads(path.read_text(encoding="utf-8")))
-        # Failures are logged as warnings.
-        destroy_ledger(ledger, self.endpoint, self.region, replacing=True)
+        failures = destroy_ledger(ledger, self.endpoint, self.region, replacing=True)
+        if failures:
+            # Creating over what is left would fail later, on a name already taken, with a
+            # message that hides the cause: stop here and name it. The ledger stays for
+            # `invoke down --sandbox`.
+            raise StageError(
+                f"sandbox {part}: the previous run's resources could not all be removed "
+                f"before the re-run ({len(failures)}):\n" + "\n".join(failures)
+            )
         path.unlink()
 
     def stack_destroy(self, request: StackRequest) -> None:

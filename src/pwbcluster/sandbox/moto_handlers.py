@@ -384,19 +384,33 @@ def _target_group(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict
 def _tg_attach(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     target = {"Id": i["targetId"], "Port": int(i["port"])}
     m.c("elbv2").register_targets(TargetGroupArn=i["targetGroupArn"], Targets=[target])
+    m.undo(
+        name, "elbv2", "deregister_targets", TargetGroupArn=i["targetGroupArn"], Targets=[target]
+    )
     return f"{i['targetGroupArn']}-{i['targetId']}", {}
 
 
 def _listener(m: MotoMocks, name: str, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     action = i["defaultActions"][0]
+    tls: dict[str, Any] = {}
+    if i.get("certificateArn"):
+        tls = {
+            "SslPolicy": i.get("sslPolicy"),
+            "Certificates": [{"CertificateArn": i["certificateArn"]}],
+        }
+        tls = {k: v for k, v in tls.items() if v is not None}
     listener = m.c("elbv2").create_listener(
         LoadBalancerArn=i["loadBalancerArn"],
         Protocol=i["protocol"],
         Port=int(i["port"]),
-        SslPolicy=i.get("sslPolicy"),
-        Certificates=[{"CertificateArn": i["certificateArn"]}],
+        **tls,
         DefaultActions=[{"Type": action["type"], "TargetGroupArn": action["targetGroupArn"]}],
     )["Listeners"][0]
+    # Undone on its own, before its target group: as on AWS, moto refuses to delete a target
+    # group a listener still forwards to, and the group and the balancer are created in
+    # either order (neither depends on the other), so the balancer's deletion cannot be
+    # counted on to go first.
+    m.undo(name, "elbv2", "delete_listener", ListenerArn=listener["ListenerArn"])
     return listener["ListenerArn"], {"arn": listener["ListenerArn"]}
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 import pulumi
 from pwbcluster.sandbox.fakes import ACCOUNT, plausible, plausible_call
@@ -22,6 +25,10 @@ from pwbcluster.sandbox.mockrun import unwrap_secrets
 from pwbcluster.sandbox.server import fake_session
 
 log = logging.getLogger(__name__)
+
+# Error codes that mean the resource is no longer there (a moto server restarted, a
+# resource removed by hand): for an undo, the goal already reached.
+_GONE = re.compile(r"NotFound|NoSuch|DoesNotExist")
 
 
 @dataclass
@@ -137,6 +144,11 @@ def destroy_ledger(
                 empty_and_delete_bucket(client, kwargs["Bucket"])
             else:
                 getattr(client, method)(**kwargs)
+        except ClientError as exc:
+            if _GONE.search(exc.response.get("Error", {}).get("Code", "")):
+                log.debug("sandbox clean-up: already gone: %s.%s %s", service, method, kwargs)
+                continue
+            failures.append(f"{service}.{method}({json.dumps(kwargs, default=str)}): {exc}")
         except Exception as exc:  # one failure must not stop the rest of the clean-up
             failures.append(f"{service}.{method}({json.dumps(kwargs, default=str)}): {exc}")
     for failure in failures:
