@@ -27,7 +27,7 @@ def invoke(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def test_list_shows_the_foundation_tasks_with_help() -> None:
     result = invoke("--list")
     assert result.returncode == 0, result.stderr
-    for name in ("plan", "up", "down", "status", "config.validate"):
+    for name in ("plan", "up", "down", "status", "preflight", "config.validate"):
         line = next(
             (ln for ln in result.stdout.splitlines() if ln.strip().startswith(name + " ")), None
         )
@@ -35,7 +35,7 @@ def test_list_shows_the_foundation_tasks_with_help() -> None:
 
 
 def test_every_flag_has_help_text() -> None:
-    for name in ("plan", "up", "down", "status", "config.validate"):
+    for name in ("plan", "up", "down", "status", "preflight", "config.validate"):
         result = invoke("--help", name)
         assert result.returncode == 0, result.stderr
         options = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("-")]
@@ -285,3 +285,49 @@ def test_status_says_interrupted_shows_full_values_and_fails(project: Path) -> N
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_preflight_without_credentials_lists_everything_and_writes_the_policy(
+    project: Path, tmp_path: Path
+) -> None:
+    """No credentials, no pulumi CLI on PATH: one run names both, lists what it could not
+    check, still writes the deployer policy, exits 1, and shows no traceback."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AWS_") or key == "AWS_EC2_METADATA_DISABLED"
+    }
+    env.update(
+        {
+            "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "COLUMNS": "250",
+            # The tools preflight looks for, minus pulumi: only node's directory on PATH.
+            "PATH": str(tmp_path / "bin"),
+        }
+    )
+    (tmp_path / "bin").mkdir()
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node:
+        (tmp_path / "bin" / "node").symlink_to(node)
+    policy = tmp_path / "policy.json"
+    result = subprocess.run(
+        [*INVOKE, "preflight", "--config", "config/example.yaml", "--policy", str(policy)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "Traceback" not in out
+    assert "pulumi CLI" in out and "AWS credentials" in out and "not checked" in out
+    assert "prerequisite(s) missing: pulumi CLI, AWS credentials" in out
+    import json
+
+    document = json.loads(policy.read_text())
+    actions = {a for statement in document["Statement"] for a in statement["Action"]}
+    assert {"ec2:CreateVpc", "rds:CreateDBInstance", "sts:GetCallerIdentity"} <= actions

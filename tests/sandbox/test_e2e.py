@@ -78,10 +78,20 @@ def deployment(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple
         shutil.rmtree(build, ignore_errors=True)
 
 
-def up(config: Path, fault: str | None = None) -> subprocess.CompletedProcess[str]:
-    return invoke(
-        "up", "--sandbox", "--config", str(config), env={FAULT_ENV: fault} if fault else None
-    )
+def up(
+    config: Path, fault: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    extra = {**(env or {}), **({FAULT_ENV: fault} if fault else {})}
+    return invoke("up", "--sandbox", "--config", str(config), env=extra or None)
+
+
+RECORDER = Path(__file__).resolve().parent / "record_calls"
+
+
+def recording(calls: Path) -> dict[str, str]:
+    """The environment that makes an `invoke` subprocess list its AWS calls in ``calls``."""
+    path = os.pathsep.join(p for p in (str(RECORDER), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "PWBCLUSTER_TEST_CALLS": str(calls)}
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +101,25 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ob
     config = deployment_file(tmp, f"e2e-ref-{os.getpid() % 1000}")
     build = ROOT / "build" / config.stem
     shutil.rmtree(build, ignore_errors=True)
+    calls = tmp / "aws-calls.txt"
     try:
-        result = up(config)
+        result = up(config, env=recording(calls))
         assert result.returncode == 0, result.stdout + result.stderr
         made = counts(build)
         server = sandbox.running(build)
         assert server is not None
         with sandbox.aws_environment(server, REGION):
             report = audit(boto3.Session(region_name=REGION), build)
-        down = invoke("down", "--sandbox", "--config", str(config))
-        yield {"up": result, "counts": made, "audit": report, "down": down, "build": build}
+        down = invoke("down", "--sandbox", "--config", str(config), env=recording(calls))
+        yield {
+            "up": result,
+            "counts": made,
+            "audit": report,
+            "down": down,
+            "build": build,
+            "config": config,
+            "calls": calls,
+        }
     finally:
         sandbox.stop(build)
         shutil.rmtree(build, ignore_errors=True)
@@ -140,6 +159,46 @@ def test_up_and_down_in_us_east_1(tmp_path: Path) -> None:
         invoke("down", "--sandbox", "--config", str(config))
         sandbox.stop(build)
         shutil.rmtree(build, ignore_errors=True)
+
+
+# IAM actions whose names differ from the S3 operation that needs them.
+S3_ACTION_OF = {
+    "s3:HeadBucket": "s3:ListBucket",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjects": "s3:ListBucket",
+    "s3:HeadObject": "s3:GetObject",
+    "s3:ListObjectVersions": "s3:ListBucketVersions",
+    "s3:DeleteObjects": "s3:DeleteObject",
+    "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+}
+
+
+def test_the_deployer_policy_allows_every_call_a_run_makes(reference: dict[str, object]) -> None:
+    """Every AWS call `up` and `down` made from the toolkit's own process (its stages and the
+    sandbox's stand-in for Pulumi's provider) is allowed by the policy `invoke preflight`
+    writes for the same config; ParallelCluster's own process is covered by its policies."""
+    from pwbcluster.config import load_config
+    from pwbcluster.pipeline import deployer_policy
+
+    calls = reference["calls"]
+    assert isinstance(calls, Path) and calls.exists(), "the recorder wrote nothing"
+    made = set()
+    for line in calls.read_text(encoding="utf-8").splitlines():
+        call, where, python = line.split(" ", 2)
+        if ".venvs/pcluster-" in python:
+            continue  # ParallelCluster's CLI: its documented user policies
+        if where == "sandbox-only":
+            continue  # the sandbox's inventory and stand-in AMIs: no real run calls them
+        made.add(S3_ACTION_OF.get(call, call))
+    assert len(made) > 20, sorted(made)  # the recorder saw the run, not a handful of calls
+    config = reference["config"]
+    assert isinstance(config, Path)
+    cfg = load_config(config)
+    document = deployer_policy.policy_document(deployer_policy.registered_types(cfg))
+    denied = sorted(a for a in made if not deployer_policy.allows(document, a))
+    assert not denied, f"the deployer policy does not allow: {denied}"
 
 
 def test_no_secret_leaks_anywhere(reference: dict[str, object]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from invoke import Context, task
 from rich.console import Console
@@ -144,4 +145,66 @@ def status(c: Context, config: str | None = None, json: bool = False) -> None:
         )
 
 
-TASKS = [plan, up, down, status]
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "sandbox": "ask the running sandbox server instead of AWS (it has no EC2 quotas: "
+        "those show as unknown)",
+        "policy": "write the deployer's IAM policy to this FILE "
+        "(default: build/<deployment>/deployer-policy.json)",
+    }
+)
+@wired
+def preflight(
+    c: Context, config: str | None = None, sandbox: bool = False, policy: str | None = None
+) -> None:
+    """List every missing prerequisite of a real up at once (tools, credentials, region,
+    quotas) and write the IAM policy the deployer needs; creates nothing."""
+    from pathlib import Path
+
+    from pwbcluster.files import write_text
+    from pwbcluster.pipeline import deployer_policy
+    from pwbcluster.pipeline import preflight as checks
+    from pwbcluster.sandbox import server
+
+    cfg = _config(c, config)
+    console = Console()
+    findings = checks.local_findings()
+    if sandbox:
+        running = server.running(cfg.build_dir)
+        if running is None:
+            raise ToolkitError(
+                "no sandbox server is running for this deployment: `invoke up --sandbox` "
+                "starts one (preflight starts nothing)"
+            )
+        with server.aws_environment(running, cfg.region):
+            findings += checks.account_findings(cfg.model, _client(cfg.region))
+    else:
+        findings += checks.account_findings(cfg.model, _client(cfg.region))
+    console.print(checks.table(findings, "sandbox" if sandbox else "AWS"))
+    document = deployer_policy.policy_document(deployer_policy.registered_types(cfg))
+    target = Path(policy) if policy else cfg.build_dir / "deployer-policy.json"
+    write_text(target, deployer_policy.render(document))
+    console.print(
+        f"deployer IAM policy: {target} ({len(document['Statement'][0]['Action'])} actions "
+        f"for the Pulumi programs, {len(document['Statement'][1]['Action'])} for the "
+        "toolkit); resources are '*': narrow them with a Deployment tag condition if your "
+        f"account's rules ask for it. Also needed: {deployer_policy.PCLUSTER_POLICIES}.",
+        highlight=False,
+    )
+    missing = [f.what for f in findings if f.status == checks.MISSING]
+    if missing:
+        raise ToolkitError(f"{len(missing)} prerequisite(s) missing: {', '.join(missing)}")
+
+
+def _client(region: str) -> Any:
+    import boto3
+
+    def client(service: str) -> Any:
+        # A fresh session per call: inside the sandbox's environment, its endpoint is used.
+        return boto3.session.Session(region_name=region).client(service)  # type: ignore[call-overload]
+
+    return client
+
+
+TASKS = [plan, up, down, status, preflight]
