@@ -237,3 +237,41 @@ def test_a_stage_that_stopped_before_acting_does_not_bind_the_mode(tmp_path: Pat
         Runner(fakes.specs(), State.load(tmp_path / "state.json", "real"), make).run()
     with pytest.raises(StageError, match="records a real deployment"):
         State.load(tmp_path / "state.json", "sandbox")
+
+
+def test_ctrl_c_answers_at_once_and_records_the_running_stage_as_interrupted(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C while a stage runs: run() raises straight away (the stage is still running),
+    the stage is told as "stopping" and recorded "interrupted", and a re-run redoes it."""
+    import _thread
+    import signal
+
+    fakes = Fakes()
+    release = threading.Event()
+
+    def interrupted_mid_stage() -> None:
+        _thread.interrupt_main()  # what the terminal's Ctrl-C does to the main thread
+        release.wait(30)
+
+    fakes.hooks = {"image": interrupted_mid_stage}
+    events: list[tuple[str, str]] = []
+    r = runner(tmp_path, fakes)
+    r.on_event = lambda e: events.append((e.stage, e.kind))
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            r.run()
+        assert not release.is_set()  # run() did not wait for the stage
+        assert ("image", "stopping") in events
+        state = json.loads((tmp_path / "state.json").read_text())
+        assert state["stages"]["image"]["status"] == "interrupted"
+        assert "cluster" not in state["stages"]  # nothing started after the interrupt
+        # A second Ctrl-C would now leave at once.
+        assert signal.getsignal(signal.SIGINT) is not handler
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        release.set()
+    fakes.hooks = {}
+    runner(tmp_path, fakes).run()
+    assert fakes.calls["image"] == 2 and fakes.calls["network"] == 1

@@ -60,7 +60,9 @@ MODES = ("real", "sandbox")
 
 def _on_event(console: Console) -> Callable[[StageEvent], None]:
     def on_event(event: StageEvent) -> None:
-        style = {"failed": "red", "done": "green", "skipped": "cyan"}.get(event.kind, "bold")
+        style = {"failed": "red", "done": "green", "skipped": "cyan", "stopping": "yellow"}.get(
+            event.kind, "bold"
+        )
         took = f" ({event.seconds:.1f} s)" if event.seconds else ""
         detail = f": {event.detail}" if event.detail else ""
         log.info("stage %s %s%s%s", event.stage, event.kind, took, detail)

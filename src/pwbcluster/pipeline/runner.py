@@ -14,6 +14,8 @@ import hashlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -43,7 +45,7 @@ def unknown_stages(unknown: set[str], known: Iterable[str]) -> str:
 @dataclass
 class StageEvent:
     stage: str
-    kind: str  # "skipped" | "started" | "done" | "failed"
+    kind: str  # "skipped" | "started" | "done" | "failed" | "stopping"
     seconds: float = 0.0
     detail: str = ""
 
@@ -109,7 +111,8 @@ class Runner:
         pending = [s for s in self.stages if s.name in wanted]
         running: dict[Future[Any], tuple[StageSpec, str, float]] = {}
         failures: list[str] = []
-        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.max_workers)
+        try:
             while pending or running:
                 progressed = True
                 while progressed and not failures:
@@ -156,12 +159,42 @@ class Runner:
                     )
                     self.state.record(spec.name, rec)
                     self.on_event(StageEvent(spec.name, "done", finished - started))
+        except KeyboardInterrupt:
+            self._stop(pool, running)
+            raise
+        except BaseException:
+            pool.shutdown(wait=True)
+            raise
+        pool.shutdown(wait=True)
         if failures:
             raise StageError(
                 "stage failed: " + "; ".join(failures) + "\nFix the cause and run the same "
                 "command again: finished stages are kept and the run resumes there."
             )
         return outputs
+
+    def _stop(self, pool: ThreadPoolExecutor, running: Mapping[Future[Any], Any]) -> None:
+        """Ctrl-C: say so at once, record the running stages as interrupted (a re-run
+        resumes there), and do not wait for them here. Their tools (pulumi, pcluster) got
+        the same signal from the terminal and stop on their own; a second Ctrl-C leaves at
+        once instead of waiting for them at exit."""
+        now = time.time()
+        for spec, fp, started in running.values():
+            self.state.record(
+                spec.name,
+                StageRecord("interrupted", fp, None, "interrupted (Ctrl-C)", started, now),
+            )
+            self.on_event(
+                StageEvent(
+                    spec.name,
+                    "stopping",
+                    now - started,
+                    "Ctrl-C: it stops with its tools; press Ctrl-C again to leave at once",
+                )
+            )
+        pool.shutdown(wait=False, cancel_futures=True)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _leave_now)
 
     def _closure(self, only: set[str]) -> set[str]:
         by_name = {s.name: s for s in self.stages}
@@ -237,6 +270,10 @@ class Runner:
             ctx = self.make_context({n: outputs[n] for n in spec.needs})
             outputs[spec.name] = spec.plan(ctx)
         return outputs
+
+
+def _leave_now(signum: int, frame: Any) -> None:
+    os._exit(130)
 
 
 def maybe_inject_fault(stage: str, ctx: StageContext) -> None:

@@ -23,7 +23,7 @@ STATE_VERSION = 1
 
 @dataclass
 class StageRecord:
-    status: str  # "running" | "done" | "failed"
+    status: str  # "running" | "done" | "failed" | "interrupted"
     fingerprint: str
     outputs: dict[str, Any] | None = None
     error: str | None = None

@@ -32,7 +32,12 @@ def wired(func: F) -> F:
                 raise
             raise Exit(f"error: {message}", code=1) from None
         except KeyboardInterrupt:
-            raise Exit("interrupted", code=130) from None
+            raise Exit(
+                "interrupted (Ctrl-C). Run the same command again to go on: up and down "
+                "resume where they stopped (finished stages are kept); `invoke status` "
+                "shows where that is",
+                code=130,
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 
