@@ -16,7 +16,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = "pwbcluster"
 LEVELS = (
-    (0, ("errors", "contracts", "files", "config")),
+    (0, ("errors", "contracts", "files", "progress", "config")),
     (1, ("pcluster",)),
     (2, ("stages", "aws", "sandbox")),
     # The estimate draws and prices a rendered deployment: a plan step's helper.

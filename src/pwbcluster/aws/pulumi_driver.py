@@ -24,12 +24,14 @@ import logging
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pwbcluster.contracts.account import StackRequest
 from pwbcluster.errors import MissingDependency, StageError, ToolkitError
+from pwbcluster.progress import Ticker, ticking
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,16 @@ def passphrase_env(backend: str, secrets_provider: str | None = None) -> dict[st
     return {"PULUMI_CONFIG_PASSPHRASE_FILE": str(path)}
 
 
+def _say(tick: Ticker) -> Callable[[str], None]:
+    """Pulumi's output: to the run log, and the last line to the progress ticker."""
+
+    def say(line: str) -> None:
+        log.info("%s", line.rstrip())
+        tick.note(line)
+
+    return say
+
+
 def require_cli() -> None:
     if shutil.which("pulumi") is None:
         raise MissingDependency(INSTALL_HINT)
@@ -187,7 +199,8 @@ def preview(
 ) -> str:
     """What ``up`` would change, as Pulumi summarises it; changes nothing."""
     stack = _stack(request, backend, region, secrets_provider=secrets_provider)
-    result = _command("preview", request.part, lambda: stack.preview(on_output=log.info))
+    with ticking(f"{request.part}: pulumi preview") as tick:
+        result = _command("preview", request.part, lambda: stack.preview(on_output=_say(tick)))
     return str(result.change_summary)
 
 
@@ -211,7 +224,10 @@ def up(
         raise StageError(
             f"the {request.part} stack holds no {', '.join(request.replace_types)} to replace"
         )
-    _command("up", request.part, lambda: stack.up(on_output=log.info, replace=replace or None))
+    with ticking(f"{request.part}: pulumi up") as tick:
+        _command(
+            "up", request.part, lambda: stack.up(on_output=_say(tick), replace=replace or None)
+        )
     return outputs(request, backend, region, stack=stack)
 
 
@@ -239,4 +255,5 @@ def destroy(
     except StageError as exc:
         log.info("%s: nothing to destroy (%s)", request.part, exc)
         return
-    _command("destroy", request.part, lambda: stack.destroy(on_output=log.info))
+    with ticking(f"{request.part}: pulumi destroy") as tick:
+        _command("destroy", request.part, lambda: stack.destroy(on_output=_say(tick)))

@@ -36,6 +36,7 @@ from pwbcluster.errors import StageError
 from pwbcluster.files import write_text
 from pwbcluster.netpaths import Topology
 from pwbcluster.pcluster import amis, offline
+from pwbcluster.progress import ticking
 from pwbcluster.sandbox import image_standins
 from pwbcluster.sandbox.server import SandboxServer, fake_session
 
@@ -90,7 +91,8 @@ class SandboxAccount:
         self._remove_previous(request.part)
         mocks = MotoMocks(self.endpoint, self.region)
         try:
-            run = run_with_mocks(request.program, mocks, request.project, request.stack)
+            with ticking(f"{request.part}: the Pulumi program creates its resources in moto"):
+                run = run_with_mocks(request.program, mocks, request.project, request.stack)
         finally:
             write_text(
                 self._ledger_path(request.part),
@@ -146,7 +148,14 @@ class SandboxAccount:
         return image_standins.sandbox_parent(self.client("ec2"), os_name, pcluster_version)
 
     def check_image(self, build: ImageBuild) -> None:
-        result = offline.validate_image(
+        with ticking("image: ParallelCluster validates the build-image config"):
+            result = self._validate_image(build)
+        offline.raise_for([result])
+        for line in offline.suppression_lines(sandbox=True):
+            self.notes.add(line)
+
+    def _validate_image(self, build: ImageBuild) -> Any:
+        return offline.validate_image(
             dict(build.config),
             build.image_id,
             self.region,
@@ -154,9 +163,6 @@ class SandboxAccount:
             standins=False,
             suppress=(*offline.SUPPRESSED_VALIDATORS, *offline.SANDBOX_SUPPRESSED_VALIDATORS),
         )
-        offline.raise_for([result])
-        for line in offline.suppression_lines(sandbox=True):
-            self.notes.add(line)
 
     def build_image(self, build: ImageBuild) -> str:
         self.notes.add("simulated: the custom AMI is a registered stand-in (nothing is built)")
@@ -181,15 +187,16 @@ class SandboxAccount:
 
     # The cluster: validated and synthesised by pcluster offline, not deployed
     def check_cluster(self, deploy: ClusterDeploy) -> Sequence[Path]:
-        result = offline.synthesise_cluster(
-            dict(deploy.config),
-            deploy.name,
-            self.region,
-            self.build_dir / "cluster-cloudformation",
-            endpoint_url=self.endpoint,
-            public_subnets=deploy.public_subnet_ids,
-            suppress=(*offline.SUPPRESSED_VALIDATORS, *offline.SANDBOX_SUPPRESSED_VALIDATORS),
-        )
+        with ticking("cluster: ParallelCluster validates and synthesises the templates"):
+            result = offline.synthesise_cluster(
+                dict(deploy.config),
+                deploy.name,
+                self.region,
+                self.build_dir / "cluster-cloudformation",
+                endpoint_url=self.endpoint,
+                public_subnets=deploy.public_subnet_ids,
+                suppress=(*offline.SUPPRESSED_VALIDATORS, *offline.SANDBOX_SUPPRESSED_VALIDATORS),
+            )
 
         def describe(res: offline.JobResult, failure: offline.Failure) -> str:
             where = offline.format_rendered_path(failure.path or ())
