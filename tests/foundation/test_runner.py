@@ -275,3 +275,45 @@ def test_ctrl_c_answers_at_once_and_records_the_running_stage_as_interrupted(
     fakes.hooks = {}
     runner(tmp_path, fakes).run()
     assert fakes.calls["image"] == 2 and fakes.calls["network"] == 1
+
+
+def test_status_shows_drift_between_the_config_and_what_a_stage_ran_with(
+    project: Path,
+) -> None:
+    """A done stage whose inputs the config no longer gives is shown as changed (an up
+    would redo it); unchanged otherwise; a stage whose upstream has no outputs: unknown."""
+    from ruamel.yaml import YAML
+
+    from pwbcluster.config import load_config
+    from pwbcluster.pipeline import orchestrate
+
+    path = project / "config" / "example.yaml"
+    cfg = load_config(path)
+    network = next(s for s in stage_specs() if s.name == "network")
+    ctx = StageContext(cfg, Upstream(), account=None)  # type: ignore[arg-type]
+    state = State.load(orchestrate.state_path(cfg), "sandbox")
+    from pwbcluster.pipeline.state import StageRecord
+
+    net_out = contracts.planned_network(cfg.region, cfg.name)
+    state.record(
+        "network", StageRecord("done", fingerprint(network, ctx), contracts.to_dict(net_out))
+    )
+    state.record("services", StageRecord("done", "whatever", {"x": 1}))
+    rows = {r["stage"]: r for r in orchestrate.status_rows(cfg)["stages"]}
+    assert rows["network"]["drift"] == "unchanged", rows["network"]
+    assert rows["services"]["drift"] == "changed"  # its recorded fingerprint is not today's
+
+    yaml = YAML()
+    data = yaml.load(path.read_text())
+    data.setdefault("aux", {}).setdefault("network", {})["cidr"] = "10.99.0.0/16"
+    with path.open("w") as handle:
+        yaml.dump(data, handle)
+    edited = load_config(path)
+    rows = {r["stage"]: r for r in orchestrate.status_rows(edited)["stages"]}
+    assert rows["network"]["drift"] == "changed"
+    table = orchestrate.status_table(edited)
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(table)
+    assert "config changed since" in console.export_text()

@@ -21,7 +21,13 @@ from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.errors import ToolkitError
 from pwbcluster.pipeline.lock import deployment_lock, held_by
 from pwbcluster.pipeline.registry import stage_specs
-from pwbcluster.pipeline.runner import Runner, StageEvent, critical_path, unknown_stages
+from pwbcluster.pipeline.runner import (
+    Runner,
+    StageEvent,
+    critical_path,
+    fingerprint,
+    unknown_stages,
+)
 from pwbcluster.pipeline.state import State
 from pwbcluster.sandbox import server as sandbox_server
 from pwbcluster.sandbox.account import SandboxAccount
@@ -289,9 +295,29 @@ def status_rows(config: Config) -> dict[str, Any]:
                 "seconds": round(took, 1) if took else None,
                 "outputs": rec.get("outputs") or {},
                 "error": rec.get("error"),
+                "drift": _drift(config, spec, rec, raw.get("stages", {}))
+                if status == "done"
+                else None,
             }
         )
     return doc
+
+
+def _drift(config: Config, spec: Any, rec: dict[str, Any], stages: dict[str, Any]) -> str:
+    """Whether the config (and the shipped files) still give the inputs this stage ran with:
+    "unchanged", "changed" (`invoke up` would redo it), or "unknown: why"."""
+    upstream: dict[str, Any] = {}
+    for need in spec.needs:
+        outputs = (stages.get(need) or {}).get("outputs")
+        if not outputs:
+            return f"unknown: {need} has no recorded outputs"
+        upstream[need] = contracts.from_dict(contracts.STAGE_OUTPUT_TYPES[need], outputs)
+    try:
+        ctx = StageContext(config, Upstream(**upstream), account=None)  # type: ignore[arg-type]
+        now = fingerprint(spec, ctx)
+    except Exception as exc:  # a status must show, whatever one stage's inputs need
+        return f"unknown: {exc}"
+    return "unchanged" if now == rec.get("fingerprint") else "changed"
 
 
 def status_failed(doc: dict[str, Any]) -> list[str]:
@@ -320,7 +346,11 @@ def status_table(config: Config, doc: dict[str, Any] | None = None) -> Table:
         if row["status"] == "interrupted":
             shown = "stopped before it finished (no run holds the lock): `invoke up` resumes it"
         took = f"{row['seconds']:.1f} s" if row["seconds"] else ""
-        table.add_row(row["stage"], row["status"], took, shown or "")
+        status = row["status"]
+        if row.get("drift") == "changed":
+            status = "done, config changed since"
+            shown = f"{shown}; `invoke up` redoes it" if shown else "`invoke up` redoes it"
+        table.add_row(row["stage"], status, took, shown or "")
     return table
 
 
