@@ -19,6 +19,7 @@ from typing import Any
 
 from pwbcluster.config import checks as _checks
 from pwbcluster.config import (
+    checks_catalogue,  # noqa: F401  (importing registers its checks)
     checks_names,  # noqa: F401  (importing registers its checks)
     checks_platform,  # noqa: F401  (importing registers its checks)
     checks_state,  # noqa: F401  (importing registers its checks)
