@@ -169,3 +169,28 @@ def test_a_valid_override_does_not_hide_a_broken_standard(project: Path) -> None
 
 def test_the_example_still_validates(project: Path) -> None:
     assert load_config(project / "config" / "example.yaml").name == "example"
+
+
+def test_a_version_newer_than_the_catalogue_passes_when_its_check_is_off(project: Path) -> None:
+    dep = project / "config" / "dev.yaml"
+    head = "deployment:\n  name: dev\n  region: eu-west-1\n  owner_email: team@example.com\n"
+    body = "image:\n  r:\n    versions: [4.9.9]\n    default: 4.9.9\n"
+    dep.write_text(head + body)
+    problems, _ = all_problems(dep)
+    assert [p.check for p in problems if p.level.value == "error"] == ["r_version_known"]
+    assert load_config(dep, skip_checks=("r_version_known",)).data["image"]["r"]["default"] == (
+        "4.9.9"
+    )
+    dep.write_text(head + "  disable_checks: [r_version_known]\n" + body)
+    assert load_config(dep).name == "dev"
+
+
+def test_a_syntax_error_still_lets_the_stage_files_be_checked(project: Path) -> None:
+    aux = project / "pulumi" / "auxiliary.yaml"
+    aux.write_text(aux.read_text().replace("  count: 500\n", "  count: -7\n"))
+    dep = project / "config" / "dev.yaml"
+    dep.write_text("deployment:\n  name: [unclosed\n")
+    problems, text = all_problems(dep)
+    assert sorted(p.check for p in problems) == ["schema", "yaml"], text
+    assert any("dev.yaml:" in str(p) and "YAML syntax" in p.message for p in problems), text
+    assert any("auxiliary.yaml:" in str(p) and "-7 is less than" in p.message for p in problems)
