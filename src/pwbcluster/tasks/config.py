@@ -51,9 +51,9 @@ def docs(c: Context, check: bool = False) -> None:
 @task(
     help={
         "versions": "fetch the R, Python, Quarto and Workbench lists from their vendors "
-        "(needs the internet) and rewrite config/catalogue/versions.json",
-        "instance_types": "rewrite config/catalogue/instance_types.json from the installed "
-        "botocore (EC2 types) and pulumi_aws (RDS classes); no network",
+        "(needs the internet) and rewrite src/pwbcluster/config/catalogue/versions.json",
+        "instance_types": "rewrite src/pwbcluster/config/catalogue/instance_types.json from the "
+        "installed botocore (EC2 types) and pulumi_aws (RDS classes); no network",
     }
 )
 @wired

@@ -4,7 +4,10 @@
   lists (shape ``InstanceType``, an enum; the file names the botocore version), and the
   RDS DB instance classes the Pulumi AWS provider's ``aws.rds.InstanceType`` enum lists.
   ``invoke config.catalogue --instance-types`` rewrites it from the installed packages
-  (no network). ParallelCluster 3.16.1 keeps no list of its own: it asks EC2
+  (no network); a test fails when it no longer matches the installed botocore. As
+  checked in: botocore 1.44.8 (EC2 API 2016-11-15, 1437 types; ParallelCluster 3.16.1's
+  own venv bundles the same botocore) and pulumi_aws 7.51.1 (78 RDS classes).
+  ParallelCluster 3.16.1 keeps no list of its own: it asks EC2
   (DescribeInstanceTypes) when it validates, so types it refuses for other reasons
   (architecture, region, EFA) are its own validators' business, not this catalogue's.
 - ``versions.json``: the R, Python, Quarto and Workbench builds the image can install,
