@@ -19,6 +19,7 @@ from typing import Any
 
 from pwbcluster.config import checks as _checks
 from pwbcluster.config import (
+    checks_catalogue,  # noqa: F401  (importing registers its checks)
     checks_names,  # noqa: F401  (importing registers its checks)
     checks_platform,  # noqa: F401  (importing registers its checks)
     checks_state,  # noqa: F401  (importing registers its checks)
@@ -27,7 +28,7 @@ from pwbcluster.config import (
 )
 from pwbcluster.config.model import Deployment, model_of
 from pwbcluster.config.problems import Level, Origin, Path, Problem, format_path
-from pwbcluster.config.schema import validate
+from pwbcluster.config.schema import check_merged, check_stage
 from pwbcluster.config.source import Origins, load_file, merge, origin_of
 from pwbcluster.errors import ConfigError
 
@@ -120,28 +121,38 @@ def load_config(
     skip_checks: tuple[str, ...] = (),
     strict: bool = False,
 ) -> Config:
-    """Load and check a deployment; raise ``ConfigError`` listing every problem found."""
+    """Load and check a deployment; raise ``ConfigError`` listing every problem found.
+
+    Every layer is checked in one pass: each stage file on its own against its schema
+    (a broken team standard is reported even where this deployment overrides the key),
+    the merged result against the full schema, and the semantic checks on every value
+    the schema did not refuse.
+    """
     deployment_file = FsPath(path)
     if not deployment_file.is_file():
         raise ConfigError(
             [], summary=f"{deployment_file}: no such deployment file (try config/example.yaml)"
         )
     root = root or find_root(deployment_file.parent)
+    schema_dir = root / "config" / "schema"
     problems: list[Problem] = []
     merged: dict[str, Any] = {}
     origins: Origins = {}
+    stage_problems: list[Problem] = []
     for section, rel in STAGE_FILES.items():
         data, file_origins, file_problems = load_file(root / rel, prefix=(section,))
         problems.extend(file_problems)
         if data is None and not file_problems:
             data = {}
+        if not file_problems:
+            stage_problems.extend(check_stage(section, data, file_origins, schema_dir).problems)
         merged[section] = data
         origins.update(file_origins)
     data, dep_origins, dep_problems = load_file(deployment_file)
     problems.extend(dep_problems)
-    if problems:  # syntax errors: the rest would only add noise
-        syntax = sorted(problems, key=Problem.sort_key)
-        raise ConfigError(syntax)
+    if problems:  # syntax errors: the structure is unknown, so only the stage schemas ran
+        syntax = sorted(set(problems) | set(stage_problems), key=Problem.sort_key)
+        raise ConfigError(syntax, summary=f"{len(syntax)} error(s) in the configuration")
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -149,17 +160,35 @@ def load_config(
             [Problem(Origin(str(deployment_file), 1), (), "the file must be a mapping")]
         )
     merged = merge(merged, origins, data, dep_origins)
-    schema_problems = validate(merged, origins, root / "config" / "schema")
-    if schema_problems:
-        unique = sorted(set(schema_problems), key=Problem.sort_key)
-        raise ConfigError(unique, summary=f"{len(unique)} error(s) in the configuration")
+    schema = check_merged(merged, origins, schema_dir)
+    errors = _without_echoes(schema.problems, stage_problems, dep_origins)
     config = Config(data=merged, origins=origins, root=root, deployment_file=deployment_file)
-    findings = _checks.run_checks(config, skip=skip_checks)
-    errors = [p for p in findings if p.level is Level.ERROR or strict]
+    run = _checks.run_checks(config, skip=skip_checks, refused=frozenset(schema.refused))
+    findings = run.problems
+    errors += [p for p in findings if p.level is Level.ERROR or strict]
     config.warnings = [p for p in findings if p.level is Level.WARNING]
     if errors:
-        summary = f"{len(errors)} error(s) and {len(findings) - len(errors)} warning(s)"
-        ordered = sorted(findings, key=Problem.sort_key)
-        raise ConfigError(ordered, summary=summary)
+        shown = sorted(set(errors) | set(findings), key=Problem.sort_key)
+        summary = f"{len(set(errors))} error(s) and {len(shown) - len(set(errors))} warning(s)"
+        if run.skipped:
+            summary += "; not checked until the values they read are fixed: " + ", ".join(
+                run.skipped
+            )
+        raise ConfigError(shown, summary=summary)
     config._model = model_of(merged)
     return config
+
+
+def _without_echoes(
+    merged: list[Problem], stages: list[Problem], dep_origins: Origins
+) -> list[Problem]:
+    """The stage files' own problems, plus the merged document's that are not repeats.
+
+    A problem of a stage file that the deployment does not touch is found twice (alone
+    and merged), identically; one the deployment inherits through a section it only
+    partly overrides (a required key missing from the standard) is found merged at the
+    deployment's section line: the stage file's line is the one to fix.
+    """
+    stage_keys = {(p.path, p.message) for p in stages}
+    kept = [p for p in merged if (p.path, p.message) not in stage_keys or p.path in dep_origins]
+    return sorted(set(stages) | set(kept), key=Problem.sort_key)

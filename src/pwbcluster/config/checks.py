@@ -11,10 +11,11 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pwbcluster.config.problems import Level, Origin, Path, Problem
+from pwbcluster.config.inputs import InvalidInput, guarded, skipped_if_invalid
+from pwbcluster.config.problems import Level, Origin, Path, Problem, format_path
 from pwbcluster.errors import ToolkitError
 
 
@@ -89,9 +90,29 @@ def check(name: str, level: Level, summary: str) -> Callable[[CheckFn], CheckFn]
     return register
 
 
-def run_checks(config: Checked, skip: tuple[str, ...] = ()) -> list[Problem]:
-    disabled = list(config.data["deployment"].get("disable_checks") or [])
-    problems: list[Problem] = []
+@dataclass
+class CheckRun:
+    """What the checks found, and which could not look at everything they read."""
+
+    problems: list[Problem] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def run_checks(
+    config: Checked, skip: tuple[str, ...] = (), refused: frozenset[Path] = frozenset()
+) -> CheckRun:
+    """Run every check not switched off; ``refused`` are the key paths the schema refused.
+
+    A check that reads a refused value stops there (``InvalidInput``), and its name goes
+    to ``skipped``; what it found before that, and every other check, still counts.
+    """
+    run = CheckRun()
+    seen: set[Path] = set()
+    data = guarded(config.data, refused, seen=seen)
+    try:
+        disabled = list(data["deployment"].get("disable_checks") or [])
+    except InvalidInput:
+        disabled = []
     for index, name in enumerate(disabled):
         if name not in REGISTRY:
             path: Path = ("deployment", "disable_checks", index)
@@ -99,7 +120,9 @@ def run_checks(config: Checked, skip: tuple[str, ...] = ()) -> list[Problem]:
             expected: str | None = (
                 f"'{close[0]}'" if close else "one of " + ", ".join(sorted(REGISTRY))
             )
-            problems.append(Problem(config.where(path), path, f"no check named '{name}'", expected))
+            run.problems.append(
+                Problem(config.where(path), path, f"no check named '{name}'", expected)
+            )
     for name in skip:
         if name not in REGISTRY:
             close = difflib.get_close_matches(name, REGISTRY, n=1)
@@ -109,11 +132,18 @@ def run_checks(config: Checked, skip: tuple[str, ...] = ()) -> list[Problem]:
     for item in REGISTRY.values():
         if item.name in off:
             continue
-        for path, message, expected in item.fn(config.data):
-            problems.append(
-                Problem(config.where(path), path, message, expected, item.level, item.name)
-            )
-    return problems
+        seen.clear()
+        try:
+            for path, message, expected in item.fn(data):
+                run.problems.append(
+                    Problem(config.where(path), path, message, expected, item.level, item.name)
+                )
+        except InvalidInput:
+            pass  # the rest of this check reads a refused value; `seen` names it
+        if seen:
+            paths = ", ".join(sorted(format_path(p) for p in seen))
+            run.skipped.append(f"{item.name} ({paths})")
+    return run
 
 
 def family(instance_type: str) -> str:
@@ -123,56 +153,59 @@ def family(instance_type: str) -> str:
 @check("queue_min_le_max", Level.ERROR, "a queue's min_count is not above its max_count")
 def _queue_min_le_max(data: dict[str, Any]) -> Iterator[Finding]:
     for i, q in enumerate(data["cluster"]["queues"]):
-        if q["min_count"] > q["max_count"]:
-            yield (
-                ("cluster", "queues", i, "min_count"),
-                f"min_count {q['min_count']} is above max_count {q['max_count']}",
-                f"a value from 0 to {q['max_count']}",
-            )
-        if q["max_count"] == 0:
-            yield (
-                ("cluster", "queues", i, "max_count"),
-                "max_count 0 makes an empty queue",
-                "at least 1",
-            )
+        with skipped_if_invalid():
+            if q["max_count"] == 0:
+                yield (
+                    ("cluster", "queues", i, "max_count"),
+                    "max_count 0 makes an empty queue",
+                    "at least 1",
+                )
+            if q["min_count"] > q["max_count"]:
+                yield (
+                    ("cluster", "queues", i, "min_count"),
+                    f"min_count {q['min_count']} is above max_count {q['max_count']}",
+                    f"a value from 0 to {q['max_count']}",
+                )
 
 
 @check("queue_names_unique", Level.ERROR, "queue names are unique and valid Slurm partitions")
 def _queue_names(data: dict[str, Any]) -> Iterator[Finding]:
     seen: dict[str, int] = {}
     for i, q in enumerate(data["cluster"]["queues"]):
-        name = q["name"]
-        if name in seen:
-            yield (
-                ("cluster", "queues", i, "name"),
-                f"queue '{name}' is already defined at queues[{seen[name]}]",
-                "a unique name",
-            )
-        seen.setdefault(name, i)
-        if name.lower() == "default":
-            yield (
-                ("cluster", "queues", i, "name"),
-                "'default' is a Slurm keyword (PartitionName=DEFAULT)",
-                "another name",
-            )
+        with skipped_if_invalid():
+            name = q["name"]
+            if name in seen:
+                yield (
+                    ("cluster", "queues", i, "name"),
+                    f"queue '{name}' is already defined at queues[{seen[name]}]",
+                    "a unique name",
+                )
+            seen.setdefault(name, i)
+            if name.lower() == "default":
+                yield (
+                    ("cluster", "queues", i, "name"),
+                    "'default' is a Slurm keyword (PartitionName=DEFAULT)",
+                    "another name",
+                )
 
 
 @check("gpu_queue_instance", Level.ERROR, "a GPU queue uses a GPU instance family, and back")
 def _gpu_queue(data: dict[str, Any]) -> Iterator[Finding]:
     for i, q in enumerate(data["cluster"]["queues"]):
-        fam = family(q["instance_type"])
-        if q.get("gpu") and fam not in GPU_FAMILIES:
-            yield (
-                ("cluster", "queues", i, "instance_type"),
-                f"queue '{q['name']}' is a GPU queue but {q['instance_type']} has no GPU",
-                "a GPU family such as " + ", ".join(sorted(GPU_FAMILIES)[:6]),
-            )
-        if not q.get("gpu") and fam in GPU_FAMILIES:
-            yield (
-                ("cluster", "queues", i, "instance_type"),
-                f"{q['instance_type']} has GPUs but queue '{q['name']}' is not marked gpu",
-                "gpu: true on this queue",
-            )
+        with skipped_if_invalid():
+            fam = family(q["instance_type"])
+            if q.get("gpu") and fam not in GPU_FAMILIES:
+                yield (
+                    ("cluster", "queues", i, "instance_type"),
+                    f"queue '{q['name']}' is a GPU queue but {q['instance_type']} has no GPU",
+                    "a GPU family such as " + ", ".join(sorted(GPU_FAMILIES)[:6]),
+                )
+            if not q.get("gpu") and fam in GPU_FAMILIES:
+                yield (
+                    ("cluster", "queues", i, "instance_type"),
+                    f"{q['instance_type']} has GPUs but queue '{q['name']}' is not marked gpu",
+                    "gpu: true on this queue",
+                )
 
 
 @check("gpu_stack_in_image", Level.WARNING, "GPU queues run on an image with the GPU stack")
@@ -180,24 +213,27 @@ def _gpu_stack(data: dict[str, Any]) -> Iterator[Finding]:
     if data["image"]["gpu"]["enabled"]:
         return
     for i, q in enumerate(data["cluster"]["queues"]):
-        if q.get("gpu"):
-            yield (
-                ("cluster", "queues", i, "gpu"),
-                f"GPU queue '{q['name']}' but image.gpu.enabled is false: no CUDA/cuDNN",
-                "image.gpu.enabled: true",
-            )
+        with skipped_if_invalid():
+            if q.get("gpu"):
+                yield (
+                    ("cluster", "queues", i, "gpu"),
+                    f"GPU queue '{q['name']}' but image.gpu.enabled is false: no CUDA/cuDNN",
+                    "image.gpu.enabled: true",
+                )
 
 
 @check("default_versions_listed", Level.ERROR, "the default R and Python are in their lists")
 def _defaults(data: dict[str, Any]) -> Iterator[Finding]:
     for lang in ("r", "python"):
-        spec = data["image"][lang]
-        if spec["default"] not in spec["versions"]:
-            yield (
-                ("image", lang, "default"),
-                f"default {spec['default']} is not among versions {spec['versions']}",
-                "one of " + ", ".join(spec["versions"]),
-            )
+        with skipped_if_invalid():
+            spec = data["image"][lang]
+            versions = list(spec["versions"])
+            if spec["default"] not in versions:
+                yield (
+                    ("image", lang, "default"),
+                    f"default {spec['default']} is not among versions {versions}",
+                    "one of " + ", ".join(versions),
+                )
 
 
 @check("login_nodes_ha", Level.WARNING, "two or more login nodes, so Workbench survives one")
@@ -253,15 +289,16 @@ def _fsx(data: dict[str, Any]) -> Iterator[Finding]:
 
 @check("cidr_valid", Level.ERROR, "CIDRs parse and the VPC range is private and large enough")
 def _cidrs(data: dict[str, Any]) -> Iterator[Finding]:
-    targets: list[tuple[Path, str, bool]] = [
-        (("aux", "network", "cidr"), data["aux"]["network"]["cidr"], True),
-        (
-            ("cluster", "login_nodes", "allowed_cidr"),
-            data["cluster"]["login_nodes"]["allowed_cidr"],
-            False,
-        ),
+    targets: list[tuple[tuple[str, str, str], bool]] = [
+        (("aux", "network", "cidr"), True),
+        (("cluster", "login_nodes", "allowed_cidr"), False),
     ]
-    for path, text, is_vpc in targets:
+    for (section, group, key), is_vpc in targets:
+        path: Path = (section, group, key)
+        try:
+            text = data[section][group][key]
+        except InvalidInput:
+            continue
         if text is None:
             continue  # allowed_cidr unset: the real `up` refuses it (orchestrate.real_blockers)
         try:
@@ -334,18 +371,20 @@ def _ports(data: dict[str, Any]) -> Iterator[Finding]:
 @check("databases_present", Level.ERROR, "features that need a database have one")
 def _databases(data: dict[str, Any]) -> Iterator[Finding]:
     dbs = data["aux"]["databases"]
-    if data["cluster"]["slurm_accounting"] and not dbs["slurm_accounting"]["enabled"]:
-        yield (
-            ("cluster", "slurm_accounting"),
-            "Slurm accounting needs its database",
-            "aux.databases.slurm_accounting.enabled: true",
-        )
-    if data["cluster"]["workbench"]["audit_database"] and not dbs["audit"]["enabled"]:
-        yield (
-            ("cluster", "workbench", "audit_database"),
-            "the audit database is not created",
-            "aux.databases.audit.enabled: true",
-        )
+    with skipped_if_invalid():
+        if data["cluster"]["slurm_accounting"] and not dbs["slurm_accounting"]["enabled"]:
+            yield (
+                ("cluster", "slurm_accounting"),
+                "Slurm accounting needs its database",
+                "aux.databases.slurm_accounting.enabled: true",
+            )
+    with skipped_if_invalid():
+        if data["cluster"]["workbench"]["audit_database"] and not dbs["audit"]["enabled"]:
+            yield (
+                ("cluster", "workbench", "audit_database"),
+                "the audit database is not created",
+                "aux.databases.audit.enabled: true",
+            )
 
 
 @check("directory_size", Level.ERROR, "the directory size exists for its type")
@@ -374,12 +413,13 @@ def _directory_tls(data: dict[str, Any]) -> Iterator[Finding]:
 def _user_names(data: dict[str, Any]) -> Iterator[Finding]:
     u = data["aux"]["users"]
     base: Path = ("aux", "users")
-    if len(u["prefix"]) + u["digits"] > 20:
-        yield (
-            (*base, "prefix"),
-            f"'{u['prefix']}' + {u['digits']} digits is over 20 characters",
-            "a name of at most 20 characters (sAMAccountName)",
-        )
+    with skipped_if_invalid():
+        if len(u["prefix"]) + u["digits"] > 20:
+            yield (
+                (*base, "prefix"),
+                f"'{u['prefix']}' + {u['digits']} digits is over 20 characters",
+                "a name of at most 20 characters (sAMAccountName)",
+            )
     last = u["start"] + u["count"] - 1
     if u["count"] and len(str(last)) > u["digits"]:
         yield (

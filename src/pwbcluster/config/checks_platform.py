@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from pwbcluster.config.checks import Finding, check, family
+from pwbcluster.config.inputs import InvalidInput
 from pwbcluster.config.problems import Level
 
 # pcluster 3.16.1 constants.NVIDIA_OPENRM_UNSUPPORTED_INSTANCE_TYPES (Kepler, Maxwell,
@@ -56,7 +57,10 @@ def _region(data: dict[str, Any]) -> Iterator[Finding]:
 )
 def _gpu_driver(data: dict[str, Any]) -> Iterator[Finding]:
     for i, queue in enumerate(data["cluster"]["queues"]):
-        kind = str(queue["instance_type"])
+        try:
+            kind = str(queue["instance_type"])
+        except InvalidInput:
+            continue
         if family(kind) in OPENRM_UNSUPPORTED_FAMILIES:
             yield (
                 ("cluster", "queues", i, "instance_type"),

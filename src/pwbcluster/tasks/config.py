@@ -48,4 +48,41 @@ def docs(c: Context, check: bool = False) -> None:
     write_reference(check=check)
 
 
-ns = Collection(validate, checks, docs)
+@task(
+    help={
+        "versions": "fetch the R, Python, Quarto and Workbench lists from their vendors "
+        "(needs the internet) and rewrite src/pwbcluster/config/catalogue/versions.json",
+        "instance_types": "rewrite src/pwbcluster/config/catalogue/instance_types.json from the "
+        "installed botocore (EC2 types) and pulumi_aws (RDS classes); no network",
+    }
+)
+@wired
+def catalogue(c: Context, versions: bool = False, instance_types: bool = False) -> None:
+    """Show the offline catalogues the checks use; refresh them with a flag."""
+    from pwbcluster.config import catalogue as cat
+    from pwbcluster.config.catalogue import refresh
+
+    if instance_types:
+        written = refresh.write_instance_types()
+        print(
+            f"{cat.INSTANCE_TYPES_FILE}: {len(written['ec2'])} EC2 types ({written['ec2_source']})"
+        )
+        print(f"  {len(written['rds'])} RDS classes ({written['rds_source']})")
+        cat.instance_types.cache_clear()
+    if versions:
+        counts = refresh.refresh_versions()
+        for name, (before, after) in counts.items():
+            print(f"{name}: {before} -> {after} versions")
+        cat.versions.cache_clear()
+    types = cat.instance_types()
+    print(f"instance types: {len(types.ec2)} EC2 ({types.source}), {len(types.rds)} RDS")
+    listed = cat.versions()
+    print(f"versions (retrieved {listed.retrieved}):")
+    for kind in listed.kinds.values():
+        newest = sorted(kind.versions, key=cat.version_key)[-1]
+        print(
+            f"  {kind.label:16} {len(kind.versions):3} versions, newest {newest}  ({kind.source})"
+        )
+
+
+ns = Collection(validate, checks, docs, catalogue)
