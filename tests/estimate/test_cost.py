@@ -233,8 +233,12 @@ def test_with_no_cache_and_no_credentials_every_price_is_unknown(example: PlanCo
     doc = json.loads((example.build_dir / "cost.json").read_text())
     assert doc["lines"] and all(ln["unit_price_usd"] is None for ln in doc["lines"])
     assert all(ln["monthly_idle_usd"] is None for ln in doc["lines"])
-    assert doc["totals"]["monthly_idle_usd"] == 0.0 and not doc["complete"]
-    assert "total of known prices (partial)" in "\n".join(example.notes)
+    # Unknown stays unknown: null totals, never a sum of nothing shown as 0.
+    totals = doc["totals"]
+    assert not doc["complete"] and "unknown" in totals["note"]
+    assert all(totals[k] is None for k in totals if k.endswith("_usd")), totals
+    text = "\n".join(example.notes)
+    assert "total per month (no price known)" in text and " 0.00 " not in text
 
 
 def test_an_existing_vpc_has_no_nat_gateway_and_options_add_databases(

@@ -113,14 +113,7 @@ class Estimate:
             "created": self.created.isoformat(),
             "price_dates": self.price_dates(),
             "complete": self.complete,
-            "totals": {
-                "note": "sums of the lines whose price is known"
-                + ("" if self.complete else " (partial: some prices are unknown)"),
-                "hourly_idle_usd": _round(self.total("hourly", False), MILLICENT),
-                "hourly_max_usd": _round(self.total("hourly", True), MILLICENT),
-                "monthly_idle_usd": _round(self.total("monthly", False), CENT),
-                "monthly_max_usd": _round(self.total("monthly", True), CENT),
-            },
+            "totals": self._totals_json(),
             "lines": [ln.to_json() for ln in self.lines],
             "unknown_prices": [
                 {"price_key": k, "what": r.query.label, "reason": r.reason}
@@ -128,6 +121,25 @@ class Estimate:
             ],
             "how_to_fetch_prices": None if self.complete else self.refresh_command,
             "not_included": list(NOT_INCLUDED),
+        }
+
+    def _totals_json(self) -> dict[str, Any]:
+        if not any(ln.unit_price is not None for ln in self.lines):
+            # Nothing is known: the totals are unknown (null), never a sum of nothing.
+            return {
+                "note": "no price is known: the totals are unknown",
+                "hourly_idle_usd": None,
+                "hourly_max_usd": None,
+                "monthly_idle_usd": None,
+                "monthly_max_usd": None,
+            }
+        return {
+            "note": "sums of the lines whose price is known"
+            + ("" if self.complete else " (partial: some prices are unknown)"),
+            "hourly_idle_usd": _round(self.total("hourly", False), MILLICENT),
+            "hourly_max_usd": _round(self.total("hourly", True), MILLICENT),
+            "monthly_idle_usd": _round(self.total("monthly", False), CENT),
+            "monthly_max_usd": _round(self.total("monthly", True), CENT),
         }
 
     def text_lines(self) -> list[str]:
@@ -152,6 +164,8 @@ class Estimate:
                 f"{_money(ln.monthly(item.busy)):>9}"
             )
         label = "total per month" if self.complete else "total of known prices (partial)"
+        if not known:
+            label = "total per month (no price known)"
         idle = self.total("monthly", False) if known else None
         busy = self.total("monthly", True) if known else None
         out.append(f"  {label:<56} {_money(idle):>9} {_money(busy):>9}")
