@@ -27,7 +27,7 @@ def invoke(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def test_list_shows_the_foundation_tasks_with_help() -> None:
     result = invoke("--list")
     assert result.returncode == 0, result.stderr
-    for name in ("plan", "up", "down", "status", "preflight", "config.validate"):
+    for name in ("plan", "up", "down", "status", "preflight", "forget", "config.validate"):
         line = next(
             (ln for ln in result.stdout.splitlines() if ln.strip().startswith(name + " ")), None
         )
@@ -35,7 +35,7 @@ def test_list_shows_the_foundation_tasks_with_help() -> None:
 
 
 def test_every_flag_has_help_text() -> None:
-    for name in ("plan", "up", "down", "status", "preflight", "config.validate"):
+    for name in ("plan", "up", "down", "status", "preflight", "forget", "config.validate"):
         result = invoke("--help", name)
         assert result.returncode == 0, result.stderr
         options = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("-")]
@@ -331,3 +331,43 @@ def test_preflight_without_credentials_lists_everything_and_writes_the_policy(
     document = json.loads(policy.read_text())
     actions = {a for statement in document["Statement"] for a in statement["Action"]}
     assert {"ec2:CreateVpc", "rds:CreateDBInstance", "sts:GetCallerIdentity"} <= actions
+
+
+def test_forget_drops_records_only_when_confirmed_and_touches_nothing_else(
+    project: Path,
+) -> None:
+    import json as json_module
+
+    build = project / "build" / "example"
+    build.mkdir(parents=True)
+    record = {"status": "done", "fingerprint": "f", "outputs": {"x": 1}}
+    stages = {"network": record, "services": {**record, "status": "failed"}}
+    state = build / "state.json"
+    state.write_text(json_module.dumps({"version": 1, "mode": "real", "stages": stages}))
+    before = state.read_bytes()
+    args = ("forget", "--config", "config/example.yaml")
+
+    dry = invoke(*args, "--dry-run", cwd=project)
+    assert dry.returncode == 0 and "network (done), services (failed)" in dry.stdout, dry
+    refused = subprocess.run(
+        [*INVOKE, *args],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert refused.returncode == 1 and "without confirmation" in refused.stderr, refused
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert state.read_bytes() == before
+
+    typo = invoke(*args, "--stage", "netwrok", "--yes", cwd=project)
+    assert typo.returncode == 1 and "network" in typo.stderr and "Traceback" not in typo.stderr
+    assert state.read_bytes() == before
+
+    one = invoke(*args, "--stage", "services", "--yes", cwd=project)
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert set(json_module.loads(state.read_text())["stages"]) == {"network"}
+    everything = invoke(*args, "--yes", cwd=project)
+    assert everything.returncode == 0 and not state.exists(), everything

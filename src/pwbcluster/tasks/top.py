@@ -207,4 +207,71 @@ def _client(region: str) -> Any:
     return client
 
 
-TASKS = [plan, up, down, status, preflight]
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "stage": "forget only this stage's record (repeatable; default: every stage)",
+        "yes": "forget without asking for the deployment's name",
+        "dry-run": "only show what would be forgotten",
+    },
+    iterable=["stage"],
+)
+@wired
+def forget(
+    c: Context,
+    config: str | None = None,
+    stage: list[str] | None = None,
+    yes: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Drop the recorded state (build/<deployment>/state.json) without touching any resource.
+
+    For a record that matches nothing any more (an account reset, resources removed by
+    hand, a sandbox server that is gone). What it names is not removed: if it still
+    exists, `down` will no longer find it, so remove it by hand. Asks for the deployment's
+    name unless --yes; without a terminal and without --yes it refuses.
+    """
+    import json as json_module
+
+    cfg = _config(c, config)
+    console = Console()
+    path = orchestrate.state_path(cfg)
+    if not path.exists():
+        console.print(f"nothing recorded for '{cfg.name}' ({path} does not exist)")
+        return
+    raw = json_module.loads(path.read_text(encoding="utf-8"))
+    recorded = raw.get("stages", {})
+    wanted = list(stage or recorded)
+    unknown = [name for name in wanted if name not in recorded]
+    if unknown:
+        from pwbcluster.pipeline.runner import unknown_stages
+
+        raise ToolkitError(unknown_stages(set(unknown), recorded))
+    mode = raw.get("mode") or "unknown"
+    listing = ", ".join(f"{n} ({recorded[n].get('status')})" for n in wanted)
+    console.print(
+        f"Plan: forget the {mode} record(s) of {listing} in {path}; no resource is touched.",
+        highlight=False,
+    )
+    if dry_run:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ToolkitError(
+                "not forgetting without confirmation: there is no terminal to ask on; "
+                "pass --yes, or --dry-run to see the plan"
+            )
+        typed = input(f"Type the deployment's name ({cfg.name}) to forget its record: ").strip()
+        if typed != cfg.name:
+            raise ToolkitError("not confirmed; nothing forgotten")
+    with deployment_lock(cfg.build_dir, "forget"):
+        state = State.load(path, mode) if mode in ("real", "sandbox") else None
+        if state is None:
+            path.unlink()
+        else:
+            for name in wanted:
+                state.forget(name)
+    console.print(f"forgotten: {', '.join(wanted)}")
+
+
+TASKS = [plan, up, down, status, preflight, forget]
