@@ -183,7 +183,19 @@ class Estimate:
             for reason, keys in by_reason.items():
                 out.append(f"    {', '.join(keys)}: {reason}")
             out.append(f"  To fetch them, with AWS credentials: {self.refresh_command}")
-        stale = [ln for ln in self.lines if ln.result.price and ln.result.reason]
+        bundled = [ln for ln in self.lines if ln.result.source == "snapshot"]
+        if bundled:
+            dated = sorted({ln.result.price.fetched_on for ln in bundled if ln.result.price})
+            out.append(
+                f"  {len({ln.item.query.key for ln in bundled})} price(s) from the bundled "
+                f"snapshot of {', '.join(dated)} (no credentials needed); current ones, with "
+                f"AWS credentials: {self.refresh_command}"
+            )
+        stale = [
+            ln
+            for ln in self.lines
+            if ln.result.price and ln.result.reason and ln.result.source == "cache"
+        ]
         if stale:
             oldest = min(ln.result.price.fetched_on for ln in stale if ln.result.price)
             out.append(

@@ -62,7 +62,7 @@ class UnitPrice:
 class PriceResult:
     query: PriceQuery
     price: UnitPrice | None
-    source: str | None  # "api" | "cache" | None
+    source: str | None  # "api" | "cache" | "snapshot" | None
     reason: str | None = None
 
 
@@ -226,6 +226,47 @@ def fetch_price(client: Any, query: PriceQuery, region: str, today: dt.date) -> 
     return next(iter(candidates.values()))
 
 
+SNAPSHOT_PATH = Path(__file__).resolve().parent / "price_snapshot.json"
+SNAPSHOT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A dated, checked-in set of unit prices per region (``invoke prices.snapshot`` makes
+    it from the Price List API), so a plan prices a deployment with no credentials at all
+    and says the snapshot's date. ``None`` of it is a guess: a key it lacks stays unknown."""
+
+    retrieved: str
+    regions: dict[str, dict[str, UnitPrice]]
+
+    @classmethod
+    def load(cls, path: Path = SNAPSHOT_PATH) -> Snapshot | None:
+        if not path.exists():
+            return None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("format") != SNAPSHOT_FORMAT:
+            raise ToolkitError(f"{path}: unknown snapshot format {raw.get('format')!r}")
+        regions = {
+            region: {key: UnitPrice(**entry) for key, entry in entries.items()}
+            for region, entries in raw.get("regions", {}).items()
+        }
+        return cls(str(raw["retrieved"]), regions)
+
+    def get(self, region: str, key: str) -> UnitPrice | None:
+        return self.regions.get(region, {}).get(key)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "retrieved": self.retrieved,
+            "source": "AWS Price List API (pricing:GetProducts), on-demand list prices",
+            "regions": {
+                region: {key: asdict(price) for key, price in sorted(entries.items())}
+                for region, entries in sorted(self.regions.items())
+            },
+        }
+
+
 def resolve_prices(
     queries: Iterable[PriceQuery],
     region: str,
@@ -234,9 +275,11 @@ def resolve_prices(
     today: dt.date | None = None,
     max_age_days: int = DEFAULT_MAX_AGE_DAYS,
     force: bool = False,
+    snapshot: Snapshot | None = None,
 ) -> dict[str, PriceResult]:
     """Each query's price: fresh cache, else the API (if a client factory is given), else
-    a stale cache entry, else unknown with the reason."""
+    the newer of a stale cache entry and the bundled snapshot, else unknown with the
+    reason."""
     today = today or dt.date.today()
     unique = {q.key: q for q in queries}
     cached = cache.load(region)
@@ -275,10 +318,17 @@ def resolve_prices(
                 fetched[query.key] = price
                 results[query.key] = PriceResult(query, price, "api")
                 continue
-        if entry:  # stale, but dated: better than nothing, and labelled
+        bundled = snapshot.get(region, query.key) if snapshot else None
+        if entry and (bundled is None or entry.fetched_on >= bundled.fetched_on):
+            # Stale, but dated: better than nothing, and labelled.
             note = f"cached {entry.age_days(today)} days ago, not refreshed: {reason}"
             results[query.key] = PriceResult(query, entry, "cache", reason=note)
+        elif bundled is not None and snapshot is not None:
+            note = f"from the bundled price snapshot of {snapshot.retrieved}"
+            results[query.key] = PriceResult(query, bundled, "snapshot", reason=note)
         else:
+            if snapshot is not None:
+                reason += f"; not in the bundled snapshot of {snapshot.retrieved}"
             results[query.key] = PriceResult(query, None, None, reason=reason)
     if fetched:
         try:
@@ -314,3 +364,42 @@ def refresh(
     return resolve_prices(
         queries, region, cache, client_factory, max_age_days=max_age_days, force=force
     )
+
+
+def commercial_regions(pcluster_site: Path | None) -> list[str]:
+    """The regions ParallelCluster supports (its own resources/supported-regions file) in
+    the commercial partition, which is what the Price List API prices (China, GovCloud and
+    the ISO regions have price lists of their own)."""
+    if pcluster_site is None or not (pcluster_site / "resources" / "supported-regions").exists():
+        raise ToolkitError(
+            "ParallelCluster's supported-regions file was not found: run `invoke pcluster.setup`"
+        )
+    names = (pcluster_site / "resources" / "supported-regions").read_text().split()
+    return sorted(n for n in names if not n.startswith(("cn-", "us-gov-", "us-iso")))
+
+
+def make_snapshot(
+    queries: Iterable[PriceQuery],
+    regions: Iterable[str],
+    client: Any,
+    today: dt.date,
+    previous: Snapshot | None = None,
+    on_region: Callable[[str, int, int], None] | None = None,
+) -> tuple[Snapshot, dict[str, list[str]]]:
+    """Ask the Price List API for every query in every region. What it could not price is
+    returned per region (and left out: a missing entry stays unknown, never guessed);
+    regions not asked keep the previous snapshot's entries."""
+    unique = {q.key: q for q in queries}
+    kept = dict(previous.regions) if previous else {}
+    missing: dict[str, list[str]] = {}
+    for region in regions:
+        entries: dict[str, UnitPrice] = {}
+        for query in unique.values():
+            try:
+                entries[query.key] = fetch_price(client, query, region, today)
+            except (PriceNotFound, ClientError) as exc:
+                missing.setdefault(region, []).append(f"{query.key}: {exc}")
+        kept[region] = entries
+        if on_region:
+            on_region(region, len(entries), len(unique))
+    return Snapshot(today.isoformat(), kept), missing

@@ -21,6 +21,7 @@ from pwbcluster.estimate.cost import Estimate, build_estimate
 from pwbcluster.estimate.prices import (
     OFFLINE_ENV,
     PriceCache,
+    Snapshot,
     credentials_available,
     default_cache_dir,
     pricing_client,
@@ -76,6 +77,7 @@ def estimate_for(ctx: PlanContext, allow_api: bool | None = None) -> Estimate:
         ctx.config.region,
         PriceCache(default_cache_dir()),
         pricing_client if allow_api else None,
+        snapshot=Snapshot.load(),
     )
     return build_estimate(ctx.config.name, ctx.config.region, items, prices, refresh_command(ctx))
 

@@ -6,6 +6,7 @@ allowed to call ``pricing:GetProducts`` (any account; the Price List API is free
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from invoke import Collection, Context, task
@@ -68,5 +69,61 @@ def refresh(
         raise ToolkitError(f"{len(missing)} price(s) could not be fetched: {', '.join(missing)}")
 
 
-ns = Collection("prices", refresh)
+@task(
+    help={
+        "config": "a deployment whose priced items go in (repeatable; default config/example.yaml)",
+        "region": "only this region (repeatable; default every commercial region "
+        "ParallelCluster supports)",
+        "instance_type": "also price this instance type (repeatable)",
+        "output": "where to write it (default: the bundled snapshot in the package)",
+    },
+    iterable=["config", "region", "instance_type"],
+)
+@wired
+def snapshot(
+    c: Context,
+    config: list[str] | None = None,
+    region: list[str] | None = None,
+    instance_type: list[str] | None = None,
+    output: str | None = None,
+) -> None:
+    """Write the dated price snapshot plan uses without credentials, from the Price List API.
+
+    Commit the file it writes: `invoke plan` then prices offline and says the date.
+    """
+    import datetime as dt
+
+    import boto3
+
+    from pwbcluster.estimate import catalogue
+    from pwbcluster.files import write_text
+    from pwbcluster.pcluster.venv import site_packages
+
+    if boto3.session.Session().get_credentials() is None:
+        raise ToolkitError(
+            "no AWS credentials found: the snapshot is read from the Price List API "
+            "(pricing:GetProducts); set AWS_PROFILE and run this again"
+        )
+    queries = []
+    for path in config or ["config/example.yaml"]:
+        queries += [item.query for item in items_for_config(load_config(Path(path)))]
+    queries += [catalogue.ec2_instance(t) for t in instance_type or []]
+    regions = region or prices.commercial_regions(site_packages() / "pcluster")
+    target = Path(output) if output else prices.SNAPSHOT_PATH
+    previous = prices.Snapshot.load(target)
+    console = Console()
+
+    def said(name: str, priced: int, wanted: int) -> None:
+        console.print(f"{name}: {priced} of {wanted} price(s)", highlight=False)
+
+    made, missing = prices.make_snapshot(
+        queries, regions, prices.pricing_client(), dt.date.today(), previous, said
+    )
+    write_text(target, json.dumps(made.to_json(), indent=2) + "\n")
+    console.print(f"snapshot of {made.retrieved}: {target}", highlight=False)
+    for name, lines in sorted(missing.items()):
+        console.print(f"[yellow]{name}: not priced[/yellow] {'; '.join(lines)}", highlight=False)
+
+
+ns = Collection("prices", refresh, snapshot)
 ns.configure(DEFAULTS)
