@@ -14,7 +14,7 @@ from rich.console import Console
 
 from pwbcluster import contracts
 from pwbcluster.config import Config, load_config
-from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
+from pwbcluster.tasks.common import CONFIG_HELP, ask, require_config, wired
 
 PART_HELP = "network or services (repeatable); default: both, in dependency order"
 SANDBOX_HELP = "the sandbox rehearsal (local moto server) instead of AWS"
@@ -71,9 +71,7 @@ def down(
     from pwbcluster.pipeline import aux_tasks
 
     def confirm(question: str) -> bool:
-        if yes:
-            return True
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+        return ask(question, yes, "destroying")
 
     removed = aux_tasks.down(_config(c, config), _mode(sandbox), Console(), confirm, part)
     Console().print(f"destroyed: {', '.join(removed) or 'nothing recorded'}")
@@ -109,17 +107,11 @@ def renew_certs(
     dry_run: bool = False,
 ) -> None:
     """Re-issue the generated LDAPS and Workbench certificates; re-import them into ACM."""
-    import sys
 
-    from pwbcluster.errors import ToolkitError
     from pwbcluster.pipeline import aux_tasks
 
     def confirm(question: str) -> bool:
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise ToolkitError("not renewing without confirmation: no terminal; pass --yes")
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+        return ask(question, yes, "renewing")
 
     console = Console()
     lines = aux_tasks.renew_certs(_config(c, config), _mode(sandbox), console, confirm, dry_run)

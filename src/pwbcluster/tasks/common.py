@@ -31,6 +31,13 @@ def wired(func: F) -> F:
             if (message := aws_problem(exc)) is None:
                 raise
             raise Exit(f"error: {message}", code=1) from None
+        except EOFError:
+            # A question met the end of its input (stdin closed or a pipe): nothing was done.
+            raise Exit(
+                "error: a confirmation got no answer (no terminal, or end of input); "
+                "nothing was changed. Pass --yes to go on without asking",
+                code=1,
+            ) from None
         except KeyboardInterrupt:
             raise Exit(
                 "interrupted (Ctrl-C). Run the same command again to go on: up and down "
@@ -89,6 +96,18 @@ def setup_logging() -> None:
     console = RichHandler(show_time=False, show_path=False, markup=False)
     console.setLevel(logging.WARNING)
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[console])
+
+
+def ask(question: str, yes: bool, what: str) -> bool:
+    """A yes/no confirmation: True with --yes; refuses (ToolkitError) without a terminal to
+    ask on, instead of reading an empty answer from a pipe."""
+    import sys
+
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ToolkitError(f"not {what} without confirmation: there is no terminal; pass --yes")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def require_config(config: str | None) -> Path:
