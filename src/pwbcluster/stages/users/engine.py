@@ -19,10 +19,10 @@ asked for: an unchanged re-run costs the bind and a few (paged) searches, no log
 user. A login is not free on the directory: Samba's KDC (source4/auth/sam.c,
 ``authsam_logon_success_accounting``) writes ``lastLogon`` and ``logonCount`` on every
 successful Kerberos login, and ``lastLogonTimestamp`` on a user's first one, each in its
-own transaction (one flush of the database to disk); a wrong password writes
-``badPwdCount`` only when the domain has a lockout threshold. Measured on the
-disk-backed test DC: 8 fdatasync calls for an add, 8 for a new user's first login, 4 for
-each later login, none for a refused one. A new user's first successful login writes by
+own transaction (one flush of the database to disk). Measured on the disk-backed test
+DC: 8 fdatasync calls for an add, 8 for a new user's first login, 4 for each later
+login; a refused login left ``badPwdCount`` and ``badPasswordTime`` unchanged (the test
+domain has no lockout threshold; a directory with one counts bad passwords). A new user's first successful login writes by
 any method (an NTLM logon writes ``logonCount`` and ``lastLogonTimestamp`` then), so
 verifying a new user cannot be free; re-verifying an old one is what the default avoids.
 """
