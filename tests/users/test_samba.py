@@ -1,7 +1,9 @@
 """pwb-users against a real Samba AD DC without LDAPS (the SimpleAD path).
 
 Passwords travel in a Kerberos-sealed SASL session (or over kpasswd); every created user
-is then checked with a real ``kinit`` of its own.
+is then checked with a Kerberos login of its own (and a sample with the real ``kinit``).
+The DC's own ``logonCount`` (Samba's KDC adds 1 per successful Kerberos login) shows that
+an unchanged re-run logs nobody in.
 """
 
 from __future__ import annotations
@@ -81,13 +83,85 @@ def test_create_verify_rerun_delete(samba_dc: SambaDC, target: Target, tmp_path:
     assert [str(g) for g in groups["gidNumber"]] == ["30001"]
 
     again = engine.create(target, samba_dc.admin_password, batch, store)
-    assert (again.created, again.completed, again.existing, again.verified) == (0, 0, 6, 6)
+    assert (again.created, again.completed, again.existing, again.verified) == (0, 0, 6, 0)
+    assert again.logins == 0, "an unchanged re-run logs nobody in"
     assert store.load() == passwords, "a re-run changes no password"
 
     gone = engine.delete(target, samba_dc.admin_password, batch, store)
     assert (gone.deleted, gone.failed) == (6, 0)
     assert users_with_prefix(target, samba_dc.admin_password, "cr") == {}
     assert store.load() == {}
+
+
+def logon_counts(target: Target, admin_password: str, prefix: str) -> dict[str, int]:
+    """The DC's own record of Kerberos logins: Samba's KDC adds 1 to logonCount on each."""
+    with engine.opened(target, admin_password, 1) as workers:
+        found = workers.session().search(
+            f"(&(objectClass=user)(sAMAccountName={prefix}*))", ["sAMAccountName", "logonCount"]
+        )
+    return {str(e["sAMAccountName"][0]): int((e.get("logonCount") or [0])[0]) for e in found}
+
+
+def test_rerun_logs_nobody_in_and_verifies_existing_users_on_request(
+    samba_dc: SambaDC, target: Target, tmp_path: Path
+) -> None:
+    store = FileStore(tmp_path / "passwords.json")
+    batch = UserBatch(count=4, prefix="rv", digits=2)
+    first = engine.create(target, samba_dc.admin_password, batch, store)
+    assert (first.created, first.verified, first.logins, first.verify_failed) == (4, 4, 4, 0)
+    after_create = logon_counts(target, samba_dc.admin_password, "rv")
+    assert after_create == {f"rv{n:02d}": 1 for n in range(1, 5)}, "one login each, seen by the DC"
+
+    again = engine.create(target, samba_dc.admin_password, batch, store)
+    assert (again.existing, again.created, again.logins, again.verified) == (4, 0, 0, 0)
+    assert logon_counts(target, samba_dc.admin_password, "rv") == after_create, (
+        "the DC saw no login during the unchanged re-run"
+    )
+
+    checked = engine.create(target, samba_dc.admin_password, batch, store, verify_existing=True)
+    assert (checked.existing, checked.logins, checked.verified, checked.verify_failed) == (
+        4,
+        4,
+        4,
+        0,
+    )
+    assert logon_counts(target, samba_dc.admin_password, "rv") == {
+        f"rv{n:02d}": 2 for n in range(1, 5)
+    }
+
+    # Someone changes a password behind the tool's back: the stored one no longer works.
+    samba_dc.samba_tool("user", "setpassword", "rv03", "--newpassword=Changed-Elsewhere-9")
+    blind = engine.create(target, samba_dc.admin_password, batch, store)
+    assert (blind.logins, blind.verify_failed) == (0, 0), "the default re-run only searches"
+    caught = engine.create(target, samba_dc.admin_password, batch, store, verify_existing=True)
+    assert (caught.verified, caught.verify_failed, caught.ok) == (3, 1, False)
+    assert [name for name, _ in caught.failures] == ["rv03"]
+    assert "login with its own password failed" in caught.failures[0][1]
+    verified = engine.verify(target, samba_dc.admin_password, batch, store)
+    assert (verified.verified, verified.verify_failed) == (3, 1)
+    engine.delete(target, samba_dc.admin_password, batch, store)
+
+
+def test_a_new_user_whose_password_does_not_work_is_caught(
+    samba_dc: SambaDC, target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory is given another password than the stored one for one new user."""
+    real = engine.encode_password
+    sent: list[str] = []
+
+    def wrong_for_the_second(password: str) -> bytes:
+        sent.append(password)
+        return real(password + "-not-stored" if len(sent) == 2 else password)
+
+    monkeypatch.setattr(engine, "encode_password", wrong_for_the_second)
+    store = FileStore(tmp_path / "passwords.json")
+    batch = UserBatch(count=3, prefix="np", digits=2)
+    report = engine.create(target, samba_dc.admin_password, batch, store, concurrency=1)
+    assert (report.created, report.verified, report.verify_failed, report.ok) == (3, 2, 1, False)
+    broken = [name for name, pw in store.load().items() if pw == sent[1]]
+    assert [name for name, _ in report.failures] == broken
+    monkeypatch.undo()
+    engine.delete(target, samba_dc.admin_password, batch, store)
 
 
 def test_existing_foreign_user_is_left_alone(
@@ -161,6 +235,10 @@ def test_cli_create_list_delete_json(samba_dc: SambaDC, tmp_path: Path) -> None:
     assert (rc, doc["created"], doc["verified"]) == (0, 3, 3), out
     passwords = json.loads((tmp_path / "pw.json").read_text())["users"]
     assert not any(p in out for p in passwords.values()), "no password printed"
+    rc, doc, out = tool("create", *common, *store)
+    assert (rc, doc["existing"], doc["logins"], doc["verified"]) == (0, 3, 0, 0), out
+    rc, doc, out = tool("create", "--verify-existing", *common, *store)
+    assert (rc, doc["existing"], doc["logins"], doc["verified"]) == (0, 3, 3, 3), out
     rc, doc, out = tool("list", *common)
     assert (rc, doc["existing"]) == (0, 3), out
     rc, doc, out = tool("verify", *common, *store)

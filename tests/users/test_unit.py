@@ -196,3 +196,22 @@ def test_invoke_dry_run_prints_the_command(
     out = capsys.readouterr().out
     assert "i-0123456789abcdef0" in out and "--count 7" in out
     assert "secretsmanager:" in out
+    assert "--verify-existing" not in out, "a re-run logs nobody in unless asked"
+    tasks.create(
+        MockContext(),
+        config=str(project / "config" / "example.yaml"),
+        verify_existing=True,
+        dry_run=True,
+    )
+    assert "--verify-existing" in capsys.readouterr().out
+
+
+def test_the_report_counts_logins_and_carries_no_lock() -> None:
+    from pwbcluster.stages.users.workers import Report
+
+    report = Report("create", requested=2)
+    report.count_login()
+    report.count_login()
+    doc = report.as_dict()
+    assert doc["logins"] == 2 and not any(k.startswith("_") for k in doc)
+    json.dumps(doc)

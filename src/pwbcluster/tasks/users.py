@@ -96,7 +96,13 @@ def _run(
     return doc
 
 
-@task(help={**HELP, "update": "also refresh POSIX attributes of existing users"})
+@task(
+    help={
+        **HELP,
+        "update": "also refresh POSIX attributes of existing users",
+        "verify_existing": "also log in the users that already existed (one directory write each)",
+    }
+)
 @wired
 def create(
     c: Context,
@@ -106,9 +112,10 @@ def create(
     concurrency: int | None = None,
     timeout: int = 3600,
     update: bool = False,
+    verify_existing: bool = False,
     dry_run: bool = False,
 ) -> None:
-    """Create (idempotently) and verify the directory users on the jump host."""
+    """Create (idempotently) the directory users on the jump host and verify the new ones."""
     _run(
         c,
         "create",
@@ -118,7 +125,7 @@ def create(
         concurrency,
         timeout,
         dry_run,
-        ("--update",) if update else (),
+        (*(("--update",) if update else ()), *(("--verify-existing",) if verify_existing else ())),
     )
 
 

@@ -114,7 +114,17 @@ def _parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="also refresh POSIX attributes of existing users",
             )
-            a.add_argument("--no-verify", action="store_true", help="skip the login check")
+            a.add_argument(
+                "--no-verify",
+                action="store_true",
+                help="skip the login check of the users this run creates",
+            )
+            a.add_argument(
+                "--verify-existing",
+                action="store_true",
+                help="also log in every user that already existed (a write on the directory "
+                "per user; by default a re-run only searches)",
+            )
         if action == "delete":
             a.add_argument(
                 "--force",
@@ -187,6 +197,7 @@ def run(argv: Sequence[str] | None = None) -> engine.Report:
             args.concurrency,
             update=args.update,
             verify_after=not args.no_verify,
+            verify_existing=args.verify_existing,
         )
     if args.action == "delete":
         return engine.delete(target, admin, batch, store, args.concurrency, force=args.force)
@@ -205,6 +216,7 @@ def describe(report: engine.Report) -> str:
         ("absent", report.absent),
         ("verified", report.verified),
         ("verify failed", report.verify_failed),
+        ("logins", report.logins),
         ("failed", report.failed),
     ]
     shown = ", ".join(f"{k} {v}" for k, v in fields if v or k in ("requested", "failed"))

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pwbcluster.stages.users.directory import Session, Target, with_retries
@@ -29,12 +29,21 @@ class Report:
     verified: int = 0
     verify_failed: int = 0
     failed: int = 0
+    logins: int = 0  # Kerberos logins this run attempted (each one a write on Samba's KDC)
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     users: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def count_login(self) -> None:
+        with self._lock:
+            self.logins += 1
 
     def as_dict(self, max_failures: int = 50) -> dict[str, Any]:
-        doc = asdict(self)
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        doc["users"] = [dict(u) for u in self.users]
         doc["failures"] = [list(f) for f in self.failures[:max_failures]]
         if not self.users:
             doc.pop("users")
