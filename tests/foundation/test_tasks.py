@@ -24,6 +24,38 @@ def invoke(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     )
 
 
+def no_credentials_env(**extra: str) -> dict[str, str]:
+    """The environment of a machine with no AWS credentials anywhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        {
+            "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "COLUMNS": "200",
+            **extra,
+        }
+    )
+    return env
+
+
+def invoke_without_terminal(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`invoke` with stdin on /dev/null: no terminal to answer a question on."""
+    full = env or {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", "COLUMNS": "200"}
+    return subprocess.run(
+        [*INVOKE, *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=600,
+        check=False,
+    )
+
+
 def test_list_shows_the_foundation_tasks_with_help() -> None:
     result = invoke("--list")
     assert result.returncode == 0, result.stderr
@@ -174,17 +206,7 @@ def test_down_shows_its_plan_and_refuses_a_real_deployment_without_confirmation(
     assert "Plan: remove from AWS account (region eu-west-1), in this order: network (done)" in (
         dry.stdout
     )
-    env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", "COLUMNS": "200"}
-    refused = subprocess.run(
-        [*INVOKE, "down", "--config", "config/example.yaml"],
-        cwd=project,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    refused = invoke_without_terminal("down", "--config", "config/example.yaml", cwd=project)
     out = refused.stdout + refused.stderr
     assert refused.returncode == 1, out
     assert "not removing a real deployment without confirmation" in out and "--yes" in out
@@ -292,34 +314,21 @@ def test_preflight_without_credentials_lists_everything_and_writes_the_policy(
 ) -> None:
     """No credentials, no pulumi CLI on PATH: one run names both, lists what it could not
     check, still writes the deployer policy, exits 1, and shows no traceback."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AWS_") or key == "AWS_EC2_METADATA_DISABLED"
-    }
-    env.update(
-        {
-            "AWS_CONFIG_FILE": "/nonexistent",
-            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "COLUMNS": "250",
-            # The tools preflight looks for, minus pulumi: only node's directory on PATH.
-            "PATH": str(tmp_path / "bin"),
-        }
-    )
+    # The tools preflight looks for, minus pulumi: only node's directory on PATH.
+    env = no_credentials_env(COLUMNS="250", PATH=str(tmp_path / "bin"))
     (tmp_path / "bin").mkdir()
     node = shutil.which("node") or shutil.which("nodejs")
     if node:
         (tmp_path / "bin" / "node").symlink_to(node)
     policy = tmp_path / "policy.json"
-    result = subprocess.run(
-        [*INVOKE, "preflight", "--config", "config/example.yaml", "--policy", str(policy)],
+    result = invoke_without_terminal(
+        "preflight",
+        "--config",
+        "config/example.yaml",
+        "--policy",
+        str(policy),
         cwd=project,
-        capture_output=True,
-        text=True,
         env=env,
-        timeout=600,
-        check=False,
     )
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
@@ -349,15 +358,7 @@ def test_forget_drops_records_only_when_confirmed_and_touches_nothing_else(
 
     dry = invoke(*args, "--dry-run", cwd=project)
     assert dry.returncode == 0 and "network (done), services (failed)" in dry.stdout, dry
-    refused = subprocess.run(
-        [*INVOKE, *args],
-        cwd=project,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    refused = invoke_without_terminal(*args, cwd=project)
     assert refused.returncode == 1 and "without confirmation" in refused.stderr, refused
     assert "Traceback" not in refused.stdout + refused.stderr
     assert state.read_bytes() == before
@@ -396,32 +397,15 @@ def test_no_task_shows_a_traceback_without_credentials_or_a_terminal(project: Pa
     ns = build_namespace()
     names = sorted(ns.task_names)
     assert len(names) > 20, names
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        {
-            "AWS_CONFIG_FILE": "/nonexistent",
-            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "COLUMNS": "200",
-        }
-    )
+    env = no_credentials_env()
     config = str(project / "config" / "example.yaml")
 
     def run(name: str) -> tuple[str, int, str]:
         task = ns[name]
-        args = [*INVOKE, name]
+        args = [name]
         if "config" in {a.name for a in task.get_arguments()}:
             args += ["--config", config]
-        result = subprocess.run(
-            args,
-            cwd=project,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=600,
-            check=False,
-        )
+        result = invoke_without_terminal(*args, cwd=project, env=env)
         return name, result.returncode, result.stdout + result.stderr
 
     wanted = [n for n in names if n not in SELF_CHANGING and n != "plan"]

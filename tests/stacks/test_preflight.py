@@ -75,16 +75,16 @@ def _clients(quotas: Quotas | None = None) -> Any:
     return client
 
 
-def by_what(findings: list[pf.Finding]) -> dict[str, pf.Finding]:
-    return {f.what.split(",")[0] if f.what.startswith("vCPUs") else f.what: f for f in findings}
+def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "x")
 
 
 @mock_aws
 def test_moto_has_no_ec2_quotas_so_they_are_unknown_never_ok(
     base_config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}.items():
-        monkeypatch.setenv(key, value)
+    moto_credentials(monkeypatch)
     found = pf.account_findings(base_config.model, _clients())
     statuses = {f.what: f.status for f in found}
     assert statuses["AWS credentials"] == pf.OK
@@ -100,8 +100,7 @@ def test_moto_has_no_ec2_quotas_so_they_are_unknown_never_ok(
 def test_demand_at_full_scale_against_quota_minus_what_runs(
     base_config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}.items():
-        monkeypatch.setenv(key, value)
+    moto_credentials(monkeypatch)
     ec2 = boto3.client("ec2", region_name=REGION)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ec2.run_instances(ImageId=image, InstanceType="m5.xlarge", MinCount=3, MaxCount=3)  # 12 vCPUs
@@ -127,8 +126,7 @@ def test_demand_at_full_scale_against_quota_minus_what_runs(
 def test_an_instance_type_the_region_does_not_offer_is_named(
     base_config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}.items():
-        monkeypatch.setenv(key, value)
+    moto_credentials(monkeypatch)
     data = {**base_config.data, "cluster": {**base_config.data["cluster"]}}
     data["cluster"]["head_node"] = {**data["cluster"]["head_node"], "instance_type": "t3.mega"}
     config = dataclasses.replace(base_config, data=data)
@@ -143,8 +141,7 @@ def test_an_instance_type_the_region_does_not_offer_is_named(
 def test_a_region_not_opted_in_is_missing_with_how_to_enable_it(
     base_config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}.items():
-        monkeypatch.setenv(key, value)
+    moto_credentials(monkeypatch)
     regions = boto3.client("ec2", region_name=REGION).describe_regions(AllRegions=True)["Regions"]
     opt_in = next(r["RegionName"] for r in regions if r["OptInStatus"] == "not-opted-in")
     data = {**base_config.data, "deployment": {**base_config.data["deployment"], "region": opt_in}}

@@ -110,6 +110,22 @@ def ask(question: str, yes: bool, what: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
+def confirm_name(name: str, yes: bool, doing: str, to: str) -> None:
+    """Ask for ``name`` typed back before ``doing`` (e.g. "removing a real deployment");
+    refuses without a terminal unless --yes, and when what is typed differs."""
+    import sys
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ToolkitError(
+            f"not {doing} without confirmation: there is no terminal to ask on; "
+            "pass --yes, or --dry-run to see the plan"
+        )
+    if input(f"Type the deployment's name ({name}) to {to}: ").strip() != name:
+        raise ToolkitError("not confirmed; nothing changed")
+
+
 def require_config(config: str | None) -> Path:
     if not config:
         raise ToolkitError("--config is required (for example --config config/example.yaml)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from invoke import Context, task
@@ -17,7 +16,7 @@ from pwbcluster.pipeline.registry import stage_specs
 from pwbcluster.pipeline.state import State
 from pwbcluster.sandbox.inventory import listing as counted_listing
 from pwbcluster.sandbox.inventory import split_kept
-from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
+from pwbcluster.tasks.common import CONFIG_HELP, confirm_name, require_config, wired
 
 DEFAULTS = {"pwbcluster": {"config": None}}
 
@@ -99,15 +98,8 @@ def down(
         console.print(f"Plan: nothing recorded for '{cfg.name}' in {where}.", highlight=False)
     if dry_run:
         return
-    if order and mode == "real" and not yes:
-        if not sys.stdin.isatty():
-            raise ToolkitError(
-                "not removing a real deployment without confirmation: there is no terminal "
-                "to ask on; pass --yes to remove it, or --dry-run to see the plan"
-            )
-        typed = input(f"Type the deployment's name ({cfg.name}) to remove it: ").strip()
-        if typed != cfg.name:
-            raise ToolkitError("not confirmed; nothing removed")
+    if order and mode == "real":
+        confirm_name(cfg.name, yes, "removing a real deployment", "remove it")
     removed, counted = orchestrate.down(cfg, mode, console)
     console.print(f"removed: {', '.join(removed) or 'nothing'}")
     remaining, kept = split_kept(counted)
@@ -255,15 +247,7 @@ def forget(
     )
     if dry_run:
         return
-    if not yes:
-        if not sys.stdin.isatty():
-            raise ToolkitError(
-                "not forgetting without confirmation: there is no terminal to ask on; "
-                "pass --yes, or --dry-run to see the plan"
-            )
-        typed = input(f"Type the deployment's name ({cfg.name}) to forget its record: ").strip()
-        if typed != cfg.name:
-            raise ToolkitError("not confirmed; nothing forgotten")
+    confirm_name(cfg.name, yes, "forgetting", "forget its record")
     with deployment_lock(cfg.build_dir, "forget"):
         state = State.load(path, mode) if mode in ("real", "sandbox") else None
         if state is None:
