@@ -11,7 +11,7 @@ build/example/ is left alone), then, per run and per tree, one after another:
 - cold, new environment (only with --rebuild-env): build/planbench/ removed and the
   ParallelCluster environment built anew in a temporary PWBCLUSTER_VENVS_DIR;
 - warm, unchanged: the same config again;
-- Workbench edit: cluster.workbench.user_group changed;
+- Workbench edit: cluster.workbench.license_server changed (Workbench files only);
 - queue edit: the first queue's max_count changed;
 - image edit: image.root_volume_gb changed.
 
@@ -104,7 +104,10 @@ class Tree:
         shutil.rmtree(self.build_dir(), ignore_errors=True)
         self.times["cold"].append(self.plan(env))
         self.times["warm, unchanged"].append(self.plan(env))
-        data.setdefault("cluster", {}).setdefault("workbench", {})["user_group"] = f"pwb-u{run}"
+        # Workbench only: the rendered cluster config stays the same (user_group, by
+        # contrast, is in the cluster's LDAP access filter).
+        workbench = data.setdefault("cluster", {}).setdefault("workbench", {})
+        workbench.update(license_kind="server", license_server=f"lic{run}.example.com:8989")
         self.write(data)
         self.times["Workbench edit"].append(self.plan(env))
         queues = copy.deepcopy(self.queues)
