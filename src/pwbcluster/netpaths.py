@@ -81,6 +81,68 @@ class Topology:
         return Topology(self.subnets, self.interface_endpoints, {**self.groups, **groups})
 
 
+def topology_to_json(topology: Topology) -> dict[str, Any]:
+    """A JSON form of ``topology`` (``topology_from_json`` reads it back, equal)."""
+
+    def rule(r: Rule) -> dict[str, Any]:
+        return {"protocol": r.protocol, "low": r.low, "high": r.high, "cidrs": list(r.cidrs),
+                "groups": list(r.groups)}  # fmt: skip
+
+    return {
+        "subnets": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "public_ip": s.public_ip,
+                "default_route": s.default_route,
+                "gateway_endpoints": sorted(s.gateway_endpoints),
+                "cidr": s.cidr,
+                "nat_public_ip": s.nat_public_ip,
+            }
+            for s in topology.subnets.values()
+        ],
+        "interface_endpoints": sorted(topology.interface_endpoints),
+        "groups": [
+            {
+                "id": g.id,
+                "name": g.name,
+                "ingress": [rule(r) for r in g.ingress],
+                "egress": [rule(r) for r in g.egress],
+            }
+            for g in topology.groups.values()
+        ],
+    }
+
+
+def topology_from_json(data: Mapping[str, Any]) -> Topology:
+    def rule(r: Mapping[str, Any]) -> Rule:
+        return Rule(r["protocol"], int(r["low"]), int(r["high"]), tuple(r["cidrs"]),
+                    tuple(r["groups"]))  # fmt: skip
+
+    subnets = {
+        s["id"]: Subnet(
+            s["id"],
+            s["name"],
+            bool(s["public_ip"]),
+            s["default_route"],
+            frozenset(s["gateway_endpoints"]),
+            s["cidr"],
+            s["nat_public_ip"],
+        )
+        for s in data["subnets"]
+    }
+    groups = {
+        g["id"]: Group(
+            g["id"],
+            g["name"],
+            tuple(rule(r) for r in g["ingress"]),
+            tuple(rule(r) for r in g["egress"]),
+        )
+        for g in data["groups"]
+    }
+    return Topology(subnets, frozenset(data["interface_endpoints"]), groups)
+
+
 @dataclass(frozen=True)
 class Placement:
     role: str

@@ -14,7 +14,7 @@ import importlib.util
 import logging
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,16 @@ def _inline_icons(svg: Path) -> None:
 
 
 def draw(
-    model: Deployment | Mapping[str, Any], cluster_config: dict[str, Any], out_base: Path
+    model: Deployment | Mapping[str, Any],
+    cluster_config: dict[str, Any],
+    out_base: Path,
+    unchanged: Callable[[str], bool] | None = None,
 ) -> tuple[Path, Path]:
+    """Draw ``out_base``.png and .svg. ``unchanged(source)``, given the Graphviz source,
+    may answer True to keep the files drawn from that same source last time: Graphviz is
+    then not run (the pictures are a function of the source, Graphviz and the icons)."""
     """Write ``out_base``.png and ``out_base``.svg; return their paths."""
-    from diagrams import Cluster, Diagram, Edge
+    from diagrams import Cluster, Diagram, Edge, setdiagram
     from diagrams.aws.compute import EC2, EC2AutoScaling
     from diagrams.aws.database import RDSMariadbInstance, RDSMysqlInstance, RDSPostgresqlInstance
     from diagrams.aws.network import ElbNetworkLoadBalancer, NATGateway
@@ -118,7 +124,17 @@ def draw(
     }
     title = f"pwbcluster '{dep.name}' in {dep.region}"
 
-    with Diagram(
+    class _Diagram(Diagram):
+        kept = False
+
+        def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+            if kind is None and unchanged is not None and unchanged(self.dot.source):
+                self.kept = True
+                setdiagram(None)
+                return
+            super().__exit__(kind, value, tb)
+
+    with _Diagram(
         title,
         filename=str(out_base),
         outformat=["png", "svg"],
@@ -126,7 +142,7 @@ def draw(
         direction="LR",
         curvestyle="curved",  # replaced by graph["splines"]; diagrams accepts only these two
         graph_attr=graph,
-    ):
+    ) as diagram:
         users = Users(f"users\nallowed {allowed}", nodeid="users")
         bucket = SimpleStorageServiceS3("scripts bucket\nS3, encrypted", nodeid="bucket")
         n_secrets = BASE_SECRETS + dbs.audit.enabled + dbs.slurm_accounting.enabled
@@ -253,5 +269,6 @@ def draw(
             head_node >> Edge(style="dashed") >> nat
 
     png, svg = out_base.with_suffix(".png"), out_base.with_suffix(".svg")
-    _inline_icons(svg)
+    if not diagram.kept:
+        _inline_icons(svg)
     return png, svg

@@ -10,8 +10,13 @@ draw and price it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -23,9 +28,17 @@ from pwbcluster.contracts import PROJECT
 from pwbcluster.contracts.stage import StageContext, Upstream
 from pwbcluster.estimate.resources import Item, bill_of_materials
 from pwbcluster.pcluster import offline
+from pwbcluster.pipeline.plan_cache import (
+    ENV_NO_CACHE,
+    StepCache,
+    code_digest,
+    digest,
+    note_reused,
+    versions,
+)
 from pwbcluster.pipeline.plan_context import PlanContext, PlanStep
 from pwbcluster.pipeline.plan_estimate import cost_step, diagram_step
-from pwbcluster.pipeline.plan_pcluster import pcluster_step
+from pwbcluster.pipeline.plan_pcluster import pcluster_step, setup_pcluster
 from pwbcluster.pipeline.registry import stage_specs
 from pwbcluster.pipeline.runner import Runner, critical_path
 from pwbcluster.pipeline.state import State
@@ -35,10 +48,8 @@ from pwbcluster.sandbox.plan import PlanAccount
 from pwbcluster.stages.image.stage import planned_outputs as planned_image_outputs
 from pwbcluster.stages.network import stage as network_stage
 from pwbcluster.stages.network.args import network_args
-from pwbcluster.stages.network.program import network_program
 from pwbcluster.stages.services import stage as services_stage
 from pwbcluster.stages.services.args import services_args
-from pwbcluster.stages.services.program import services_program
 from pwbcluster.stages.stack_outputs import to_contract
 
 log = logging.getLogger(__name__)
@@ -64,14 +75,60 @@ def planned_context(config: Config) -> PlanContext:
 def planned_topology(config: Config) -> netpaths.Topology | None:
     """The network the network and services programs declare, under offline mocks, with
     subnets and security groups named by the plan's placeholder ids; None for an existing
-    VPC (its routing is unknown here)."""
+    VPC (its routing is unknown here).
+
+    The programs run only when their arguments changed since the last plan (see
+    ``plan_cache``): the key is the network program's arguments, then the services
+    program's, built from the network outputs the cached run recorded."""
     if config.model.aux.network.vpc_id:
         return None
     tags = config.tags()
-    mocks = OfflineMocks(config.region)
     net_args = network_args(config.model, tags)
+    tools = (code_digest(), versions("pulumi", "pulumi-aws"), PROJECT)
+    net_key = digest("topology", net_args, config.region, config.name, tools)
+    cache = StepCache(config.build_dir)
+    cached = cache.get("topology", net_key)
+    if isinstance(cached, dict):
+        network = to_contract(contracts.NetworkOutputs, cached["network_outputs"])
+        svc_key = digest(net_key, services_args(config.model, tags, network))
+        if cached.get("services_key") == svc_key:
+            topology = netpaths.topology_from_json(cached["topology"])
+            config_reused(config, "topology")
+            return topology
+    network_outputs, svc_args, topology = _declared_topology(config, net_args, tags)
+    cache.put(
+        "topology",
+        net_key,
+        {
+            "network_outputs": network_outputs,
+            "services_key": digest(net_key, svc_args),
+            "topology": netpaths.topology_to_json(topology),
+        },
+    )
+    return topology
+
+
+def config_reused(config: Config, step: str) -> None:
+    """Note that ``step`` kept its previous result; ``render_step`` hands it to the plan
+    (``planned_topology`` has no plan context: tests and callers use it alone)."""
+    _REUSED.setdefault(config.build_dir, []).append(step)
+
+
+_REUSED: dict[Path, list[str]] = {}
+
+
+def _declared_topology(
+    config: Config, net_args: Any, tags: dict[str, str]
+) -> tuple[dict[str, Any], Any, netpaths.Topology]:
+    """Run both programs under mocks: (network outputs, services args, topology)."""
+    from pwbcluster.stages.network.program import network_program
+    from pwbcluster.stages.services.program import services_program
+
+    mocks = OfflineMocks(config.region)
     net = run_with_mocks(lambda: network_program(net_args), mocks, PROJECT, "plan", preview=True)
-    network = to_contract(contracts.NetworkOutputs, net.outputs)
+    # What the cache keeps and reads back: the same contract either way.
+    network_outputs = json.loads(json.dumps(net.outputs))
+    network = to_contract(contracts.NetworkOutputs, network_outputs)
     svc_args = services_args(config.model, tags, network)
     # Only the groups are read here: the program's warnings (no tool wheel in a plan) are
     # not the user's business.
@@ -99,7 +156,7 @@ def planned_topology(config: Config) -> netpaths.Topology | None:
     if made.get("jump_host_security_group_id"):
         rename[str(made["jump_host_security_group_id"])] = groups["jump host"]
     registered = [*net.registered.values(), *svc.registered.values()]
-    return netpaths.from_registrations(registered, rename)
+    return network_outputs, svc_args, netpaths.from_registrations(registered, rename)
 
 
 def render_step(ctx: PlanContext) -> None:
@@ -110,7 +167,10 @@ def render_step(ctx: PlanContext) -> None:
     hand it to the account, which records it for the pcluster step.
     """
     config = ctx.config
+    _REUSED.pop(config.build_dir, None)
     topology = planned_topology(config)
+    for step in _REUSED.pop(config.build_dir, []):
+        note_reused(ctx, step)
     ctx.extra["topology"] = topology
     account = PlanAccount(config.region, topology=lambda vpc_id: topology)
 
@@ -151,14 +211,50 @@ STEPS: list[PlanStep] = [
 ]
 
 
+# Steps that need only the render step and may run while the pcluster step waits on its
+# worker and cfn-lint (subprocesses): the two cores are both busy.
+CONCURRENT = {"diagram"}
+
+
 def make_plan(config: Config, steps: list[PlanStep] | None = None) -> PlanContext:
+    """Run the steps; the pcluster venv is readied during the render step, and the diagram
+    drawn during the pcluster step. What each step adds (files, notes) lands in the steps'
+    order whatever ran first, so the plan reads the same either way."""
     ctx = planned_context(config)
     ctx.build_dir.mkdir(parents=True, exist_ok=True)
-    for name, step in steps or STEPS:
-        started = time.perf_counter()
-        step(ctx)
-        ctx.timings[name] = time.perf_counter() - started
+    steps = steps or STEPS
+    names = [name for name, _ in steps]
+    ahead: dict[str, tuple[PlanContext, Future[float]]] = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        if "pcluster" in names:
+            ctx.extra["pcluster_setup"] = pool.submit(setup_pcluster)
+        for index, (name, step) in enumerate(steps):
+            if name in ahead:
+                sub, future = ahead.pop(name)
+                ctx.timings[name] = future.result()
+                ctx.files.extend(sub.files)
+                ctx.notes.extend(sub.notes)
+                ctx.extra.setdefault("reused", []).extend(sub.extra.get("reused", []))
+                continue
+            if name == "pcluster":
+                for later, later_step in steps[index + 1 :]:
+                    if later in CONCURRENT:
+                        sub = replace(ctx, files=[], notes=[], timings={}, extra={})
+                        ahead[later] = (sub, pool.submit(_timed_step, later_step, sub))
+            ctx.timings[name] = _timed_step(step, ctx)
+    reused = ctx.extra.get("reused", [])
+    if reused:
+        ctx.notes.append(
+            f"inputs unchanged since the last plan, results kept: {', '.join(reused)} "
+            f"(set {ENV_NO_CACHE}=1 to redo them)"
+        )
     return ctx
+
+
+def _timed_step(step: Callable[[PlanContext], None], ctx: PlanContext) -> float:
+    started = time.perf_counter()
+    step(ctx)
+    return time.perf_counter() - started
 
 
 def print_plan(ctx: PlanContext, console: Console) -> None:

@@ -28,6 +28,7 @@ from pwbcluster.estimate.prices import (
     resolve_prices,
 )
 from pwbcluster.estimate.resources import bill_of_materials
+from pwbcluster.pipeline.plan_cache import StepCache, code_digest, digest, note_reused, versions
 
 if TYPE_CHECKING:
     from pwbcluster.pipeline.plan_context import PlanContext
@@ -56,14 +57,40 @@ def diagram_step(ctx: PlanContext) -> None:
         return
     from graphviz import CalledProcessError, ExecutableNotFound
 
+    out_base = ctx.build_dir / "architecture"
+    cache = StepCache(ctx.build_dir)
+    outputs = [str(out_base.with_suffix(".png")), str(out_base.with_suffix(".svg"))]
+    keys: list[str] = []
+    kept: list[bool] = []
+
+    def unchanged(source: str) -> bool:
+        tools = (versions("diagrams", "graphviz"), _dot_version(), code_digest())
+        keys.append(digest("diagram", source, tools))
+        kept.append(cache.get("diagram", keys[0], outputs) is not None)
+        return kept[0]
+
     try:
-        png, svg = draw(ctx.config.data, dict(ctx.cluster.config), ctx.build_dir / "architecture")
+        png, svg = draw(ctx.config.data, dict(ctx.cluster.config), out_base, unchanged)
     except (ExecutableNotFound, CalledProcessError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         ctx.notes.append(f"Diagram skipped: Graphviz failed: {first}")
         log.debug("graphviz failure", exc_info=True)
         return
+    if kept[0]:
+        note_reused(ctx, "diagram")
+    else:
+        cache.put("diagram", keys[0], {}, files=[png, svg])
     ctx.files.extend([png, svg])
+
+
+def _dot_version() -> str:
+    """``dot -V`` (Graphviz prints it on stderr), part of the diagram's key."""
+    import shutil
+    import subprocess
+
+    dot = shutil.which("dot") or "dot"
+    run = subprocess.run([dot, "-V"], capture_output=True, text=True, timeout=30, check=False)
+    return f"{dot} {run.stdout.strip()} {run.stderr.strip()}"
 
 
 def estimate_for(ctx: PlanContext, allow_api: bool | None = None) -> Estimate:

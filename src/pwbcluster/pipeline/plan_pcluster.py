@@ -8,18 +8,19 @@
    ``build/<deployment>/cloudformation/``;
 4. cfn-lint on those templates: 0 errors or the plan fails.
 
-When the inputs (rendered configs, patches, worker code, pcluster version) are the
-same as last time and the templates are still there, steps 2-4 are not repeated.
+Each config's validation and synthesis, and cfn-lint on each config's templates, is
+redone only when its own inputs changed (see ``plan_cache``): a queue edit re-synthesises
+the cluster and keeps the build-image template; both run in one worker process.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import time
+from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,15 @@ from pwbcluster.contracts.stage import Upstream
 from pwbcluster.errors import PclusterError
 from pwbcluster.pcluster import lint, offline
 from pwbcluster.pcluster.patch import ensure_patched, find_patches
-from pwbcluster.pcluster.venv import REQUIREMENTS
+from pwbcluster.pcluster.venv import REQUIREMENTS, _requirements_digest
+from pwbcluster.pipeline.plan_cache import (
+    StepCache,
+    code_digest,
+    digest,
+    files_digest,
+    note_reused,
+    versions,
+)
 from pwbcluster.stages.cluster.stage import flow_lines
 
 if TYPE_CHECKING:
@@ -36,8 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUT_DIR = "cloudformation"
-CACHE_FILE = ".offline-inputs.json"
-ENV_NO_CACHE = "PWBCLUSTER_PCLUSTER_NO_CACHE"
 RENDERED_FILE = {"cluster": "cluster-config.yaml", "image": "image-config.yaml"}
 
 
@@ -57,29 +64,6 @@ def describe_failure(ctx: PlanContext, result: offline.JobResult, failure: offli
     if key:
         return f"{key}: {failure.message} {tag} (rendered: {where})"
     return f"{where}: {failure.message} {tag}"
-
-
-def _inputs_key(jobs: Sequence[offline.Job]) -> str:
-    digest = hashlib.sha256()
-    digest.update("\n".join(REQUIREMENTS).encode())
-    digest.update(json.dumps([job.request() for job in jobs], sort_keys=True).encode())
-    for source in [*sorted(offline.WORKER_DIR.glob("*.py")), Path(lint.__file__)]:
-        digest.update(source.read_bytes())
-    for patch in find_patches():
-        digest.update(patch.path.read_bytes())
-    return digest.hexdigest()
-
-
-def _cached(out_dir: Path, key: str) -> dict[str, Any] | None:
-    if os.environ.get(ENV_NO_CACHE):
-        return None
-    try:
-        cache = json.loads((out_dir / CACHE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if cache.get("key") != key or not all(Path(f).is_file() for f in cache.get("files", [])):
-        return None
-    return dict(cache)
 
 
 def _timed(ctx: PlanContext, name: str, started: float) -> None:
@@ -115,13 +99,42 @@ def prove_flows(ctx: PlanContext) -> None:
     )
 
 
+def setup_pcluster() -> None:
+    """The pcluster venv, built on first use, with the patches applied (``make_plan`` runs
+    it in the background while the render step runs)."""
+    ensure_patched()
+
+
+def _worker_key(region: str, account: str) -> str:
+    """What a worker's output depends on besides its job: ParallelCluster and moto at their
+    pinned versions, the Python the venv was built from, the patch set, the worker code."""
+    patches = [(p.path.name, p.path.read_bytes()) for p in find_patches()]
+    return digest("pcluster", REQUIREMENTS, _requirements_digest(), patches, code_digest(),
+                  region, account)  # fmt: skip
+
+
+def _failure_json(failure: offline.Failure) -> dict[str, Any]:
+    return {"level": failure.level, "validator": failure.validator, "message": failure.message,
+            "path": list(failure.path) if failure.path is not None else None}  # fmt: skip
+
+
+def _failure_of(raw: dict[str, Any]) -> offline.Failure:
+    path = raw.get("path")
+    return offline.Failure(raw["level"], raw["validator"], raw["message"],
+                           tuple(path) if path is not None else None)  # fmt: skip
+
+
+def _own_files(out_dir: Path, kind: str) -> list[Path]:
+    """The templates one job writes: build-image.json, or every other template."""
+    if kind == "image":
+        return [out_dir / "build-image.json"]
+    keep = {"build-image.json", offline.PLACEHOLDERS_FILE}
+    return sorted(p for p in out_dir.glob("*.json") if p.name not in keep)
+
+
 def _synthesise(ctx: PlanContext) -> None:
     if ctx.cluster is None or ctx.image_config is None:
         raise PclusterError("the pcluster step needs the render step before it")
-    started = time.perf_counter()
-    ensure_patched()
-    _timed(ctx, "setup", started)
-
     out_dir = ctx.build_dir / OUT_DIR
     public = list(ctx.network.public_subnet_ids)
     image_name = str(ctx.image_config.get("Image", {}).get("Name") or f"{ctx.config.name}-image")
@@ -131,30 +144,70 @@ def _synthesise(ctx: PlanContext) -> None:
         ),
         offline.image_job(ctx.image_config, image_name, out_dir=out_dir, public_subnets=public),
     ]
-    key = _inputs_key(jobs)
-    cache = _cached(out_dir, key)
-    if cache is not None:
-        ctx.files.extend(Path(f) for f in cache["files"])
-        ctx.notes.extend(cache["notes"])
-        ctx.notes.append(
-            f"pcluster: inputs unchanged since the last plan; kept the templates in "
-            f"{out_dir.relative_to(ctx.config.root)} (set {ENV_NO_CACHE}=1 to redo)"
-        )
-        return
+    # The account of the ARNs in both configs, as one worker for both would take it.
+    account = offline.account_of(job.config for job in jobs)
+    worker = _worker_key(ctx.config.region, account)
+    cache = StepCache(ctx.build_dir)
+    keys = {job.kind: digest(worker, job.request()) for job in jobs}
+    kept = {job.kind: cache.get(f"pcluster-{job.kind}", keys[job.kind]) for job in jobs}
+    missing = [job for job in jobs if not isinstance(kept[job.kind], dict)]
 
     started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.json"):
-        stale.unlink()
-    results = offline.run_jobs(jobs, ctx.config.region)
-    parts = [
-        f"{r.job.kind}: " + ", ".join(f"{name} {secs:.1f} s" for name, secs in r.timings.items())
-        for r in results
-    ]
-    log.info("pcluster worker: %s", "; ".join(parts))
-    ctx.notes.append("pcluster worker steps: " + "; ".join(parts))
-    offline.raise_for(results, lambda r, f: describe_failure(ctx, r, f))
-    _timed(ctx, "validate+synthesise", started)
+    setup = ctx.extra.pop("pcluster_setup", None)
+    if setup is not None:
+        setup.result()
+    elif missing:
+        ensure_patched()
+    _timed(ctx, "setup", started)
+
+    fresh: dict[str, offline.JobResult] = {}
+    if missing:
+        started = time.perf_counter()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for job in missing:
+            cache.drop(f"pcluster-{job.kind}")
+            for stale in _own_files(out_dir, job.kind):
+                stale.unlink(missing_ok=True)
+        ran = offline.run_jobs(missing, ctx.config.region, account_id=account)
+        parts = [
+            f"{r.job.kind}: "
+            + ", ".join(f"{name} {secs:.1f} s" for name, secs in r.timings.items())
+            for r in ran
+        ]
+        log.info("pcluster worker: %s", "; ".join(parts))
+        ctx.notes.append("pcluster worker steps: " + "; ".join(parts))
+        offline.raise_for(ran, lambda r, f: describe_failure(ctx, r, f))
+        _timed(ctx, "validate+synthesise", started)
+        for result in ran:
+            fresh[result.job.kind] = result
+            cache.put(
+                f"pcluster-{result.job.kind}",
+                keys[result.job.kind],
+                {
+                    "files": [str(f) for f in result.files],
+                    "failures": [_failure_json(f) for f in result.failures],
+                    "placeholders": result.placeholders,
+                },
+                files=result.files,
+            )
+    results = []
+    for job in jobs:
+        if job.kind in fresh:
+            results.append(fresh[job.kind])
+            continue
+        value = kept[job.kind]
+        assert isinstance(value, dict)
+        note_reused(ctx, f"pcluster {job.kind}")
+        results.append(
+            offline.JobResult(
+                job=job,
+                failures=[_failure_of(f) for f in value["failures"]],
+                files=[Path(f) for f in value["files"]],
+                timings={},
+                mapping={},
+                placeholders=dict(value["placeholders"]),
+            )
+        )
 
     notes = [
         f"pcluster warning: {describe_failure(ctx, r, f)}" for r in results for f in r.warnings
@@ -163,7 +216,7 @@ def _synthesise(ctx: PlanContext) -> None:
     shown = _write_placeholders(out_dir, results)
 
     started = time.perf_counter()
-    linted = lint.lint(files)
+    linted = _lint(ctx, cache, results)
     lint.raise_for(linted)
     _timed(ctx, "cfn-lint", started)
     notes.extend(f"cfn-lint warning: {w}" for w in linted.warnings)
@@ -173,12 +226,56 @@ def _synthesise(ctx: PlanContext) -> None:
             f"pcluster: planned ids appear in the templates as fixed stand-in ids; "
             f"{shown.relative_to(ctx.config.root)} says which is which"
         )
-    all_files = [*files, shown]
-    ctx.files.extend(all_files)
+    ctx.files.extend([*files, shown])
     ctx.notes.extend(notes)
-    (out_dir / CACHE_FILE).write_text(
-        json.dumps({"key": key, "files": [str(f) for f in all_files], "notes": notes}, indent=1)
-    )
+
+
+def _finding_json(finding: lint.Finding) -> dict[str, Any]:
+    return {"level": finding.level, "rule": finding.rule, "file": finding.file,
+            "line": finding.line, "message": finding.message}  # fmt: skip
+
+
+def _lint(
+    ctx: PlanContext, cache: StepCache, results: Sequence[offline.JobResult]
+) -> lint.LintResult:
+    """cfn-lint on each job's templates, redone only for templates whose bytes (or
+    cfn-lint's version) changed; the groups left to lint run at the same time."""
+    tool = (versions("cfn-lint"), code_digest())
+    groups = {r.job.kind: list(r.files) for r in results}
+    keys = {kind: digest("cfn-lint", tool, files_digest(files)) for kind, files in groups.items()}
+    done: dict[str, lint.LintResult] = {}
+    for kind, files in groups.items():
+        value = cache.get(f"cfn-lint-{kind}", keys[kind])
+        if isinstance(value, dict):
+            note_reused(ctx, f"cfn-lint {kind}")
+            done[kind] = lint.LintResult(
+                files=files,
+                errors=[lint.Finding(**f) for f in value["errors"]],
+                warnings=[lint.Finding(**f) for f in value["warnings"]],
+                ignored=Counter(value["ignored"]),
+            )
+    todo = [kind for kind in groups if kind not in done]
+    if todo:
+        with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+            for kind, result in zip(
+                todo, pool.map(lambda k: lint.lint(groups[k]), todo), strict=True
+            ):
+                done[kind] = result
+                cache.put(
+                    f"cfn-lint-{kind}",
+                    keys[kind],
+                    {
+                        "errors": [_finding_json(f) for f in result.errors],
+                        "warnings": [_finding_json(f) for f in result.warnings],
+                        "ignored": dict(result.ignored),
+                    },
+                )
+    merged = lint.LintResult(files=[f for kind in groups for f in groups[kind]])
+    for kind in groups:
+        merged.errors.extend(done[kind].errors)
+        merged.warnings.extend(done[kind].warnings)
+        merged.ignored.update(done[kind].ignored)
+    return merged
 
 
 def _write_placeholders(out_dir: Path, results: Sequence[offline.JobResult]) -> Path:

@@ -7,11 +7,13 @@ call is made: `invoke plan` must size Workbench's session profiles with no accou
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import importlib.util
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from pwbcluster.errors import ToolkitError
@@ -36,11 +38,15 @@ class InstanceSize:
 @cache
 def _catalogue() -> dict[str, Any]:
     data: dict[str, Any] = {}
-    try:
-        blob = resources.files("moto.ec2").joinpath("resources/instance_types.json.gz").read_bytes()
-        data.update(json.loads(gzip.decompress(blob)))
-    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - moto is a dependency
-        pass
+    # The file, found beside moto without importing moto.ec2 (seconds of start-up for a
+    # plan that only reads this table).
+    spec = importlib.util.find_spec("moto")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a dependency
+        return data
+    moto_dir = next(iter(spec.submodule_search_locations))
+    blob = Path(moto_dir, "ec2", "resources", "instance_types.json.gz")
+    with contextlib.suppress(FileNotFoundError):  # pragma: no cover - moto is a dependency
+        data.update(json.loads(gzip.decompress(blob.read_bytes())))
     return data
 
 
