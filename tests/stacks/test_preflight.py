@@ -189,3 +189,23 @@ def test_allows_reads_wildcards_as_iam_does() -> None:
     assert deployer_policy.allows(document, "ec2:DescribeVpcs")
     assert deployer_policy.allows(document, "EC2:createvpc")
     assert not deployer_policy.allows(document, "ec2:RunInstances")
+
+
+@mock_aws
+def test_usage_that_cannot_be_read_is_unknown_not_zero(
+    base_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quota known but the balancers in use unreadable (no elasticloadbalancing:Describe*):
+    unknown, never counted as none in use."""
+    moto_credentials(monkeypatch)
+
+    class Refusing:
+        def describe_load_balancers(self) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "Describe")
+
+    base = _clients(Quotas({"L-69A177A2": 50}))
+    found = pf.account_findings(
+        base_config.model, lambda service: Refusing() if service == "elbv2" else base(service)
+    )
+    (nlb,) = [f for f in found if f.what == "Network Load Balancers"]
+    assert nlb.status == pf.UNKNOWN and "not readable" in nlb.detail, nlb

@@ -20,6 +20,7 @@ ARNs are only known after creation. Narrowing by the ``Deployment`` tag
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -279,8 +280,6 @@ def policy_document(types: Iterable[str]) -> dict[str, Any]:
 
 def allows(document: dict[str, Any], action: str) -> bool:
     """Whether an Allow statement's actions cover ``action`` (IAM's '*' wildcard, no case)."""
-    import fnmatch
-
     wanted = action.lower()
     for statement in document["Statement"]:
         if statement.get("Effect") != "Allow":
@@ -297,31 +296,7 @@ def render(document: dict[str, Any]) -> str:
 
 def registered_types(config: Any) -> list[str]:
     """Every resource type the network and services programs register for ``config``,
-    run under the plan's offline mocks (nothing is created, no AWS call)."""
-    import logging
+    run as the plan runs them (offline mocks: nothing is created, no AWS call)."""
+    from pwbcluster.pipeline.plan import declared_runs
 
-    from pwbcluster import contracts
-    from pwbcluster.sandbox.fakes import OfflineMocks
-    from pwbcluster.sandbox.mockrun import run_with_mocks
-    from pwbcluster.stages.network.args import network_args
-    from pwbcluster.stages.network.program import network_program
-    from pwbcluster.stages.services.args import services_args
-    from pwbcluster.stages.services.program import services_program
-    from pwbcluster.stages.stack_outputs import to_contract
-
-    tags = config.tags()
-    mocks = OfflineMocks(config.region)
-    net_args = network_args(config.model, tags)
-    net = run_with_mocks(lambda: network_program(net_args), mocks, "pwbcluster", "policy", True)
-    network = to_contract(contracts.NetworkOutputs, net.outputs)
-    svc_args = services_args(config.model, tags, network)
-    quiet = logging.getLogger("pwbcluster.stages.services")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # the program's plan-time warnings are not this task's
-    try:
-        svc = run_with_mocks(
-            lambda: services_program(svc_args), mocks, "pwbcluster", "policy", True
-        )
-    finally:
-        quiet.setLevel(level)
-    return sorted({r.type for r in [*net.registered.values(), *svc.registered.values()]})
+    return sorted({r.type for r in declared_runs(config).registered()})

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ def planned_topology(config: Config) -> netpaths.Topology | None:
             topology = netpaths.topology_from_json(cached["topology"])
             config_reused(config, "topology")
             return topology
-    network_outputs, svc_args, topology = _declared_topology(config, net_args, tags)
+    network_outputs, svc_args, topology = _declared_topology(config, net_args)
     cache.put(
         "topology",
         net_key,
@@ -117,21 +117,35 @@ def config_reused(config: Config, step: str) -> None:
 _REUSED: dict[Path, list[str]] = {}
 
 
-def _declared_topology(
-    config: Config, net_args: Any, tags: dict[str, str]
-) -> tuple[dict[str, Any], Any, netpaths.Topology]:
-    """Run both programs under mocks: (network outputs, services args, topology)."""
+@dataclass(frozen=True)
+class DeclaredRuns:
+    """The network and services programs as the plan runs them: under offline mocks."""
+
+    network_outputs: dict[str, Any]  # JSON-shaped, as the plan cache keeps them
+    network: Any  # contracts.NetworkOutputs
+    services_args: Any
+    network_run: Any  # MockRun
+    services_run: Any  # MockRun
+
+    def registered(self) -> list[Any]:
+        return [*self.network_run.registered.values(), *self.services_run.registered.values()]
+
+
+def declared_runs(config: Config, net_args: Any | None = None) -> DeclaredRuns:
+    """Run both programs for ``config`` under the plan's offline mocks (nothing is created,
+    no AWS call); the reachability proof and the deployer policy read what they register."""
     from pwbcluster.stages.network.program import network_program
     from pwbcluster.stages.services.program import services_program
 
+    tags = config.tags()
+    net_args = net_args if net_args is not None else network_args(config.model, tags)
     mocks = OfflineMocks(config.region)
     net = run_with_mocks(lambda: network_program(net_args), mocks, PROJECT, "plan", preview=True)
     # What the cache keeps and reads back: the same contract either way.
     network_outputs = json.loads(json.dumps(net.outputs))
     network = to_contract(contracts.NetworkOutputs, network_outputs)
     svc_args = services_args(config.model, tags, network)
-    # Only the groups are read here: the program's warnings (no tool wheel in a plan) are
-    # not the user's business.
+    # The program's plan-time warnings (no tool wheel in a plan) are not the user's business.
     quiet = logging.getLogger("pwbcluster.stages.services")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -141,6 +155,15 @@ def _declared_topology(
         )
     finally:
         quiet.setLevel(level)
+    return DeclaredRuns(network_outputs, network, svc_args, net, svc)
+
+
+def _declared_topology(
+    config: Config, net_args: Any
+) -> tuple[dict[str, Any], Any, netpaths.Topology]:
+    """Run both programs under mocks: (network outputs, services args, topology)."""
+    runs = declared_runs(config, net_args)
+    network, svc = runs.network, runs.services_run
     planned = contracts.planned_network(config.region, config.name)
     groups = contracts.PLANNED_GROUPS
     made = svc.outputs
@@ -155,8 +178,8 @@ def _declared_topology(
         rename[str(made["directory_security_group_id"])] = groups["directory"]
     if made.get("jump_host_security_group_id"):
         rename[str(made["jump_host_security_group_id"])] = groups["jump host"]
-    registered = [*net.registered.values(), *svc.registered.values()]
-    return network_outputs, svc_args, netpaths.from_registrations(registered, rename)
+    topology = netpaths.from_registrations(runs.registered(), rename)
+    return runs.network_outputs, runs.services_args, topology
 
 
 def render_step(ctx: PlanContext) -> None:

@@ -59,6 +59,10 @@ VCPU_QUOTAS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("L-2C3B7624", "Trn", ("trn",)),
     ("L-F7808C92", "HPC", ("hpc",)),
 )
+# Longest first: "inf2" is Inf (not I), "dl1" DL (not D), "trn1" Trn (not T).
+_PREFIXES = sorted(
+    ((p, code, name) for code, name, ps in VCPU_QUOTAS for p in ps), key=lambda x: -len(x[0])
+)
 EIP_QUOTA = ("ec2", "L-0263D0A3", "EC2-VPC Elastic IPs")
 NLB_QUOTA = ("elasticloadbalancing", "L-69A177A2", "Network Load Balancers per Region")
 VPC_QUOTA = ("vpc", "L-F678F1CE", "VPCs per Region")
@@ -71,11 +75,7 @@ def vcpu_group(instance_type: str) -> tuple[str, str] | None:
     if not letters or letters.group(0) == "mac":
         return None
     prefix = letters.group(0)
-    # Longest first: "inf2" is Inf (not I), "dl1" DL (not D), "trn1" Trn (not T).
-    ordered = sorted(
-        ((p, code, name) for code, name, ps in VCPU_QUOTAS for p in ps), key=lambda x: -len(x[0])
-    )
-    for p, code, name in ordered:
+    for p, code, name in _PREFIXES:
         if prefix.startswith(p):
             return code, name
     return None
@@ -292,28 +292,41 @@ def account_findings(model: Deployment, client: Client) -> list[Finding]:
 
     network = model.aux.network
     if network.vpc_id is None:
-        try:
-            in_use = len(ec2.describe_vpcs()["Vpcs"])
-        except (ClientError, BotoCoreError):
-            in_use = 0
-        found.append(_headroom("VPCs", 1, *_quota(client, *VPC_QUOTA[:2]), in_use))
+        found.append(
+            _regional(client, "VPCs", 1, VPC_QUOTA, lambda: len(ec2.describe_vpcs()["Vpcs"]))
+        )
         if network.nat_gateway:
-            try:
-                in_use = len(ec2.describe_addresses()["Addresses"])
-            except (ClientError, BotoCoreError):
-                in_use = 0
             found.append(
-                _headroom("Elastic IPs (NAT gateway)", 1, *_quota(client, *EIP_QUOTA[:2]), in_use)
+                _regional(
+                    client,
+                    "Elastic IPs (NAT gateway)",
+                    1,
+                    EIP_QUOTA,
+                    lambda: len(ec2.describe_addresses()["Addresses"]),
+                )
             )
+
+    def network_balancers() -> int:
+        balancers = client("elbv2").describe_load_balancers()["LoadBalancers"]
+        return sum(1 for b in balancers if b.get("Type") == "network")
+
     # The directory's LDAPS front and the login nodes' balancer.
     nlbs = 1 + (1 if model.cluster.login_nodes.count else 0)
-    try:
-        balancers = client("elbv2").describe_load_balancers()["LoadBalancers"]
-        in_use = sum(1 for b in balancers if b.get("Type") == "network")
-    except (ClientError, BotoCoreError):
-        in_use = 0
-    found.append(_headroom("Network Load Balancers", nlbs, *_quota(client, *NLB_QUOTA[:2]), in_use))
+    found.append(_regional(client, "Network Load Balancers", nlbs, NLB_QUOTA, network_balancers))
     return found
+
+
+def _regional(
+    client: Client, what: str, need: int, quota: tuple[str, str, str], in_use: Callable[[], int]
+) -> Finding:
+    """A per-region quota against what the account already uses; what cannot be counted is
+    unknown (counting it as 0 would pass what AWS may refuse)."""
+    value, why = _quota(client, quota[0], quota[1])
+    try:
+        used = in_use()
+    except (ClientError, BotoCoreError) as exc:
+        return Finding(what, UNKNOWN, f"needs {need}; what is in use is not readable: {exc}")
+    return _headroom(what, need, value, why, used)
 
 
 def table(findings: list[Finding], where: str) -> Any:
