@@ -85,8 +85,8 @@ def bats(session: nox.Session) -> None:
 
 # The deployments whose synthesised CloudFormation the security session scans.
 SECURITY_DEPLOYMENTS = {
-    "config/example.yaml": "build/example/cloudformation",
-    "security/tls-hostname.yaml": "build/example-tls/cloudformation",
+    "config/example.yaml": "build/example/plan/cloudformation",
+    "security/tls-hostname.yaml": "build/example-tls/plan/cloudformation",
 }
 
 

@@ -11,7 +11,7 @@ Runs `.venv/bin/invoke plan --config ...` three ways and prints wall-clock secon
 - warm, unchanged inputs: the venv exists and the pcluster step reuses the templates.
 
 Also prints the per-step timings the plan itself reports (its "Steps:" line). Figures
-only; nothing here asserts a time. The plan writes into build/<deployment>/ as usual.
+only; nothing here asserts a time. The plan writes into build/<deployment>/plan/ as usual.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_plan(config: str, env: dict[str, str]) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "invoke"), "plan", "--config", config],
+        [str(ROOT / ".venv" / "bin" / "invoke"), "plan", "--timings", "--config", config],
         cwd=ROOT,
         env={**os.environ, "COLUMNS": "400", **env},
         capture_output=True,

@@ -109,7 +109,7 @@ def test_the_readme_diagram_is_the_example_as_configured_now(example: PlanContex
     docs_nodes, docs_edges = svg_graph(ROOT / "docs" / "architecture.svg")
     hint = (
         "docs/architecture.svg is out of date: run `invoke plan --config config/example.yaml` "
-        "and copy build/example/architecture.{png,svg} to docs/"
+        "and copy build/example/plan/architecture.{png,svg} to docs/"
     )
     assert docs_nodes == nodes, hint
     assert docs_edges == edges, hint

@@ -34,7 +34,7 @@ def test_plan_writes_the_diagram_and_the_estimate(full_project: Path) -> None:
     console = Console(record=True, width=100)
     print_plan(ctx, console)
     out = console.export_text()
-    build = full_project / "build" / "example"
+    build = full_project / "build" / "example" / "plan"
     doc = json.loads((build / "cost.json").read_text())
     assert doc["deployment"] == "example" and doc["region"] == "eu-west-1"
     assert {"queue all", "queue gpu", "head node", "login nodes"} <= {
@@ -50,7 +50,7 @@ def test_plan_writes_the_diagram_and_the_estimate(full_project: Path) -> None:
     if diagram.unavailable_reason() is None:
         assert (build / "architecture.png").stat().st_size > 10_000
         assert (build / "architecture.svg").is_file()
-        assert "build/example/architecture.svg" in out
+        assert "Files written under build/example/plan/" in flat and "architecture.svg" in flat
     else:
         assert "Diagram skipped:" in out
 

@@ -110,11 +110,20 @@ def test_missing_config_file_is_a_clear_error() -> None:
 def test_plan_writes_the_build_directory(project: Path) -> None:
     shutil.copytree(ROOT / "image", project / "image", dirs_exist_ok=True)
     from pwbcluster.config import load_config
-    from pwbcluster.pipeline.plan import STEPS, make_plan
+    from pwbcluster.pipeline.plan import STEPS, files_summary, make_plan
 
     cfg = load_config(project / "config" / "example.yaml")
+    # What a sandbox or real run rendered (with the values it got) stays as it is.
+    ran = project / "build" / "example" / "cluster-config.yaml"
+    ran.parent.mkdir(parents=True)
+    ran.write_text("# rendered by a run\n")
     ctx = make_plan(cfg, steps=[s for s in STEPS if s[0] == "render"])
-    build = project / "build" / "example"
+    assert ran.read_text() == "# rendered by a run\n"
+    assert not (project / "build" / "example" / "workbench").exists()
+    build = project / "build" / "example" / "plan"
+    summary = files_summary(ctx)
+    assert summary.startswith("Files written under build/example/plan/") and "\n" not in summary
+    assert "cluster-config.yaml" in summary and "workbench/ (" in summary, summary
     yaml = YAML(typ="safe")
     cluster = yaml.load((build / "cluster-config.yaml").read_text())
     image = yaml.load((build / "image-config.yaml").read_text())
@@ -212,6 +221,67 @@ def test_down_shows_its_plan_and_refuses_a_real_deployment_without_confirmation(
     assert "not removing a real deployment without confirmation" in out and "--yes" in out
     assert "Traceback" not in out
     assert path.read_text() == before  # nothing touched
+
+
+def test_a_short_flag_means_one_thing_in_every_task() -> None:
+    """invoke picks short flags per task (the first free letter), so -t once meant --stage,
+    --timeout and --strict. Every task now takes its short flags from one table."""
+    from pwbcluster.tasks import build_namespace
+    from pwbcluster.tasks.common import SHORT_FLAGS
+
+    meaning: dict[str, set[str]] = {}
+    ns = build_namespace()
+    for name in ns.task_names:
+        for arg in ns[name].get_arguments():
+            long = next(n for n in arg.names if len(n) > 1)
+            for short in (n for n in arg.names if len(n) == 1):
+                meaning.setdefault(short, set()).add(long)
+    assert meaning, "no task has a short flag"
+    for short, longs in meaning.items():
+        assert len(longs) == 1, f"-{short} means {sorted(longs)}"
+        assert SHORT_FLAGS[next(iter(longs))] == short
+
+
+def integer_flags() -> list[tuple[str, str]]:
+    """(task, flag) for every parameter annotated int or int | None, read from the
+    signatures (not from invoke, whose kinds are what is under test)."""
+    import inspect
+    import typing
+
+    from pwbcluster.tasks import build_namespace
+
+    ns = build_namespace()
+    found = []
+    for name in sorted(ns.task_names):
+        hints = typing.get_type_hints(inspect.unwrap(ns[name].body))
+        for param, hint in hints.items():
+            if hint is int or hint == (int | None):
+                found.append((name, param.replace("_", "-")))
+    return found
+
+
+def test_integer_flags_show_int_and_refuse_a_bad_value_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Run in-process through invoke's own Program: parsing is what is under test, and the
+    task body (which would need a deployment) never starts for a refused value."""
+    from invoke import Program
+
+    from pwbcluster.tasks import build_namespace
+
+    flags = integer_flags()
+    assert len(flags) >= 5, flags  # users.* --count/--concurrency/--timeout, prices.refresh
+    for name, flag in flags:
+        program = Program(namespace=build_namespace(), name="invoke", binary="invoke")
+        program.run(["invoke", "--help", name], exit=False)
+        shown = capsys.readouterr().out
+        assert f"--{flag}=INT" in shown, f"{name} --{flag}:\n{shown}"
+        for bad in ("abc", "2.5", "-7"):
+            program = Program(namespace=build_namespace(), name="invoke", binary="invoke")
+            program.run(["invoke", name, f"--{flag}={bad}"], exit=False)
+            said = capsys.readouterr()
+            assert f"error: --{flag} '{bad}': give a whole number" in said.err, said
+            assert "Traceback" not in said.out + said.err
 
 
 def test_a_users_mistake_in_a_flag_is_said_plainly_and_starts_nothing(project: Path) -> None:

@@ -141,7 +141,7 @@ def synthesised(
     results = offline.run_jobs(jobs, example.region)
     offline.raise_for(results)
     found = {v: load(r.files, "pwbtest") for v, r in zip(configs, results, strict=True)}
-    templates = sorted((example.build_dir / "cloudformation").glob(f"{example.name}*.json"))
+    templates = sorted((planned.build_dir / "cloudformation").glob(f"{example.name}*.json"))
     found["example"] = load(templates, example.name)
     return found
 

@@ -90,4 +90,4 @@ def test_the_tls_variant_is_a_valid_deployment_with_its_own_name_certificate_and
     assert workbench["hostname"] and workbench["tls_certificate_arn"].startswith("arn:aws:acm:")
     assert config.data["cluster"]["login_nodes"]["allowed_cidr"] == "203.0.113.0/24"
     noxfile = (ROOT / "noxfile.py").read_text()
-    assert '"security/tls-hostname.yaml": "build/example-tls/cloudformation"' in noxfile
+    assert '"security/tls-hostname.yaml": "build/example-tls/plan/cloudformation"' in noxfile

@@ -57,7 +57,7 @@ def test_two_subnets_in_a_login_pool_are_reported_at_the_deployment_key(
     key = "cluster.pcluster_overrides.LoginNodes.Pools[0].Networking.SubnetIds"
     assert f"broken.yaml:{line + 1} {key}: " in message, message
     assert "LoginNodes.Pools[0].Networking.SubnetIds" in message
-    assert not (config.build_dir / "cloudformation" / "pwbbroken.json").exists()
+    assert not (config.for_plan().build_dir / "cloudformation" / "pwbbroken.json").exists()
 
 
 def test_override_key_follows_the_deepest_overridden_key() -> None:
@@ -77,7 +77,7 @@ def test_override_key_follows_the_deepest_overridden_key() -> None:
 def test_the_plan_step_writes_linted_templates_and_reuses_them(
     planned: PlanContext, example: Config
 ) -> None:
-    out = example.build_dir / "cloudformation"
+    out = example.for_plan().build_dir / "cloudformation"
     names = {p.name for p in out.glob("*.json")}
     assert {"example.json", "example-LoginNodes.json", "build-image.json"} <= names
     assert any(n.startswith("cfn-lint: 0 error(s)") for n in planned.notes), planned.notes
@@ -197,4 +197,4 @@ def test_the_example_plans_in_other_regions(
     config = load_config(deployment, root=project_root)
     assert config.region == region
     ctx = make_plan(config, steps=[("render", render_step), ("pcluster", pcluster_step)])
-    assert (config.build_dir / "cloudformation" / f"{name}.json").is_file(), ctx.files
+    assert (config.for_plan().build_dir / "cloudformation" / f"{name}.json").is_file(), ctx.files

@@ -191,7 +191,7 @@ def test_invoke_dry_run_prints_the_command(
         "services", StageRecord(status="done", fingerprint="x", outputs=to_dict(services()))
     )
     tasks.create(
-        MockContext(), config=str(project / "config" / "example.yaml"), count="7", dry_run=True
+        MockContext(), config=str(project / "config" / "example.yaml"), count=7, dry_run=True
     )
     out = capsys.readouterr().out
     assert "i-0123456789abcdef0" in out and "--count 7" in out

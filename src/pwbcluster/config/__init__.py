@@ -13,7 +13,7 @@ stays the plain merged dict for the fingerprints and the code not yet moved to t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -59,6 +59,10 @@ class Config:
     root: FsPath
     deployment_file: FsPath
     warnings: list[Problem] = field(default_factory=list)
+    # A sub-directory of build/<deployment>/ for this use of the config: `plan` writes its
+    # placeholder-filled files under build/<deployment>/plan/, so that it never overwrites
+    # the files a sandbox or real run rendered (and its nodes read) in build/<deployment>/.
+    build_subdir: str = ""
     # Not an init field: dataclasses.replace(config, data=...) must not carry the old model.
     _model: Deployment | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -80,7 +84,16 @@ class Config:
 
     @property
     def build_dir(self) -> FsPath:
-        return self.root / "build" / self.name
+        base = self.root / "build" / self.name
+        return base / self.build_subdir if self.build_subdir else base
+
+    def for_plan(self) -> Config:
+        """The same configuration, writing into build/<deployment>/plan/."""
+        if self.build_subdir == "plan":
+            return self
+        planned = replace(self, build_subdir="plan")
+        planned._model = self._model  # same data, same model
+        return planned
 
     def section(self, name: str) -> dict[str, Any]:
         return dict(self.data[name])

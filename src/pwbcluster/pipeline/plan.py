@@ -56,7 +56,12 @@ log = logging.getLogger(__name__)
 
 
 def planned_context(config: Config) -> PlanContext:
-    """Planned upstream values, as the stages' own ``plan`` gives them (nothing rendered)."""
+    """Planned upstream values, as the stages' own ``plan`` gives them (nothing rendered).
+
+    The plan works in build/<deployment>/plan/ (``Config.for_plan``): its files hold
+    placeholders, and must not replace what a sandbox or real run rendered.
+    """
+    config = config.for_plan()
     ctx = StageContext(config, Upstream(), PlanAccount(config.region))
     network = network_stage.plan(ctx)
     ctx = StageContext(config, Upstream(network=network), PlanAccount(config.region))
@@ -280,7 +285,7 @@ def _timed_step(step: Callable[[PlanContext], None], ctx: PlanContext) -> float:
     return time.perf_counter() - started
 
 
-def print_plan(ctx: PlanContext, console: Console) -> None:
+def print_plan(ctx: PlanContext, console: Console, timings: bool = False) -> None:
     specs = stage_specs()
     path, minutes = critical_path(specs)
     table = Table(title=f"Plan for deployment '{ctx.config.name}' in {ctx.config.region}")
@@ -310,8 +315,31 @@ def print_plan(ctx: PlanContext, console: Console) -> None:
         console.print(line, highlight=False)
     for note in ctx.notes:
         console.print(note, highlight=False)
-    console.print("Files written:")
+    console.print(files_summary(ctx), highlight=False)
+    if timings:
+        timing = ", ".join(f"{k} {v:.1f} s" for k, v in ctx.timings.items())
+        console.print(f"Steps: {timing}", highlight=False)
+
+
+def files_summary(ctx: PlanContext) -> str:
+    """Where the plan wrote, in a few lines: files at the top by name, each directory
+    below as a count (the Workbench configuration alone is some 25 files)."""
+    base = ctx.build_dir
+    top: list[str] = []
+    below: dict[str, int] = {}
     for file in ctx.files:
-        console.print(f"  {file.relative_to(ctx.config.root)}", highlight=False)
-    timing = ", ".join(f"{k} {v:.1f} s" for k, v in ctx.timings.items())
-    console.print(f"Steps: {timing}", highlight=False)
+        try:
+            relative = file.relative_to(base)
+        except ValueError:
+            top.append(str(file.relative_to(ctx.config.root)))
+            continue
+        if len(relative.parts) == 1:
+            top.append(relative.name)
+        else:
+            below[relative.parts[0]] = below.get(relative.parts[0], 0) + 1
+    parts = top + [f"{name}/ ({count} files)" for name, count in sorted(below.items())]
+    where = base.relative_to(ctx.config.root)
+    return (
+        f"Files written under {where}/ (placeholders where AWS would give values; "
+        f"a sandbox or real run renders its own in {where.parent}/): " + ", ".join(parts)
+    )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 from rich.console import Console
 
 from pwbcluster.config import load_config
 from pwbcluster.errors import ToolkitError
 from pwbcluster.sandbox import server as sandbox
 from pwbcluster.sandbox.canary import audit
-from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, task, wired
 
 
 @task(help={"config": CONFIG_HELP})

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 from rich.console import Console
 
 from pwbcluster import contracts
 from pwbcluster.config import Config, load_config
-from pwbcluster.tasks.common import CONFIG_HELP, ask, require_config, wired
+from pwbcluster.tasks.common import CONFIG_HELP, ask, require_config, task, wired
 
 PART_HELP = "network or services (repeatable); default: both, in dependency order"
 SANDBOX_HELP = "the sandbox rehearsal (local moto server) instead of AWS"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 from rich.console import Console
 
 from pwbcluster import contracts
@@ -11,7 +11,7 @@ from pwbcluster.errors import ToolkitError
 from pwbcluster.pipeline import orchestrate
 from pwbcluster.pipeline.state import State
 from pwbcluster.stages.cluster import stage as cluster_stage
-from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, task, wired
 
 SANDBOX_HELP = "the sandbox rehearsal (local moto server) instead of AWS"
 

@@ -3,18 +3,127 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import invoke
 from invoke import Exit
+from invoke.exceptions import ParseError
+from invoke.parser import Argument
 
 from pwbcluster.errors import ToolkitError
 
 F = TypeVar("F", bound=Callable[..., Any])
+_UnionType = type(int | None)
 
 CONFIG_HELP = "deployment file, e.g. config/example.yaml"
+
+# The one meaning of each short flag, in every task. invoke would otherwise give each flag
+# the first free letter of its name, task by task, so `-t` meant --stage in `up`, --timeout
+# in `users.*` and --strict in `config.validate`. A flag not named here has no short form.
+SHORT_FLAGS = {
+    "config": "c",
+    "sandbox": "s",
+    "yes": "y",
+    "dry-run": "d",
+    "json": "j",
+    "force": "f",
+    "timeout": "t",
+    "part": "p",
+    "region": "r",
+    "image": "i",
+}
+
+
+class _WholeNumber(Argument):
+    """An integer flag that answers a bad value with one line, not a traceback.
+
+    invoke casts with ``int(value)`` while parsing and lets the ValueError escape; a
+    ParseError is what its Program prints as a plain message.
+    """
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        try:
+            super().set_value(value, cast)
+        except ValueError:
+            raise ParseError(
+                f"error: --{self.names[0]} {value!r}: give a whole number, e.g. --{self.names[0]}=4"
+            ) from None
+        if cast and self._value is not None and self._value < 0:
+            raise ParseError(
+                f"error: --{self.names[0]} {value!r}: give a whole number of 0 or more"
+            )
+
+
+class ToolkitTask(invoke.Task):
+    """invoke's Task with the toolkit's flag conventions.
+
+    - short flags from ``SHORT_FLAGS`` only (the same letter means the same everywhere);
+    - a parameter annotated ``int`` or ``int | None`` is an integer flag even when its
+      default is None, so ``--help`` shows ``--count=INT`` (invoke infers the kind from the
+      default alone and showed STRING), and a bad value is a one-line error.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["auto_shortflags"] = False
+        super().__init__(*args, **kwargs)
+
+    def _integer_params(self) -> set[str]:
+        try:
+            hints = typing.get_type_hints(inspect.unwrap(self.body))
+        except Exception:  # an annotation that does not resolve: leave kinds to invoke
+            return set()
+        return {
+            name
+            for name, hint in hints.items()
+            if hint is int
+            or (
+                typing.get_origin(hint) in (typing.Union, _UnionType)
+                and set(typing.get_args(hint)) == {int, type(None)}
+            )
+        }
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
+        short = SHORT_FLAGS.get(opts["names"][0])
+        if short is not None and short not in taken_names:
+            opts["names"].append(short)
+        if name in self._integer_params() and opts.get("kind", int) in (int, str):
+            opts["kind"] = int
+        return opts
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        # invoke pops each help text as it uses it, so a second call (a second Program
+        # over the same task, a test) would find flags without help: keep them.
+        kept = dict(self.help)
+        try:
+            arguments: list[Argument] = super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = kept
+        return [_whole_number(a) if a.kind is int else a for a in arguments]
+
+
+def _whole_number(arg: Argument) -> Argument:
+    return _WholeNumber(
+        names=arg.names,
+        kind=int,
+        default=arg.default,
+        help=arg.help,
+        positional=arg.positional,
+        optional=arg.optional,
+        incrementable=arg.incrementable,
+        attr_name=arg.attr_name,
+    )
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """``invoke.task`` making a ``ToolkitTask``: use it for every task of the toolkit."""
+    kwargs.setdefault("klass", ToolkitTask)
+    return invoke.task(*args, **kwargs)
 
 
 def wired(func: F) -> F:

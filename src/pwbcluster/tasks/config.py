@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 from rich.console import Console
 
 from pwbcluster.config import load_config
-from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, task, wired
 
 
 @task(

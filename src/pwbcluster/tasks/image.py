@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 from rich.console import Console
 
 from pwbcluster.config import Config, load_config
 from pwbcluster.pipeline import image_tasks as commands
 from pwbcluster.pipeline import orchestrate
-from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, task, wired
 
 SANDBOX_HELP = "use the deployment's sandbox (local moto server) instead of AWS"
 

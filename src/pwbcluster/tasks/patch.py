@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 from rich.console import Console
 
 from pwbcluster.pcluster import patch as pcpatch
-from pwbcluster.tasks.common import wired
+from pwbcluster.tasks.common import task, wired
 
 DRY_RUN_HELP = "only say what would change (dry runs of GNU patch), change nothing"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import subprocess
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 from rich.console import Console
 
 from pwbcluster.pcluster import patch as pcpatch
 from pwbcluster.pcluster.venv import PCLUSTER_VERSION, pcluster_cli
-from pwbcluster.tasks.common import wired
+from pwbcluster.tasks.common import task, wired
 
 
 @task

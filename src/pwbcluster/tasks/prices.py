@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 from rich.console import Console
 
 from pwbcluster.config import load_config
 from pwbcluster.errors import ToolkitError
 from pwbcluster.estimate import prices
 from pwbcluster.pipeline.plan import items_for_config
-from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, task, wired
 
 DEFAULTS = {"prices": {"cache_dir": None, "max_age_days": prices.DEFAULT_MAX_AGE_DAYS}}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from invoke import Context, task
+from invoke import Context
 from rich.console import Console
 
 from pwbcluster.config import Config, load_config
@@ -16,7 +16,7 @@ from pwbcluster.pipeline.registry import stage_specs
 from pwbcluster.pipeline.state import State
 from pwbcluster.sandbox.inventory import listing as counted_listing
 from pwbcluster.sandbox.inventory import split_kept
-from pwbcluster.tasks.common import CONFIG_HELP, confirm_name, require_config, wired
+from pwbcluster.tasks.common import CONFIG_HELP, confirm_name, require_config, task, wired
 
 DEFAULTS = {"pwbcluster": {"config": None}}
 
@@ -30,18 +30,24 @@ def _config(c: Context, config: str | None, skip_check: list[str] | None = None)
     help={
         "config": CONFIG_HELP,
         "skip_check": "switch off a named semantic check (repeatable)",
+        "timings": "also print how long each of the plan's own steps took",
     },
     iterable=["skip_check"],
 )
 @wired
-def plan(c: Context, config: str | None = None, skip_check: list[str] | None = None) -> None:
-    """Render and validate everything into build/<deployment>/ and print the plan (no AWS)."""
+def plan(
+    c: Context,
+    config: str | None = None,
+    skip_check: list[str] | None = None,
+    timings: bool = False,
+) -> None:
+    """Render and validate everything into build/<deployment>/plan/ and print the plan (no AWS)."""
     cfg = _config(c, config, skip_check)
     console = Console()
     # A plan rewrites the rendered files a running up or down reads.
     with deployment_lock(cfg.build_dir, "plan"):
         ctx = make_plan(cfg)
-    print_plan(ctx, console)
+    print_plan(ctx, console, timings=timings)
     for line in orchestrate.certificate_warnings(cfg):
         console.print(f"WARNING {line}", highlight=False)
 

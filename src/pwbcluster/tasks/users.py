@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 from rich.console import Console
 
 from pwbcluster.errors import StageError, ToolkitError
-from pwbcluster.tasks.common import CONFIG_HELP, require_config, wired
+from pwbcluster.tasks.common import CONFIG_HELP, require_config, task, wired
 
 HELP = {
     "config": CONFIG_HELP,
@@ -37,15 +37,6 @@ def _services(cfg: Any) -> Any:
     return services
 
 
-def _integer(flag: str, value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ToolkitError(f"{flag} {value!r}: give a whole number") from None
-
-
 def _run(
     c: Context,
     action: str,
@@ -62,9 +53,9 @@ def _run(
     from pwbcluster.stages.users.spec import UserBatch
 
     cfg = load_config(require_config(config))
-    # invoke passes flags whose default is None as strings.
-    count = _integer("--count", count)
-    concurrency = _integer("--concurrency", concurrency)
+    # Integer flags arrive parsed and >= 0 (pwbcluster.tasks.common.ToolkitTask).
+    if concurrency == 0 or timeout == 0:
+        raise ToolkitError("--concurrency and --timeout must be 1 or more")
     batch = UserBatch.from_config(cfg.model.aux.users, count=count, prefix=prefix)
     batch.check()
     services = _services(cfg)
