@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Kill-and-takeover rounds on real Slurm in network namespaces; prints takeover times and
-jobs lost.
+"""Kill-and-takeover rounds on real Slurm in network namespaces; prints takeover times, jobs
+lost and the failback gap.
 
     sudo .venv/bin/python benchmarks/controller_failover.py [--rounds 5] [--slurmctld-timeout N]
+        [--hang] [--no-watch] [--watch-grace S]
 
 Hosts head, login1 and compute1 (tests/ha/harness.py: 10.77.7.0/24, bridge pwbha0) are
 set up from a ParallelCluster-shaped slurm.conf by cluster/ha/controller-ha.sh, with
@@ -17,7 +18,13 @@ cluster/cluster.yaml). Each round:
      (client-visible takeover) and the backup's log gives the moment it took over;
   4. the running job must finish COMPLETED; each burst job must still exist under its
      own name (a lost job's id is reused, so the id alone proves nothing);
-  5. the head's slurmctld is restarted by the reconciler and takes control back.
+  5. the head's slurmctld is restarted by the reconciler and takes control back, while
+     `sinfo` from login1 is polled every 0.2 s (2-s timeout): the longest interval with
+     no controller answering is the failback gap. With --hang, the backup in charge is
+     frozen (SIGSTOP) just before the head returns, as the issue's backup hung in "Saving
+     all slurm state" after REQUEST_CONTROL; its hand-back watcher (pwb-ha-handback,
+     cluster/ha/reconcile.py --watch) runs unless --no-watch (the old behaviour: only
+     the backup's next reconciler run, here right after the head is primary, ends it).
 
 Figures only; nothing here asserts a time.
 """
@@ -25,6 +32,7 @@ Figures only; nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import statistics
@@ -125,17 +133,25 @@ def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) ->
     cluster.hosts["login1"].run(["scancel", "--user", "root", "--state", "PENDING"], check=False)
     head_log = cluster.base / "hosts" / "head" / "slurmctld.log"
     primary_runs = head_log.read_text(errors="replace").count("Running as primary controller")
-    restarted = time.time()
-    cluster.reconcile("head")  # restarts the head's slurmctld, which takes control back
-    wait(
-        "control back on the head",
-        lambda: (
-            head_log.read_text(errors="replace").count("Running as primary controller")
-            > primary_runs
-        ),
-        timeout=120,
-    )
-    failback = time.time() - restarted
+    backup_pid = cluster.hosts["login1"].daemon_pid("slurmctld")
+    if args.hang and backup_pid is not None:
+        os.kill(backup_pid, signal.SIGSTOP)
+    with harness.AnswerProbe(cluster.hosts["login1"]) as probe:
+        restarted = time.time()
+        cluster.reconcile("head")  # restarts the head's slurmctld, which takes control back
+        wait(
+            "control back on the head",
+            lambda: (
+                head_log.read_text(errors="replace").count("Running as primary controller")
+                > primary_runs
+            ),
+            timeout=180,
+        )
+        failback = time.time() - restarted
+        answered = len(probe.answered)
+        wait("a controller to answer", lambda: len(probe.answered) > answered, timeout=60)
+    silence = probe.longest_silence()
+    watcher_killed = backup_pid is not None and not harness.pid_alive(backup_pid)
     # The backup's own timer: restarts it if it hung while handing control back.
     backup_action = cluster.reconcile("login1").strip()
     cluster.hosts["head"].run(
@@ -144,6 +160,8 @@ def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) ->
     return {
         "client": accepted - killed,
         "failback": failback,
+        "silence": silence,
+        "watcher_killed": watcher_killed,
         "backup_action": backup_action,
         "logged": (logged - killed) if logged else None,
         "running_lost": running_lost,
@@ -180,6 +198,22 @@ def main() -> int:
         help="submit held jobs during this many seconds before the kill",
     )
     parser.add_argument("--every", type=float, default=0.5, help="seconds between burst jobs")
+    parser.add_argument(
+        "--hang",
+        action="store_true",
+        help="freeze (SIGSTOP) the backup in charge just before the head returns",
+    )
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="do not run the hand-back watcher on login1 (the behaviour before it)",
+    )
+    parser.add_argument(
+        "--watch-grace",
+        type=float,
+        default=4.0,
+        help="the watcher's --watch-grace (controller-ha.sh --handback-grace) [4]",
+    )
     args = parser.parse_args()
     args.slurmctld_timeout = args.slurmctld_timeout or configured_slurmctld_timeout()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up when killed
@@ -198,6 +232,8 @@ def main() -> int:
         for _ in range(3):
             cluster.reconcile("head")
             cluster.reconcile("login1")
+        if not args.no_watch:
+            cluster.start_watcher("login1", grace=args.watch_grace)
         for index in range(args.rounds):
             try:
                 result = run_round(cluster, index, args)
@@ -215,7 +251,10 @@ def main() -> int:
                 f"{logged:.2f} s (backup log); running lost {result['running_lost']}; "
                 f"burst lost {result['burst_lost']}/{result['burst']} "
                 f"(ages at kill: {', '.join(f'{a:.1f}' for a in result['lost_ages'])}); "
-                f"failback {result['failback']:.2f} s, backup {result['backup_action']}",
+                f"failback {result['failback']:.2f} s, longest no-answer "
+                f"{result['silence']:.2f} s, backup "
+                f"{'killed by watcher' if result['watcher_killed'] else 'kept'}, "
+                f"then {result['backup_action']}",
                 flush=True,
             )
     finally:
@@ -244,6 +283,14 @@ def main() -> int:
         f"failback (head restarted -> head primary again): median "
         f"{statistics.median(failback):.2f} s, max {max(failback):.2f} s; backups found hung "
         f"and restarted: {sum(r['backup_action'] == 'restarted-hung' for r in rounds)}"
+    )
+    silence = [r["silence"] for r in rounds]
+    print(
+        f"failback, longest time no controller answered (sinfo from login1; "
+        f"{'backup frozen, ' if args.hang else ''}"
+        f"{'no watcher' if args.no_watch else f'watcher grace {args.watch_grace:g} s'}): "
+        f"median {statistics.median(silence):.2f} s, max {max(silence):.2f} s; over 10 s: "
+        f"{sum(x > 10 for x in silence)} of {len(rounds)}"
     )
     print(
         f"jobs lost, running at the kill: {sum(r['running_lost'] for r in rounds)} of {len(rounds)}"
