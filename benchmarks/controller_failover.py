@@ -85,7 +85,17 @@ def takeover_logged_at(cluster: harness.Cluster, after: float) -> float | None:
     return None
 
 
+def node_state(cluster: harness.Cluster) -> str:
+    out = cluster.hosts["login1"].run(["sinfo", "-h", "-n", "compute1", "-o", "%T"], check=False)
+    return out.strip()
+
+
 def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) -> dict:
+    # A hand-back killed mid-way can leave the head with the last save's view (a job the
+    # backup saw end still holding compute1): wait until the node is free and say how long.
+    free_from = time.time()
+    wait("compute1 idle", lambda: node_state(cluster) == "idle", timeout=300)
+    busy_wait = time.time() - free_from
     running = submit(
         cluster,
         "--job-name",
@@ -127,6 +137,11 @@ def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) ->
         timeout=120,
     )
     running_lost = int(job_field(cluster, running, "JobState") != "COMPLETED")
+    # A lost job's id given to a different job (what a client holding the id would see)
+    # rather than simply gone.
+    reused = sum(
+        1 for job_id, name, _ in burst if job_field(cluster, job_id, "JobName") not in {name, ""}
+    )
     lost_ages = [
         killed - at for job_id, name, at in burst if job_field(cluster, job_id, "JobName") != name
     ]
@@ -152,6 +167,8 @@ def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) ->
         wait("a controller to answer", lambda: len(probe.answered) > answered, timeout=60)
     silence = probe.longest_silence()
     watcher_killed = backup_pid is not None and not harness.pid_alive(backup_pid)
+    # What the new primary recovered: the job the backup saw COMPLETE before the hand-back.
+    after_failback = job_field(cluster, running, "JobState")
     # The backup's own timer: restarts it if it hung while handing control back.
     backup_action = cluster.reconcile("login1").strip()
     cluster.hosts["head"].run(
@@ -162,12 +179,15 @@ def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) ->
         "failback": failback,
         "silence": silence,
         "watcher_killed": watcher_killed,
+        "after_failback": after_failback,
+        "busy_wait": busy_wait,
         "backup_action": backup_action,
         "logged": (logged - killed) if logged else None,
         "running_lost": running_lost,
         "burst": len(burst),
         "burst_lost": len(lost_ages),
         "lost_ages": lost_ages,
+        "reused": reused,
         "newest_kept": min(
             (
                 killed - at
@@ -254,7 +274,9 @@ def main() -> int:
                 f"failback {result['failback']:.2f} s, longest no-answer "
                 f"{result['silence']:.2f} s, backup "
                 f"{'killed by watcher' if result['watcher_killed'] else 'kept'}, "
-                f"then {result['backup_action']}",
+                f"then {result['backup_action']}; finished job as the head recovered it: "
+                f"{result['after_failback'] or 'gone'}; waited {result['busy_wait']:.1f} s "
+                "for compute1 idle before the round",
                 flush=True,
             )
     finally:
@@ -292,13 +314,20 @@ def main() -> int:
         f"median {statistics.median(silence):.2f} s, max {max(silence):.2f} s; over 10 s: "
         f"{sum(x > 10 for x in silence)} of {len(rounds)}"
     )
+    stale = sum(r["after_failback"] != "COMPLETED" for r in rounds)
+    print(
+        f"failback, state the head recovered: job finished under the backup not COMPLETED in "
+        f"{stale} of {len(rounds)} rounds; longest wait for compute1 idle before a round "
+        f"{max(r['busy_wait'] for r in rounds):.1f} s"
+    )
     print(
         f"jobs lost, running at the kill: {sum(r['running_lost'] for r in rounds)} of {len(rounds)}"
     )
     print(
         f"jobs lost, accepted in the last {args.burst:.0f} s: {len(lost_ages)} of "
         f"{sum(r['burst'] for r in rounds)}; oldest lost was accepted "
-        f"{max(lost_ages, default=0):.1f} s before the kill"
+        f"{max(lost_ages, default=0):.1f} s before the kill; their ids given to another "
+        f"job after takeover: {sum(r['reused'] for r in rounds)}"
     )
     return 0
 
