@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Kill-and-takeover rounds on real Slurm in network namespaces; prints takeover times and
-jobs lost.
+"""Kill-and-takeover rounds on real Slurm in network namespaces; prints takeover times, jobs
+lost and the failback gap.
 
     sudo .venv/bin/python benchmarks/controller_failover.py [--rounds 5] [--slurmctld-timeout N]
+        [--hang] [--no-watch] [--watch-grace S]
 
 Hosts head, login1 and compute1 (tests/ha/harness.py: 10.77.7.0/24, bridge pwbha0) are
 set up from a ParallelCluster-shaped slurm.conf by cluster/ha/controller-ha.sh, with
@@ -17,7 +18,13 @@ cluster/cluster.yaml). Each round:
      (client-visible takeover) and the backup's log gives the moment it took over;
   4. the running job must finish COMPLETED; each burst job must still exist under its
      own name (a lost job's id is reused, so the id alone proves nothing);
-  5. the head's slurmctld is restarted by the reconciler and takes control back.
+  5. the head's slurmctld is restarted by the reconciler and takes control back, while
+     `sinfo` from login1 is polled every 0.2 s (2-s timeout): the longest interval with
+     no controller answering is the failback gap. With --hang, the backup in charge is
+     frozen (SIGSTOP) just before the head returns, as the issue's backup hung in "Saving
+     all slurm state" after REQUEST_CONTROL; its hand-back watcher (pwb-ha-handback,
+     cluster/ha/reconcile.py --watch) runs unless --no-watch (the old behaviour: only
+     the backup's next reconciler run, here right after the head is primary, ends it).
 
 Figures only; nothing here asserts a time.
 """
@@ -25,6 +32,7 @@ Figures only; nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import statistics
@@ -77,7 +85,17 @@ def takeover_logged_at(cluster: harness.Cluster, after: float) -> float | None:
     return None
 
 
+def node_state(cluster: harness.Cluster) -> str:
+    out = cluster.hosts["login1"].run(["sinfo", "-h", "-n", "compute1", "-o", "%T"], check=False)
+    return out.strip()
+
+
 def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) -> dict:
+    # A hand-back killed mid-way can leave the head with the last save's view (a job the
+    # backup saw end still holding compute1): wait until the node is free and say how long.
+    free_from = time.time()
+    wait("compute1 idle", lambda: node_state(cluster) == "idle", timeout=300)
+    busy_wait = time.time() - free_from
     running = submit(
         cluster,
         "--job-name",
@@ -119,23 +137,38 @@ def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) ->
         timeout=120,
     )
     running_lost = int(job_field(cluster, running, "JobState") != "COMPLETED")
+    # A lost job's id given to a different job (what a client holding the id would see)
+    # rather than simply gone.
+    reused = sum(
+        1 for job_id, name, _ in burst if job_field(cluster, job_id, "JobName") not in {name, ""}
+    )
     lost_ages = [
         killed - at for job_id, name, at in burst if job_field(cluster, job_id, "JobName") != name
     ]
     cluster.hosts["login1"].run(["scancel", "--user", "root", "--state", "PENDING"], check=False)
     head_log = cluster.base / "hosts" / "head" / "slurmctld.log"
     primary_runs = head_log.read_text(errors="replace").count("Running as primary controller")
-    restarted = time.time()
-    cluster.reconcile("head")  # restarts the head's slurmctld, which takes control back
-    wait(
-        "control back on the head",
-        lambda: (
-            head_log.read_text(errors="replace").count("Running as primary controller")
-            > primary_runs
-        ),
-        timeout=120,
-    )
-    failback = time.time() - restarted
+    backup_pid = cluster.hosts["login1"].daemon_pid("slurmctld")
+    if args.hang and backup_pid is not None:
+        os.kill(backup_pid, signal.SIGSTOP)
+    with harness.AnswerProbe(cluster.hosts["login1"]) as probe:
+        restarted = time.time()
+        cluster.reconcile("head")  # restarts the head's slurmctld, which takes control back
+        wait(
+            "control back on the head",
+            lambda: (
+                head_log.read_text(errors="replace").count("Running as primary controller")
+                > primary_runs
+            ),
+            timeout=180,
+        )
+        failback = time.time() - restarted
+        answered = len(probe.answered)
+        wait("a controller to answer", lambda: len(probe.answered) > answered, timeout=60)
+    silence = probe.longest_silence()
+    watcher_killed = backup_pid is not None and not harness.pid_alive(backup_pid)
+    # What the new primary recovered: the job the backup saw COMPLETE before the hand-back.
+    after_failback = job_field(cluster, running, "JobState")
     # The backup's own timer: restarts it if it hung while handing control back.
     backup_action = cluster.reconcile("login1").strip()
     cluster.hosts["head"].run(
@@ -144,12 +177,17 @@ def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) ->
     return {
         "client": accepted - killed,
         "failback": failback,
+        "silence": silence,
+        "watcher_killed": watcher_killed,
+        "after_failback": after_failback,
+        "busy_wait": busy_wait,
         "backup_action": backup_action,
         "logged": (logged - killed) if logged else None,
         "running_lost": running_lost,
         "burst": len(burst),
         "burst_lost": len(lost_ages),
         "lost_ages": lost_ages,
+        "reused": reused,
         "newest_kept": min(
             (
                 killed - at
@@ -180,6 +218,22 @@ def main() -> int:
         help="submit held jobs during this many seconds before the kill",
     )
     parser.add_argument("--every", type=float, default=0.5, help="seconds between burst jobs")
+    parser.add_argument(
+        "--hang",
+        action="store_true",
+        help="freeze (SIGSTOP) the backup in charge just before the head returns",
+    )
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="do not run the hand-back watcher on login1 (the behaviour before it)",
+    )
+    parser.add_argument(
+        "--watch-grace",
+        type=float,
+        default=4.0,
+        help="the watcher's --watch-grace (controller-ha.sh --handback-grace) [4]",
+    )
     args = parser.parse_args()
     args.slurmctld_timeout = args.slurmctld_timeout or configured_slurmctld_timeout()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up when killed
@@ -198,6 +252,8 @@ def main() -> int:
         for _ in range(3):
             cluster.reconcile("head")
             cluster.reconcile("login1")
+        if not args.no_watch:
+            cluster.start_watcher("login1", grace=args.watch_grace)
         for index in range(args.rounds):
             try:
                 result = run_round(cluster, index, args)
@@ -215,7 +271,12 @@ def main() -> int:
                 f"{logged:.2f} s (backup log); running lost {result['running_lost']}; "
                 f"burst lost {result['burst_lost']}/{result['burst']} "
                 f"(ages at kill: {', '.join(f'{a:.1f}' for a in result['lost_ages'])}); "
-                f"failback {result['failback']:.2f} s, backup {result['backup_action']}",
+                f"failback {result['failback']:.2f} s, longest no-answer "
+                f"{result['silence']:.2f} s, backup "
+                f"{'killed by watcher' if result['watcher_killed'] else 'kept'}, "
+                f"then {result['backup_action']}; finished job as the head recovered it: "
+                f"{result['after_failback'] or 'gone'}; waited {result['busy_wait']:.1f} s "
+                "for compute1 idle before the round",
                 flush=True,
             )
     finally:
@@ -245,13 +306,28 @@ def main() -> int:
         f"{statistics.median(failback):.2f} s, max {max(failback):.2f} s; backups found hung "
         f"and restarted: {sum(r['backup_action'] == 'restarted-hung' for r in rounds)}"
     )
+    silence = [r["silence"] for r in rounds]
+    print(
+        f"failback, longest time no controller answered (sinfo from login1; "
+        f"{'backup frozen, ' if args.hang else ''}"
+        f"{'no watcher' if args.no_watch else f'watcher grace {args.watch_grace:g} s'}): "
+        f"median {statistics.median(silence):.2f} s, max {max(silence):.2f} s; over 10 s: "
+        f"{sum(x > 10 for x in silence)} of {len(rounds)}"
+    )
+    stale = sum(r["after_failback"] != "COMPLETED" for r in rounds)
+    print(
+        f"failback, state the head recovered: job finished under the backup not COMPLETED in "
+        f"{stale} of {len(rounds)} rounds; longest wait for compute1 idle before a round "
+        f"{max(r['busy_wait'] for r in rounds):.1f} s"
+    )
     print(
         f"jobs lost, running at the kill: {sum(r['running_lost'] for r in rounds)} of {len(rounds)}"
     )
     print(
         f"jobs lost, accepted in the last {args.burst:.0f} s: {len(lost_ages)} of "
         f"{sum(r['burst'] for r in rounds)}; oldest lost was accepted "
-        f"{max(lost_ages, default=0):.1f} s before the kill"
+        f"{max(lost_ages, default=0):.1f} s before the kill; their ids given to another "
+        f"job after takeover: {sum(r['reused'] for r in rounds)}"
     )
     return 0
 

@@ -5,8 +5,9 @@
 # start; once), publishes ParallelCluster's resume/suspend programs and their config for
 # the login nodes, installs the reconciler and its units, runs it once.
 # Login node: installs the cluster munge key (when it differs), the resume/suspend
-# programs published by the head, a backup slurmctld unit, the reconciler and its units,
-# and runs the reconciler once (it registers this node and starts the backup slurmctld).
+# programs published by the head, a backup slurmctld unit and its hand-back watcher, the
+# reconciler and its units, and runs the reconciler once (it registers this node and
+# starts the backup slurmctld).
 # The reconciler (reconcile.py, installed beside) keeps the SlurmctldHost list equal to
 # the live controllers afterwards, from a systemd timer on every node.
 #
@@ -30,6 +31,10 @@
 #   --local-dir DIR        node-local state of the reconciler [/var/lib/pwb-ha]
 #   --systemd-dir DIR      where units are written [/etc/systemd/system]
 #   --wait SECONDS         login: how long to wait for the head's shared directory [600]
+#   --handback-grace SECONDS
+#                          login: the hand-back watcher (pwb-ha-handback.service) kills
+#                          the local slurmctld when it was in charge and has not answered
+#                          for this long (a hung hand-back to the returning head) [4]
 #   --scaling-sums-uri s3://BUCKET/KEY
 #                          where the head puts the sha256 list of the scaling files it
 #                          published, and the login nodes read it: an S3 key only the
@@ -69,6 +74,7 @@ INSTALL_DIR="/opt/pwb-ha"
 LOCAL_DIR="/var/lib/pwb-ha"
 SYSTEMD_DIR="/etc/systemd/system"
 WAIT=600
+HANDBACK_GRACE=4
 SCALING_SUMS_URI=""
 # Where the head publishes and the login nodes install the pcluster scaling programs;
 # overridable for the bats tests.
@@ -105,6 +111,7 @@ parse_args() {
       --local-dir) LOCAL_DIR="${2:?--local-dir needs a value}"; shift 2 ;;
       --systemd-dir) SYSTEMD_DIR="${2:?--systemd-dir needs a value}"; shift 2 ;;
       --wait) WAIT="${2:?--wait needs a value}"; shift 2 ;;
+      --handback-grace) HANDBACK_GRACE="${2:?--handback-grace needs a value}"; shift 2 ;;
       --scaling-sums-uri) SCALING_SUMS_URI="${2:?--scaling-sums-uri needs a value}"; shift 2 ;;
       -h | --help) usage; exit 0 ;;
       *) die "unknown argument: $1 (see --help)" ;;
@@ -124,6 +131,7 @@ validate_args() {
   ((STALE_AFTER > 2 * INTERVAL)) ||
     die "--stale-after (${STALE_AFTER}) must exceed twice --interval (${INTERVAL})"
   is_uint "${WAIT}" || die "--wait must be an integer"
+  is_positive "${HANDBACK_GRACE}" || die "--handback-grace must be a positive integer"
   [[ "${INIT}" == "systemd" || "${INIT}" == "none" ]] || die "--init must be systemd or none"
   [[ -f "${SLURM_ETC}/slurm.conf" ]] || die "no slurm.conf in ${SLURM_ETC}"
   [[ -x "${SLURM_PREFIX}/sbin/slurmctld" ]] || die "no slurmctld in ${SLURM_PREFIX}/sbin"
@@ -418,6 +426,21 @@ TasksMax=infinity
 
 [Install]
 WantedBy=multi-user.target"
+    # The hand-back watcher: a backup that hangs while handing control back to the head
+    # (REQUEST_CONTROL) is killed within seconds, not at the next timer tick.
+    write_unit pwb-ha-handback.service "[Unit]
+Description=pwb-ha: kill a backup slurmctld that hangs handing control back
+After=pwb-slurmctld.service
+
+[Service]
+Type=simple
+${env_line}
+ExecStart=${reconcile} --watch --watch-grace ${HANDBACK_GRACE}
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target"
   fi
 }
 
@@ -429,6 +452,7 @@ enable_units() {
     units+=(pwb-ha-reconcile.path)
   else
     timeout 60 systemctl enable pwb-slurmctld.service || die "could not enable pwb-slurmctld"
+    units+=(pwb-ha-handback.service)
   fi
   timeout 60 systemctl enable --now "${units[@]}" || die "could not enable ${units[*]}"
 }

@@ -368,6 +368,127 @@ def hung(settings: Settings, pid: int) -> bool:
     return True
 
 
+# -- hand-back watch ---------------------------------------------------------------------
+#
+# When the head's slurmctld returns, it sends REQUEST_CONTROL to the backup in charge and
+# waits for the reply before it reads the saved state and runs as primary (Slurm's
+# controller.c, _shutdown_backup_controller, reply timeout CONTROL_TIMEOUT). The backup
+# answers once it has stopped its primary threads and saved its state (proc_req.c,
+# _slurm_rpc_shutdown_controller). A backup that hangs there (seen with 22.05 in "Saving
+# all slurm state") keeps the head waiting: no controller answers. The watcher runs
+# beside the backup slurmctld and kills it once it has been silent for a few seconds
+# while it was, or was becoming, the controller in charge. Killing loses nothing the
+# state files do not already hold: Slurm writes each one to a temporary file and renames
+# it, so a kill leaves the last complete save (at most SAVE_MAX_WAIT, 5 s, old: the same
+# window as a kill -9 of the head), and the head reads that once the connection drops.
+
+# Control events a backup writes to its log (Slurm 22.05), the last one tells its role.
+STANDBY_EVENTS = ("running in background mode",)
+CHARGE_EVENTS = ("taking over", "Running as primary controller", "REQUEST_CONTROL")
+
+
+def log_path(settings: Settings) -> Path:
+    path = None
+    for line in conf_lines(settings.slurm_conf, skip=set()):
+        match = KEY_LINE.match(line)
+        if match and match["key"].lower() == "slurmctldlogfile":
+            path = Path(match["value"])
+    return path or Path("/var/log/slurmctld.log")
+
+
+def was_in_charge(settings: Settings, tail_bytes: int = 262144) -> bool:
+    """The local slurmctld's last control event put it in charge (or asked it to hand
+    back). Without a readable log: True (a silent live process is then judged alone)."""
+    try:
+        with open(log_path(settings), "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - tail_bytes))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return True
+    last_standby = max(text.rfind(e) for e in STANDBY_EVENTS)
+    last_charge = max(text.rfind(e) for e in CHARGE_EVENTS)
+    return last_charge > last_standby
+
+
+def answers(settings: Settings, probe_timeout: float) -> bool:
+    """The local slurmctld answered a ping within probe_timeout seconds.
+
+    `scontrol ping` asks every controller in turn; one that accepts the connection but
+    never replies holds it up to MessageTimeout, so a probe that does not finish in time
+    counts as silence too (then the log decides whose: see was_in_charge)."""
+    try:
+        result = subprocess.run(
+            [settings.tool("scontrol"), "ping"],
+            capture_output=True,
+            text=True,
+            timeout=probe_timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    states = {m["host"]: m["state"] for m in PING_LINE.finditer(result.stdout)}
+    return states.get(settings.hostname) == "UP"
+
+
+@dataclass
+class HandbackWatch:
+    """One check per call; the state between calls is when silence began."""
+
+    settings: Settings
+    grace: float
+    probe_timeout: float = 2.0
+    silent_since: float | None = None
+    watched_pid: int | None = None
+
+    def check(self, now: float | None = None) -> str:
+        pid = slurmctld_pid(self.settings)
+        if pid != self.watched_pid:
+            self.watched_pid, self.silent_since = pid, None
+        if pid is None:
+            return "absent"
+        if process_age(pid) < 2 * self.settings.slurmctld_timeout:
+            return "young"
+        # A probe that times out was silent from its start: the clock is read before it.
+        began = time.monotonic() if now is None else now
+        if answers(self.settings, self.probe_timeout):
+            self.silent_since = None
+            return "answers"
+        now = time.monotonic() if now is None else now
+        if self.silent_since is None:
+            self.silent_since = began
+        if now - self.silent_since < self.grace or not was_in_charge(self.settings):
+            return "silent"
+        log.warning(
+            "slurmctld %d in charge (or handing back) silent for %.1f s: killing it",
+            pid,
+            now - self.silent_since,
+        )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.watched_pid, self.silent_since = None, None
+        start_local(self.settings, restart=False)
+        return "killed-hung"
+
+
+def watch(settings: Settings, grace: float, every: float, rounds: int | None = None) -> int:
+    """The watcher loop (pwb-ha-handback.service on login nodes)."""
+    watcher = HandbackWatch(settings, grace)
+    done = 0
+    while rounds is None or done < rounds:
+        started = time.monotonic()
+        try:
+            state = watcher.check()
+            if state == "killed-hung":
+                log.info("slurmctld on %s restarted after a hung hand-back", settings.hostname)
+        except ReconcileError as exc:
+            log.error("%s", exc)
+        done += 1
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+    return 0
+
+
 def stop_local(settings: Settings, pid: int, grace: float = 20.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
@@ -459,6 +580,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="update the shared configuration only; leave slurmctld alone",
     )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="run the hand-back watcher (login nodes): kill the local slurmctld when it "
+        "was in charge and stays silent for --watch-grace seconds",
+    )
+    parser.add_argument(
+        "--watch-grace",
+        type=float,
+        default=4.0,
+        help="seconds of silence before the watcher kills a hung slurmctld [4]",
+    )
+    parser.add_argument(
+        "--watch-every", type=float, default=0.5, help="seconds between watcher checks [0.5]"
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -468,6 +604,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = Settings.load(args.config, args.stale_after)
+        if args.watch:
+            if args.watch_grace <= 0 or args.watch_every <= 0:
+                raise ReconcileError("--watch-grace and --watch-every must be positive")
+            return watch(settings, args.watch_grace, args.watch_every)
         with shared_lock(settings.shared_dir / "reconcile.lock"):
             changed = update_shared_config(settings)
         if not args.no_apply:

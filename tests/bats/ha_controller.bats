@@ -236,6 +236,7 @@ scaling_refused() {
   [[ "${unit}" == *"Environment=SLURM_CONF=${ETC}/slurm.conf"* ]]
   [[ "$(cat "${SYSTEMD_DIR}/pwb-ha-reconcile.timer")" == *"OnUnitActiveSec=30"* ]]
   [ ! -e "${SYSTEMD_DIR}/pwb-ha-reconcile.path" ]
+  [[ "$(cat "${SYSTEMD_DIR}/pwb-ha-handback.service")" == *"--watch --watch-grace 4"* ]]
   before="$(stat -c %Y.%s "${SYSTEMD_DIR}"/*)"
   sleep 1
   run write_units
@@ -258,7 +259,7 @@ scaling_refused() {
   [ "${status}" -eq 0 ]
   [ "$(stub_calls systemctl)" = "daemon-reload
 enable pwb-slurmctld.service
-enable --now pwb-ha-reconcile.timer" ]
+enable --now pwb-ha-reconcile.timer pwb-ha-handback.service" ]
   rm -f "${BATS_TEST_TMPDIR}/calls/systemctl"
   ROLE="head"
   run enable_units

@@ -14,12 +14,14 @@ local state: the host's "local disk"). One munged serves every host through its 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -101,6 +103,49 @@ def remove_leftovers() -> None:
             _run(["ip", "link", "del", link], check=False)
 
 
+class AnswerProbe:
+    """Polls a client round trip (`sinfo`, answered only by the controller in charge) from
+    one host in a thread and records when it succeeded; `longest_silence()` is the longest
+    interval in the watched window with no successful round trip (a probe that does not
+    finish within `probe_timeout` counts as no answer)."""
+
+    def __init__(self, host: Host, every: float = 0.2, probe_timeout: float = 2.0) -> None:
+        self.host, self.every, self.probe_timeout = host, every, probe_timeout
+        self.answered: list[float] = []
+        self.started = self.stopped = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                proc = subprocess.run(
+                    self.host.argv(["sinfo", "-h", "-o", "%P"]),
+                    capture_output=True,
+                    timeout=self.probe_timeout,
+                )
+                if proc.returncode == 0:
+                    self.answered.append(time.monotonic())
+            except subprocess.TimeoutExpired:
+                pass
+            self._stop.wait(max(0.0, self.every - (time.monotonic() - began)))
+
+    def __enter__(self) -> AnswerProbe:
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.probe_timeout + 5)
+        self.stopped = time.monotonic()
+
+    def longest_silence(self) -> float:
+        marks = [self.started, *self.answered, self.stopped]
+        return max(b - a for a, b in itertools.pairwise(marks))
+
+
 @dataclass
 class Host:
     name: str
@@ -148,6 +193,7 @@ class Cluster:
     hosts: dict[str, Host] = field(default_factory=dict)
     munged: subprocess.Popen[str] | None = None
     notes: dict[str, str] = field(default_factory=dict)  # test scratch: job ids and such
+    watchers: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
 
     @property
     def etc(self) -> Path:
@@ -301,6 +347,7 @@ class Cluster:
 
     def remove_host(self, name: str) -> None:
         """The host disappears: every process in it killed by PID, its namespace deleted."""
+        self.stop_watcher(name)
         host = self.hosts.pop(name)
         for pid in host.namespace_pids():
             with contextlib.suppress(ProcessLookupError):
@@ -362,6 +409,37 @@ class Cluster:
             timeout=120,
         )
 
+    def start_watcher(self, name: str, grace: float = 4.0) -> subprocess.Popen[str]:
+        """The hand-back watcher (pwb-ha-handback.service), as its unit runs it; stopped by
+        PID in close() (and with its host by remove_host)."""
+        host = self.hosts[name]
+        argv = host.argv(
+            [
+                "python3",
+                str(LOCAL_MOUNT / "ha" / "bin" / "reconcile.py"),
+                "--config",
+                str(LOCAL_MOUNT / "ha" / "reconcile.json"),
+                "--watch",
+                "--watch-grace",
+                str(grace),
+            ]
+        )
+        log_file = open(host.local_dir / "handback-watch.log", "a")  # noqa: SIM115
+        proc = subprocess.Popen(argv, stdout=log_file, stderr=log_file, text=True)
+        log_file.close()
+        self.watchers[name] = proc
+        return proc
+
+    def stop_watcher(self, name: str) -> None:
+        proc = self.watchers.pop(name, None)
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
     def start_slurmctld(self, name: str) -> None:
         self.hosts[name].run(["slurmctld"])
 
@@ -378,6 +456,9 @@ class Cluster:
 
     def close(self) -> None:
         """Stop everything by PID and remove namespaces, veths and the bridge."""
+        for name in list(self.watchers):
+            with contextlib.suppress(Exception):
+                self.stop_watcher(name)
         for host in list(self.hosts.values()):
             for daemon in ("slurmctld", "slurmd"):
                 pid = host.daemon_pid(daemon)

@@ -316,3 +316,73 @@ def test_a_unit_that_does_not_start_is_an_error(tmp_path, monkeypatch) -> None:
     )
     with pytest.raises(rc.ReconcileError, match="did not start on head: Job for"):
         rc.start_local(head, restart=False)
+
+
+@pytest.fixture
+def watched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """login1's watcher with a fake clock, ping, log and kill; records what it does."""
+    rc.update_shared_config(make_settings(tmp_path))
+    login = make_settings(tmp_path, "login1", "login")
+    log_file = tmp_path / "slurmctld.log"
+    conf = login.slurm_conf
+    conf.write_text(conf.read_text() + f"SlurmctldLogFile={log_file}\n")
+    state: dict = {"pid": 4242, "age": 600.0, "answers": True, "killed": [], "started": 0}
+    monkeypatch.setattr(rc, "slurmctld_pid", lambda s: state["pid"])
+    monkeypatch.setattr(rc, "process_age", lambda pid: state["age"])
+    monkeypatch.setattr(rc, "answers", lambda s, t: state["answers"])
+    monkeypatch.setattr(rc.os, "kill", lambda pid, sig: state["killed"].append((pid, sig)))
+
+    def fake_start(settings, restart, grace=20.0):
+        state["started"] += 1
+        state["pid"] = 4343
+
+    monkeypatch.setattr(rc, "start_local", fake_start)
+    return rc.HandbackWatch(login, grace=4.0), log_file, state
+
+
+def test_watch_kills_a_silent_controller_in_charge_after_the_grace(watched) -> None:
+    watch, log_file, state = watched
+    log_file.write_text(
+        "slurmctld running in background mode\n"
+        "ControlMachine head not responding, BackupController1 login1 taking over\n"
+        "Performing RPC: REQUEST_CONTROL\nSaving all slurm state\n"
+    )
+    assert watch.check(now=0.0) == "answers"
+    state["answers"] = False
+    assert watch.check(now=100.0) == "silent"
+    assert watch.check(now=103.9) == "silent"
+    assert state["killed"] == []
+    assert watch.check(now=104.5) == "killed-hung"
+    assert state["killed"] == [(4242, rc.signal.SIGKILL)]
+    assert state["started"] == 1
+    # The new process is watched from scratch: one silent probe is not enough.
+    assert watch.check(now=105.0) == "silent"
+    assert len(state["killed"]) == 1
+
+
+def test_watch_leaves_a_silent_standby_and_a_young_process_alone(watched) -> None:
+    watch, log_file, state = watched
+    log_file.write_text(
+        "ControlMachine head not responding, BackupController1 login1 taking over\n"
+        "Running as primary controller\nPerforming RPC: REQUEST_CONTROL\n"
+        "slurmctld running in background mode\n"  # handed back: a standby again
+    )
+    state["answers"] = False
+    for now in (0.0, 10.0, 60.0):
+        assert watch.check(now=now) == "silent"
+    log_file.write_text("taking over\n")
+    state["age"] = 3.0  # just (re)started: not answering yet is normal
+    assert watch.check(now=70.0) == "young"
+    assert state["killed"] == []
+
+
+def test_watch_silence_must_be_unbroken(watched) -> None:
+    watch, log_file, state = watched
+    log_file.write_text("taking over\n")
+    state["answers"] = False
+    assert watch.check(now=0.0) == "silent"
+    state["answers"] = True
+    assert watch.check(now=3.0) == "answers"
+    state["answers"] = False
+    assert watch.check(now=5.0) == "silent"  # 5 s since the first, 0 s since this silence
+    assert state["killed"] == []
