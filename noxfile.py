@@ -60,7 +60,16 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """pytest: unit, Pulumi mocks, pcluster offline and the real daemons (needs root for those)."""
-    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
+    # Bytecode written at install time: the tests start invoke and ParallelCluster's worker
+    # hundreds of times, and with PYTHONDONTWRITEBYTECODE set each start would compile every
+    # import again (bin/setup does the same for .venv).
+    session.install(
+        "-e",
+        ".",
+        *nox.project.dependency_groups(PYPROJECT, "test"),
+        env={"UV_COMPILE_BYTECODE": "1"},
+    )
+    session.run("python", "-m", "compileall", "-q", "src", silent=True)
     # pytest exits 5 when it collected nothing; nox fails on it, which is what we want:
     # a suite that silently ran no test is not a green suite.
     session.run("pytest", "--durations=15", *(session.posargs or ["tests"]))

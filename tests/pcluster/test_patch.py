@@ -150,3 +150,28 @@ def test_files_of_an_earlier_patch_version_are_reinstalled_then_patched(
     assert patch.ensure_patched() == patched_copy
     assert reinstalled == [True]
     assert [r.after for r in patch.check(patched_copy)] == [patch.State.APPLIED]
+
+
+def test_patched_files_have_current_bytecode(patched_copy: Path) -> None:
+    """With PYTHONDONTWRITEBYTECODE set, a .pyc left stale by the patch would make every
+    worker start compile the file again: apply and revert write it anew."""
+    import importlib.util
+
+    def current(source: Path) -> bool:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        if not cached.is_file():
+            return False
+        header = cached.read_bytes()[:16]
+        stat = source.stat()
+        return (
+            header[:4] == importlib.util.MAGIC_NUMBER
+            and int.from_bytes(header[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
+            and int.from_bytes(header[12:16], "little") == stat.st_size & 0xFFFFFFFF
+        )
+
+    sources = [patched_copy / rel for rel in touched(patched_copy) if rel.endswith(".py")]
+    assert sources
+    for step in (patch.revert, patch.apply):
+        step(patched_copy)
+        stale = [str(s) for s in sources if not current(s)]
+        assert not stale, f"after {step.__name__}: stale or missing bytecode for {stale}"

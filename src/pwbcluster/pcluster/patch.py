@@ -15,6 +15,7 @@ a header saying what and why. GNU ``patch`` does the work:
 
 from __future__ import annotations
 
+import compileall
 import fcntl
 import logging
 import re
@@ -141,7 +142,27 @@ def _run_patch(site_dir: Path, patch: PatchFile, *flags: str) -> subprocess.Comp
         *flags,
     ]
     log.debug("running %s", " ".join(argv))
-    return subprocess.run(argv, capture_output=True, text=True, timeout=PATCH_TIMEOUT_SECONDS)
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=PATCH_TIMEOUT_SECONDS)
+    if run.returncode == 0 and "--dry-run" not in flags:
+        _compile_targets(site_dir, patch)
+    return run
+
+
+def _compile_targets(site_dir: Path, patch: PatchFile) -> None:
+    """Write the bytecode of the files a patch changed.
+
+    The venv is installed with its bytecode compiled, and Python only reads a .pyc whose
+    recorded source mtime and size match. A patched file's old .pyc is therefore stale. Where
+    PYTHONDONTWRITEBYTECODE is set, as on these machines, the import would not write a new
+    one, so every start-up would compile the file again. compileall writes it regardless.
+    The pcluster venv runs this same interpreter (venv.py creates it with sys.executable),
+    so the bytecode's version matches.
+    """
+    for line in patch.path.read_text().splitlines():
+        if line.startswith("+++ b/") and line.rstrip().endswith(".py"):
+            target = site_dir / line.removeprefix("+++ b/").strip()
+            if target.is_file():
+                compileall.compile_file(str(target), quiet=2, force=True)
 
 
 def state(site_dir: Path, patch: PatchFile) -> State:

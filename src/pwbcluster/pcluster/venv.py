@@ -168,7 +168,9 @@ def ensure_venv(require_node: bool = True) -> Path:
                 f"creating venv {venv.name} (uv)",
             )
             _run_logged(
-                [*uv, "pip", "install", "--python", python, *REQUIREMENTS],
+                # Bytecode written now: with PYTHONDONTWRITEBYTECODE set (as here) every
+                # worker start would compile ParallelCluster's imports again (seconds each).
+                [*uv, "pip", "install", "--compile-bytecode", "--python", python, *REQUIREMENTS],
                 logfile,
                 f"installing {', '.join(REQUIREMENTS)} (uv)",
             )
