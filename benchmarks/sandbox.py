@@ -73,6 +73,24 @@ def stage_seconds(build: Path) -> dict[str, float]:
     return found
 
 
+def bytecode_state() -> str:
+    """Whether the venvs hold compiled bytecode (bin/setup and the pcluster venv write it at
+    install time) and whether Python may write more at run time."""
+    import importlib.util
+
+    import invoke as invoke_package
+
+    def compiled(source: Path) -> str:
+        return "yes" if Path(importlib.util.cache_from_source(str(source))).is_file() else "no"
+
+    toolkit = compiled(Path(invoke_package.__file__))
+    pcluster = sorted((ROOT / ".venvs").glob("pcluster-*/lib/python*/site-packages/pcluster"))
+    in_pcluster = compiled(pcluster[0] / "__init__.py") if pcluster else "no venv"
+    writes = "not written at run time (PYTHONDONTWRITEBYTECODE set)" if os.environ.get(
+        "PYTHONDONTWRITEBYTECODE") else "written at run time"  # fmt: skip
+    return f"installed compiled: toolkit venv {toolkit}, pcluster venv {in_pcluster}; {writes}"
+
+
 def cell(values: list[float]) -> str:
     return f"{statistics.median(values):6.1f} [{min(values):.1f}-{max(values):.1f}]"
 
@@ -108,10 +126,8 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "invoke", *down], cwd=ROOT,
                            capture_output=True, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
             shutil.rmtree(build, ignore_errors=True)
-    dont = "not written (PYTHONDONTWRITEBYTECODE set)" if os.environ.get(
-        "PYTHONDONTWRITEBYTECODE") else "Python's default"  # fmt: skip
     print(f"invoke up/down --sandbox, wall-clock seconds, median [min-max] of {args.runs} "
-          f"run(s); {os.cpu_count()} CPUs; bytecode: {dont}")  # fmt: skip
+          f"run(s); {os.cpu_count()} CPUs; bytecode: {bytecode_state()}")  # fmt: skip
     for figure in FIGURES:
         print(f"{figure:20s}{cell(times[figure]):>24s}")
     if args.stages:
