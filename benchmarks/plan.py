@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _bytecode import bytecode_state
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,9 +158,7 @@ def main() -> None:
             if args.baseline:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                                 str(baseline_dir)], check=False)  # fmt: skip
-    dont = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
-    bytecode = "cached (temporary prefix)" if args.bytecode else (
-        "not written (PYTHONDONTWRITEBYTECODE set)" if dont else "Python's default")  # fmt: skip
+    bytecode = "cached (temporary prefix)" if args.bytecode else bytecode_state()
     print(f"invoke plan, wall-clock seconds, median [min-max] of {args.runs} run(s); "
           f"{os.cpu_count()} CPUs; bytecode: {bytecode}")  # fmt: skip
     print("cold: fresh build dir, ParallelCluster environment present unless 'new environment'")

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _bytecode import bytecode_state
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,24 +72,6 @@ def stage_seconds(build: Path) -> dict[str, float]:
         ):
             found[name] = float(record["finished"]) - float(record["started"])
     return found
-
-
-def bytecode_state() -> str:
-    """Whether the venvs hold compiled bytecode (bin/setup and the pcluster venv write it at
-    install time) and whether Python may write more at run time."""
-    import importlib.util
-
-    import invoke as invoke_package
-
-    def compiled(source: Path) -> str:
-        return "yes" if Path(importlib.util.cache_from_source(str(source))).is_file() else "no"
-
-    toolkit = compiled(Path(invoke_package.__file__))
-    pcluster = sorted((ROOT / ".venvs").glob("pcluster-*/lib/python*/site-packages/pcluster"))
-    in_pcluster = compiled(pcluster[0] / "__init__.py") if pcluster else "no venv"
-    writes = "not written at run time (PYTHONDONTWRITEBYTECODE set)" if os.environ.get(
-        "PYTHONDONTWRITEBYTECODE") else "written at run time"  # fmt: skip
-    return f"installed compiled: toolkit venv {toolkit}, pcluster venv {in_pcluster}; {writes}"
 
 
 def cell(values: list[float]) -> str:
