@@ -178,6 +178,13 @@ def test_hung_hand_back_is_killed_within_seconds(ha_cluster: Cluster) -> None:
     time.sleep(SAVE_WINDOW)  # past the asynchronous state save (the benchmark measures it)
     ha_cluster.kill9("head")
     wait_completed(ha_cluster, submit(ha_cluster, "true"))  # login1 is in charge
+    # Let login1 save that finished job before it freezes. Otherwise the head reads an
+    # older save in which the job still runs on compute1, and holds the node until
+    # compute1's slurmd reports otherwise (over 100 s here): the known, documented loss of
+    # the last <= 5 s, which is not what this test measures, and which starved the tests
+    # after it.
+    # (A file's mtime cannot say it: the save may come before the test sees the job end.)
+    time.sleep(SAVE_WINDOW)
     for name in ("login1", "login2"):
         ha_cluster.start_watcher(name)
     try:
@@ -215,9 +222,15 @@ def test_hung_hand_back_is_killed_within_seconds(ha_cluster: Cluster) -> None:
             "login1 back as a standby",
             lambda: ping(ha_cluster) == [("head", "UP"), ("login1", "UP"), ("login2", "UP")],
         )
+        wait_for("compute1 idle for the next test", lambda: node_state(ha_cluster) == "idle")
     finally:
         for name in ("login1", "login2"):
             ha_cluster.stop_watcher(name)
+
+
+def node_state(cluster: Cluster, node: str = "compute1") -> str:
+    out = cluster.hosts["login1"].run(["sinfo", "-h", "-n", node, "-o", "%T"], check=False)
+    return out.strip().rstrip("*~#")
 
 
 def test_vanished_login_node_is_removed(ha_cluster: Cluster) -> None:
