@@ -72,7 +72,9 @@ class ToolkitTask(invoke.Task):
         kwargs["auto_shortflags"] = False
         super().__init__(*args, **kwargs)
 
+    @functools.cached_property
     def _integer_params(self) -> set[str]:
+        """The parameters annotated int or int | None (read once per task)."""
         try:
             hints = typing.get_type_hints(inspect.unwrap(self.body))
         except Exception:  # an annotation that does not resolve: leave kinds to invoke
@@ -92,7 +94,7 @@ class ToolkitTask(invoke.Task):
         short = SHORT_FLAGS.get(opts["names"][0])
         if short is not None and short not in taken_names:
             opts["names"].append(short)
-        if name in self._integer_params() and opts.get("kind", int) in (int, str):
+        if name in self._integer_params and opts.get("kind", int) in (int, str):
             opts["kind"] = int
         return opts
 
