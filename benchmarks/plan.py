@@ -6,10 +6,12 @@ Usage: .venv/bin/python benchmarks/plan.py [--runs 3] [--baseline GIT_REV] [--re
 Copies config/example.yaml to a temporary directory (deployment name "planbench", so
 build/example/ is left alone), then, per run and per tree, one after another:
 
-- cold: build/planbench/ removed first; the ParallelCluster environment is present (the
-  tree's .venvs/), it is not rebuilt;
-- cold, new environment (only with --rebuild-env): build/planbench/ removed and the
-  ParallelCluster environment built anew in a temporary PWBCLUSTER_VENVS_DIR;
+- cold: build/planbench/ removed first and no warm pcluster worker running (an empty
+  PWBCLUSTER_WORKER_DIR; the plan starts one, which the figures after it in the run use);
+  the ParallelCluster environment is present (the tree's .venvs/), it is not rebuilt;
+- cold, new environment (only with --rebuild-env): build/planbench/ removed, no warm
+  worker, and the ParallelCluster environment built anew in a temporary
+  PWBCLUSTER_VENVS_DIR;
 - warm, unchanged: the same config again;
 - Workbench edit: cluster.workbench.license_server changed (Workbench files only);
 - queue edit: the first queue's max_count changed;
@@ -43,6 +45,8 @@ from typing import Any
 from _bytecode import bytecode_state
 from ruamel.yaml import YAML
 
+from pwbcluster.pcluster import warm
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "planbench"
 SCENARIOS = ["cold", "cold, new environment", "warm, unchanged", "Workbench edit",
@@ -62,7 +66,8 @@ def write_yaml(path: Path, data: Any) -> None:
 
 class Tree:
     def __init__(self, label: str, root: Path, work: Path) -> None:
-        self.label, self.root = label, root
+        self.label, self.root, self.work = label, root, work
+        self.worker_dirs: list[Path] = []
         self.deployment = work / f"{label}.yaml"
         base = load_yaml(ROOT / "config" / "example.yaml")
         base["deployment"]["name"] = NAME
@@ -95,14 +100,30 @@ class Tree:
         return self.root / "build" / NAME
 
     def sequence(self, run: int, env: dict[str, str], rebuild_env: bool) -> None:
+        try:
+            self._sequence(run, env, rebuild_env)
+        finally:
+            for directory in self.worker_dirs:
+                warm.stop_all(directory)
+
+    def _workers(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` with an empty directory for the warm pcluster workers: no worker is
+        running for the next plan (a tree from before the warm worker ignores it)."""
+        directory = Path(tempfile.mkdtemp(prefix="w", dir=self.work))
+        directory.chmod(0o700)
+        self.worker_dirs.append(directory)
+        return {**env, warm.ENV_DIR: str(directory)}
+
+    def _sequence(self, run: int, env: dict[str, str], rebuild_env: bool) -> None:
         data = copy.deepcopy(self.base)
         self.write(data)
         if rebuild_env:
             shutil.rmtree(self.build_dir(), ignore_errors=True)
             with tempfile.TemporaryDirectory(prefix="planbench-venvs-") as venvs:
-                seconds = self.plan({**env, "PWBCLUSTER_VENVS_DIR": venvs})
+                seconds = self.plan({**self._workers(env), "PWBCLUSTER_VENVS_DIR": venvs})
                 self.times["cold, new environment"].append(seconds)
         shutil.rmtree(self.build_dir(), ignore_errors=True)
+        env = self._workers(env)
         self.times["cold"].append(self.plan(env))
         self.times["warm, unchanged"].append(self.plan(env))
         # Workbench only: the rendered cluster config stays the same (user_group, by
@@ -161,7 +182,10 @@ def main() -> None:
     bytecode = "cached (temporary prefix)" if args.bytecode else bytecode_state()
     print(f"invoke plan, wall-clock seconds, median [min-max] of {args.runs} run(s); "
           f"{os.cpu_count()} CPUs; bytecode: {bytecode}")  # fmt: skip
-    print("cold: fresh build dir, ParallelCluster environment present unless 'new environment'")
+    print(
+        "cold: fresh build dir, no warm pcluster worker, ParallelCluster environment present "
+        "unless 'new environment'"
+    )
     header = f"{'figure':24s}" + "".join(f"{t.label:>28s}" for t in trees)
     print(header)
     for scenario in SCENARIOS:

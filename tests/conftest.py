@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pwbcluster.pcluster import warm
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "example.yaml"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_warm_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's warm pcluster workers in a directory of its own (invoke run in a
+    subprocess inherits it), all stopped at the end: none outlives the tests."""
+    directory = tmp_path_factory.mktemp("workers")
+    directory.chmod(0o700)
+    before = os.environ.get(warm.ENV_DIR)
+    os.environ[warm.ENV_DIR] = str(directory)
+    yield directory
+    warm.stop_all(directory)
+    if before is None:
+        os.environ.pop(warm.ENV_DIR, None)
+    else:
+        os.environ[warm.ENV_DIR] = before
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 The work happens in ``worker.py`` inside the pcluster venv (subprocess, JSON in and
 out), under moto: in-process ``mock_aws`` by default, or a moto server given by
 ``endpoint_url`` (the sandbox, with ids it created). Several jobs share one process so
-moto and CDK start once.
+moto and CDK start once; that process is the warm worker (``warm``), started on first
+use and kept for the next plan, or a fresh one where the warm worker is off or fails.
 
     results = run_jobs([cluster_job(cfg, "example", out_dir=...), image_job(img, "pwb-1")],
                        region="eu-west-1")
@@ -28,7 +29,9 @@ from typing import Any
 
 from pwbcluster.contracts import STAND_IN_ACCOUNT
 from pwbcluster.errors import PclusterError
-from pwbcluster.pcluster.venv import ensure_venv, pcluster_python
+from pwbcluster.pcluster import warm
+from pwbcluster.pcluster.patch import find_patches, targets
+from pwbcluster.pcluster.venv import ensure_venv, pcluster_python, site_packages
 
 log = logging.getLogger(__name__)
 
@@ -165,29 +168,13 @@ def run_jobs(
     with tempfile.TemporaryDirectory(prefix="pwbcluster-pcluster-") as tmp:
         request_file, response_file = Path(tmp, "request.json"), Path(tmp, "response.json")
         request_file.write_text(json.dumps(request))
-        argv = [str(pcluster_python()), str(WORKER), str(request_file), str(response_file)]
-        try:
-            # pcluster builds some lists from sets (managed policy ARNs...): a fixed hash
-            # seed keeps the synthesised templates the same from one run to the next.
-            env = {**os.environ, "PYTHONHASHSEED": "0"}
-            if python_path:
-                env["PYTHONPATH"] = os.pathsep.join(str(p) for p in python_path)
-            run = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=WORKER_TIMEOUT_SECONDS,
-                cwd=tmp,
-                env=env,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise PclusterError(
-                f"pcluster offline run did not finish in {WORKER_TIMEOUT_SECONDS} s"
-            ) from exc
-        if run.returncode != 0 or not response_file.is_file():
-            raise PclusterError(
-                f"the pcluster worker failed (exit {run.returncode}):\n{run.stderr[-3000:]}"
-            )
+        env = worker_env()
+        if python_path:
+            env["PYTHONPATH"] = os.pathsep.join(str(p) for p in python_path)
+        # A warm worker serves the patched venv only: a run with other code in front of
+        # it (python_path) gets a process of its own.
+        if python_path or not (warm.enabled(env) and _run_warm(Path(tmp), env)):
+            _run_fresh(Path(tmp), env)
         response = json.loads(response_file.read_text())
     results = []
     for job, raw in zip(jobs, response["results"], strict=True):
@@ -217,6 +204,65 @@ def run_jobs(
             )
         )
     return results
+
+
+def worker_env() -> dict[str, str]:
+    # pcluster builds some lists from sets (managed policy ARNs...): a fixed hash seed
+    # keeps the synthesised templates the same from one run to the next.
+    return {**os.environ, "PYTHONHASHSEED": "0"}
+
+
+def _warm_key(env: dict[str, str]) -> str:
+    site_dir = site_packages()
+    patched = [t for p in find_patches() for t in targets(site_dir, p)]
+    return warm.worker_key(pcluster_python(), sorted(WORKER_DIR.glob("*.py")), patched, env)
+
+
+def prewarm() -> None:
+    """Start the warm worker now, if it is on and not running, so that its imports overlap
+    whatever the caller does before its first request (the plan's render step)."""
+    env = worker_env()
+    if not warm.enabled(env):
+        return
+    try:
+        warm.start([str(pcluster_python()), str(WORKER)], env, _warm_key(env))
+    except warm.Unavailable as exc:
+        log.debug("pcluster: no warm worker ahead of need: %s", exc)
+
+
+def _run_warm(tmp: Path, env: dict[str, str]) -> bool:
+    """The request in ``tmp`` answered by the warm worker; False when it could not be."""
+    key = _warm_key(env)
+    try:
+        warm.run(
+            [str(pcluster_python()), str(WORKER)],
+            tmp / "request.json",
+            tmp / "response.json",
+            tmp,
+            env,
+            key,
+            WORKER_TIMEOUT_SECONDS,
+        )
+    except warm.Unavailable as exc:
+        log.warning("pcluster: the warm worker could not answer (%s); starting a fresh one", exc)
+        return False
+    return True
+
+
+def _run_fresh(tmp: Path, env: dict[str, str]) -> None:
+    argv = [str(pcluster_python()), str(WORKER), "request.json", "response.json"]
+    try:
+        run = subprocess.run(
+            argv, capture_output=True, text=True, timeout=WORKER_TIMEOUT_SECONDS, cwd=tmp, env=env
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise PclusterError(
+            f"pcluster offline run did not finish in {WORKER_TIMEOUT_SECONDS} s"
+        ) from exc
+    if run.returncode != 0 or not (tmp / "response.json").is_file():
+        raise PclusterError(
+            f"the pcluster worker failed (exit {run.returncode}):\n{run.stderr[-3000:]}"
+        )
 
 
 def validate_cluster(config: dict[str, Any], name: str, region: str, **kwargs: Any) -> JobResult:

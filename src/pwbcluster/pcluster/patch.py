@@ -158,11 +158,18 @@ def _compile_targets(site_dir: Path, patch: PatchFile) -> None:
     The pcluster venv runs this same interpreter (venv.py creates it with sys.executable),
     so the bytecode's version matches.
     """
-    for line in patch.path.read_text().splitlines():
-        if line.startswith("+++ b/") and line.rstrip().endswith(".py"):
-            target = site_dir / line.removeprefix("+++ b/").strip()
-            if target.is_file():
-                compileall.compile_file(str(target), quiet=2, force=True)
+    for target in targets(site_dir, patch):
+        if target.suffix == ".py" and target.is_file():
+            compileall.compile_file(str(target), quiet=2, force=True)
+
+
+def targets(site_dir: Path, patch: PatchFile) -> list[Path]:
+    """The files ``patch`` changes, under ``site_dir``."""
+    return [
+        site_dir / line.removeprefix("+++ b/").strip()
+        for line in patch.path.read_text().splitlines()
+        if line.startswith("+++ b/")
+    ]
 
 
 def state(site_dir: Path, patch: PatchFile) -> State:

@@ -100,9 +100,10 @@ def prove_flows(ctx: PlanContext) -> None:
 
 
 def setup_pcluster() -> None:
-    """The pcluster venv, built on first use, with the patches applied (``make_plan`` runs
-    it in the background while the render step runs)."""
+    """The pcluster venv, built on first use, with the patches applied, and the warm
+    worker started (``make_plan`` runs this in the background while the render step runs)."""
     ensure_patched()
+    offline.prewarm()
 
 
 def _worker_key(region: str, account: str) -> str:

@@ -1,6 +1,7 @@
 """Validate and synthesise with ParallelCluster's own code; runs INSIDE the pcluster venv.
 
 Usage: <pcluster venv>/bin/python worker.py REQUEST.json RESPONSE.json
+       <pcluster venv>/bin/python worker.py --serve SOCKET IDLE_SECONDS MAX_REQUESTS
 
 The toolkit (pwbcluster.pcluster.offline) writes the request and reads the response;
 pcluster, CDK and jsii may print what they like on stdout/stderr. Standalone: imports
@@ -11,6 +12,9 @@ mock), jobs: [{kind ("cluster" | "image"), config, name, validate, synthesise, o
 suppress (validator class names), standins, public_subnets, instance_types}]}.
 Response: {results: [{failures: [{level, validator, message, path}], files, timings,
 mapping, placeholders, error}]}, one per job.
+
+The second form is the warm worker (worker_serve.py): the same requests, one after
+another over a Unix socket, in a process that paid the imports once.
 
 Two phases: every job is validated first; templates are synthesised only when no job
 has an error (a plan with an invalid config stops anyway, and synthesis is the slow part).
@@ -258,23 +262,29 @@ def synthesise(
     timings["synthesis"] = time.perf_counter() - started
 
 
-def main(argv: list[str]) -> int:
-    request_path, response_path = Path(argv[1]), Path(argv[2])
-    request = json.loads(request_path.read_text())
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+def handle(request: dict[str, Any]) -> dict[str, Any]:
+    """One request, from a clean slate: moto's state, pcluster's caches and clients reset."""
+    from pcluster.aws.aws_api import AWSApi
+    from pcluster.aws.common import Cache
+
     os.environ["AWS_DEFAULT_REGION"] = request["region"]
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "sandbox")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
     os.environ["MOTO_ACCOUNT_ID"] = request["account_id"]
+    AWSApi.reset()
+    Cache.clear_all()
     results: list[dict[str, Any]] = []
     with ExitStack() as stack:
         started = time.perf_counter()
         if request.get("endpoint_url"):
             os.environ["AWS_ENDPOINT_URL"] = request["endpoint_url"]
         else:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
             from moto import mock_aws
 
+            # Entering resets every moto backend, leaving drops their data: each request
+            # sees an empty account, as a fresh process does.
             stack.enter_context(mock_aws())
         startup = time.perf_counter() - started
         jobs = [{**request, **job} for job in request["jobs"]]
@@ -302,7 +312,21 @@ def main(argv: list[str]) -> int:
                     response["traceback"] = traceback.format_exc()
             response.pop("_state", None)
             response["timings"] = timings
-    response_path.write_text(json.dumps({"results": results}, indent=1, default=str))
+    AWSApi.reset()
+    Cache.clear_all()
+    return {"results": results}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1 and argv[1] == "--serve":
+        from worker_serve import serve
+
+        return serve(argv[2:], handle)
+    request_path, response_path = Path(argv[1]), Path(argv[2])
+    request = json.loads(request_path.read_text())
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    response = handle(request)
+    response_path.write_text(json.dumps(response, indent=1, default=str))
     return 0
 
 
