@@ -103,8 +103,12 @@ SECURITY_DEPLOYMENTS = {
 def security(session: nox.Session) -> None:
     """checkov on the planned CloudFormation: fails on a finding the project controls."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "security"))
-    for deployment in SECURITY_DEPLOYMENTS:
-        session.run("invoke", "plan", "--config", deployment)
+    try:
+        for deployment in SECURITY_DEPLOYMENTS:
+            session.run("invoke", "plan", "--config", deployment)
+    finally:
+        # The plans' warm pcluster worker is not left running after CI.
+        session.run("invoke", "pcluster.workers", "--stop", success_codes=[0, 1])
     session.run(
         "python",
         "-m",
