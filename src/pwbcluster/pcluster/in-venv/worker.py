@@ -280,7 +280,6 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
         if request.get("endpoint_url"):
             os.environ["AWS_ENDPOINT_URL"] = request["endpoint_url"]
         else:
-            os.environ.pop("AWS_ENDPOINT_URL", None)
             from moto import mock_aws
 
             # Entering resets every moto backend, leaving drops their data: each request
