@@ -141,6 +141,8 @@ class Ledger:
         if self.path.exists():
             try:
                 self.data = json.loads(self.path.read_text(encoding="utf-8"))
+            except PermissionError:
+                raise ToolkitError(f"{self.path} is root's: run with sudo") from None
             except ValueError as exc:
                 raise ToolkitError(
                     f"{self.path} is not a lab ledger ({exc}); remove the lab's objects by "

@@ -596,6 +596,8 @@ class Lab:
         done = self.ops_bash("database_roles", RDS_CA_PATH=str(self.rds_ca))
         if done.returncode != 0:
             raise ToolkitError(f"database.sh failed: {done.stderr.strip()[-500:]}")
+        for line in done.stderr.strip().splitlines()[-2:]:
+            self.progress(f"workbench-role: {line}")
 
     # -- file systems -----------------------------------------------------------------
 
@@ -609,7 +611,10 @@ class Lab:
         ]
         if (doc.get("HeadNode") or {}).get("SharedStorageType") == "Efs":
             found.append(
-                {"name": "internal_pcluster_shared", "type": "Efs", "mount": "/opt/parallelcluster"}
+                # ParallelCluster's own EFS (/opt/parallelcluster/shared*, /opt/slurm,
+                # /opt/intel, as its docs describe SharedStorageType: Efs); how the nodes
+                # step maps it is that step's to settle.
+                {"name": "internal_pcluster_shared", "type": "Efs", "mount": "(ParallelCluster)"}
             )
         return found
 
