@@ -231,6 +231,7 @@ class Lab:
             rds_ca=str(self.rds_ca),
             ldap_ca=str(self.ldap_ca),
             ldap_uri=services.ldap_uri,
+            domain=services.domain_name,
             bind_user_dn=services.bind_user_dn,
             bind_password_secret_arn=services.bind_password_secret_arn,
             db={
@@ -510,7 +511,8 @@ class Lab:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+            # RDS names can pass the CN's 64 characters: the names are in the SAN.
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pwblab-db")]))
             .issuer_name(ca_name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
