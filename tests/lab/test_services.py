@@ -59,9 +59,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Lab]:
     the_lab = services.Lab(load_config(config))
     try:
         the_lab.up()
-        the_lab.client_ns = the_lab.ledger.namespace(  # type: ignore[attr-defined]
-            "client", [LAB.address(100)], hosts=the_lab.ledger.meta["hosts"]
-        )
+        the_lab.namespace("client", 100)
         yield the_lab
     finally:
         services.down()
@@ -75,7 +73,7 @@ def in_client(
     """``argv`` in the client namespace; an ``env`` value of "" unsets that variable."""
     full = {k: v for k, v in {**os.environ, **env}.items() if v != ""}
     return subprocess.run(
-        lab.ledger.exec(lab.client_ns, argv),  # type: ignore[attr-defined]
+        lab.ledger.exec(LAB.netns("client"), argv),
         input=stdin,
         env=full,
         capture_output=True,

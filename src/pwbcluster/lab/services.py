@@ -171,6 +171,14 @@ class Lab:
     def secret(self, arn: str) -> str:
         return str(self.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
 
+    def namespace(self, name: str, host: int) -> str:
+        """A namespace ``pwblab-<name>`` at the subnet's ``host``-th address, resolving the
+        lab's names (a test's client now; the nodes later). Needs ``up`` first."""
+        hosts = self.ledger.meta.get("hosts")
+        if not hosts:
+            raise ToolkitError("the lab is not up: `invoke lab.up` first")
+        return self.ledger.namespace(name, [self.net.address(host)], hosts=hosts)
+
     # -- up -------------------------------------------------------------------------
 
     def up(self) -> dict[str, float]:
