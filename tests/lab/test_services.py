@@ -27,6 +27,7 @@ import pytest
 from pwbcluster.config import load_config
 from pwbcluster.lab import services
 from pwbcluster.lab.network import LAB, Ledger, alive, leftovers, processes_in
+from pwbcluster.pipeline import orchestrate
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESSES = [LAB.address(n) for n in (*services.HOSTS.values(), 100)]
@@ -183,7 +184,12 @@ s3 = boto3.client("s3", region_name=region)
 keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
 body = s3.get_object(Bucket=bucket, Key=prefix + "node.env")["Body"].read().decode()
 secret = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=arn)
-print(json.dumps({"keys": keys, "node_env": body, "secret": secret["SecretString"]}))
+lbs = boto3.client("elbv2", region_name=region).describe_load_balancers()["LoadBalancers"]
+vpcs = boto3.client("ec2", region_name=region).describe_vpcs()["Vpcs"]
+groups = boto3.client("autoscaling", region_name=region).describe_auto_scaling_groups()
+print(json.dumps({"keys": keys, "node_env": body, "secret": secret["SecretString"],
+                  "lbs": [lb["DNSName"] for lb in lbs], "vpcs": [v["CidrBlock"] for v in vpcs],
+                  "groups": len(groups["AutoScalingGroups"])}))
 """
 
 
@@ -204,6 +210,13 @@ def test_s3_and_secrets_at_the_lab_address(lab: services.Lab) -> None:
     written = (lab.config.build_dir / "workbench" / "node.env").read_text()
     assert got["node_env"] == written, "S3 holds the node.env the cluster stage wrote"
     assert got["secret"] == lab.secret(arn) and len(got["secret"]) >= 16
+    # EC2 and ELB hold what the stages made (the VPC, the LDAPS front's balancer, whose
+    # name the lab's front answers for); Auto Scaling answers (the cluster is simulated:
+    # no groups yet).
+    network = orchestrate.recorded(lab.config, "sandbox", "network")
+    assert network is not None and network.vpc_cidr in got["vpcs"]
+    assert lab.ledger.meta["ldap_uri"].removeprefix("ldaps://") in got["lbs"]
+    assert got["groups"] == 0
 
     # The stand-in's certificate is the lab's own: without it, TLS verification fails.
     untrusted = in_client(
