@@ -276,6 +276,13 @@ class Ledger:
                     stop_pid(pid, start, sig=int(obj.get("signal") or signal.SIGTERM))
                     removed.append(f"process {obj['name']} ({pid})")
                 self.forget("process", obj["name"])
+        # A child the lab's process had started when it died (samba-tool provision, a
+        # pcluster call) is orphaned, not in a namespace: found by the lab's own
+        # directories on its command line.
+        owned = [Path(p) for p in (self.meta.get("workdir"), self.meta.get("build_dir")) if p]
+        for orphan in processes_in(owned) if owned else []:
+            stop_pid(orphan, _starttime(orphan), grace=3)
+            removed.append(f"process {orphan} (orphan naming {', '.join(map(str, owned))})")
         present = netns_list()
         for obj in reversed(objects):
             if obj["kind"] == "netns" and obj["name"] in present:
@@ -327,8 +334,9 @@ def processes_in(paths: Sequence[Path]) -> list[int]:
     """PIDs whose command line names one of ``paths`` (a lab's work directories)."""
     needles = [str(p).encode() for p in paths]
     found = []
+    mine = {os.getpid(), os.getppid()}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in mine:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()

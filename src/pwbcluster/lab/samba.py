@@ -131,31 +131,38 @@ class SambaDC:
         return f"-H{self.target / 'private' / 'sam.ldb'}"
 
     def provisioned(self) -> bool:
-        return (self.target / "private" / "sam.ldb").exists() and self.smb_conf.exists()
+        # Written last: a provisioning cut short is redone, not taken for a DC.
+        return (self.target / "provisioned").exists()
 
     def provision(self) -> None:
         """``samba-tool domain provision`` (once: a provisioned target is kept)."""
         if self.provisioned():
             return
         shutil.rmtree(self.target, ignore_errors=True)
+        # provision takes the administrator's password on its command line only, where
+        # `ps` shows it: it gets a throw-away one, and the real one is set over stdin.
+        throwaway = "Pr0v-" + os.urandom(12).hex()
+        # In the namespace, like everything of the DC's: a clean-up finds it there.
         run(
-            [
-                "samba-tool",
-                "domain",
-                "provision",
-                f"--realm={self.realm}",
-                f"--domain={self.netbios}",
-                "--server-role=dc",
-                "--dns-backend=SAMBA_INTERNAL",
-                "--use-rfc2307",
-                f"--host-ip={self.address}",
-                f"--host-name={self.host_name}",
-                f"--targetdir={self.target}",
-                f"--adminpass={self.admin_password}",
-                f"--option=interfaces = lo {self.address}",
-                "--option=bind interfaces only = yes",
-                f"--option=pid directory = {self.target / 'run'}",
-            ],
+            self.ns(
+                [
+                    "samba-tool",
+                    "domain",
+                    "provision",
+                    f"--realm={self.realm}",
+                    f"--domain={self.netbios}",
+                    "--server-role=dc",
+                    "--dns-backend=SAMBA_INTERNAL",
+                    "--use-rfc2307",
+                    f"--host-ip={self.address}",
+                    f"--host-name={self.host_name}",
+                    f"--targetdir={self.target}",
+                    f"--adminpass={throwaway}",
+                    f"--option=interfaces = lo {self.address}",
+                    "--option=bind interfaces only = yes",
+                    f"--option=pid directory = {self.target / 'run'}",
+                ]
+            ),
             timeout=180,
         )
         self._configure()
@@ -168,6 +175,8 @@ class SambaDC:
             "--history-length=0",
             "--min-pwd-age=0",
         )
+        self.ensure_user(ADMIN, self.admin_password)
+        (self.target / "provisioned").write_text("")
 
     def _configure(self) -> None:
         """Settings provision does not keep: they go into [global] of the DC's smb.conf."""
