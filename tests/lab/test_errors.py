@@ -65,3 +65,9 @@ def test_lab_up_without_config_is_one_line() -> None:
     assert done.stderr.strip() == (
         "error: --config is required (for example --config config/example.yaml)"
     )
+
+
+def test_down_not_root_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(ToolkitError, match=r"needs root.*sudo"):
+        services.down()
