@@ -20,7 +20,9 @@ LEVELS = (
     (1, ("pcluster",)),
     (2, ("stages", "aws", "sandbox")),
     # The estimate draws and prices a rendered deployment: a plan step's helper.
-    (3, ("pipeline", "estimate")),
+    # The lab runs the sandbox pipeline against its own moto, then stands the services
+    # up beside it: a user of the pipeline, below the tasks.
+    (3, ("pipeline", "estimate", "lab")),
     (4, ("tasks",)),
 )
 

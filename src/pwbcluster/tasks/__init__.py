@@ -24,6 +24,7 @@ AREAS = {
     "users": "users",
     "prices": "prices",
     "audit": "audit",
+    "lab": "lab",
 }
 
 
