@@ -339,6 +339,7 @@ class Lab:
         certificate and key as (moto's) ACM receives them."""
         from rich.console import Console
 
+        from pwbcluster.pcluster import warm
         from pwbcluster.pipeline import orchestrate
         from pwbcluster.sandbox import moto_handlers
 
@@ -364,7 +365,8 @@ class Lab:
         try:
             with open(logs / "lab-pipeline.log", "a", encoding="utf-8") as out:
                 console = Console(file=out, width=200, force_terminal=False)
-                with _environment(self.aws_env()):
+                # No warm pcluster worker: it would outlive `lab.down` (pwbcluster.pcluster.warm).
+                with _environment({**self.aws_env(), warm.ENV_SWITCH: "0"}):
                     orchestrate.up(self.config, "sandbox", console)
         finally:
             moto_handlers.HANDLERS["aws:acm/certificate:Certificate"] = original
