@@ -453,6 +453,9 @@ SELF_CHANGING = {
     "image.lock",
     "config.docs",
     "config.catalogue",
+    # Stands up namespaces and daemons on the machine, as root (tests/lab runs it, and
+    # takes it down again).
+    "lab.up",
 }
 
 
