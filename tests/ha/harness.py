@@ -297,6 +297,8 @@ class Cluster:
         for sub in ("etc", "efs", "munge", "hosts"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         shutil.copytree(HA_SCRIPTS, self.scripts, dirs_exist_ok=True)
+        if self.root is not None and Path("/etc/localtime").is_file():
+            shutil.copy("/etc/localtime", self.base / "localtime")
         LOCAL_MOUNT.mkdir(parents=True, exist_ok=True)
         self._start_munge()
         self._write_slurm_conf()
@@ -392,6 +394,10 @@ class Cluster:
         )
         path = ROOT_PATH if self.root is not None else os.environ["PATH"]
         env = {"SLURM_CONF": str(self.etc / "slurm.conf"), "PATH": path}
+        if self.root is not None and (self.base / "localtime").is_file():
+            # Logs in the host's time zone (a minbase root has none: UTC), as the
+            # benchmark reads their time stamps as local time.
+            env["TZ"] = f":{self.base / 'localtime'}"
         host = Host(name, address, local, env, root=self.root)
         self.hosts[name] = host
         _run(["ip", "netns", "add", host.netns])
