@@ -19,8 +19,9 @@ holder mounts, in its own mount namespace only, a tmpfs on the root's /run and /
 the cluster's base directory (slurm.conf, the shared directory, the munge socket, the
 copied HA scripts) at the same path as outside; munged gets the same in a mount namespace
 of its own. Nothing is mounted in the host's namespace, so the mounts go with the
-processes, and the cached root is used read-only apart from mount points under its /run
-and /tmp (which are tmpfs).
+processes. The cached root is not written: the mount points are made under its /run and
+/tmp, which are tmpfs (only a base directory outside /tmp, from TMPDIR, gets an empty
+mount point created in the root itself).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import itertools
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -91,18 +93,18 @@ def user_ids(user: str, root: Path | None = None) -> tuple[int, int]:
 def root_mounts(root: Path, binds: Sequence[tuple[Path, Path]]) -> str:
     """Shell commands, run in a private mount namespace, that make `root` usable by a
     chrooted Slurm: tmpfs on /run and /tmp, /proc, /dev, then each (source, target)."""
-    r = str(root)
+    q = shlex.quote
     lines = [
-        f"mount -t tmpfs -o mode=0755 pwbha-run {r}/run",
-        f"mount -t tmpfs -o mode=1777 pwbha-tmp {r}/tmp",
-        f"mount -t proc proc {r}/proc",
-        f"mount --bind /dev {r}/dev",
+        f"mount -t tmpfs -o mode=0755 pwbha-run {q(f'{root}/run')}",
+        f"mount -t tmpfs -o mode=1777 pwbha-tmp {q(f'{root}/tmp')}",
+        f"mount -t proc proc {q(f'{root}/proc')}",
+        f"mount --bind /dev {q(f'{root}/dev')}",
     ]
     for source, target in binds:
-        inside = f"{r}{target}"
+        inside = q(f"{root}{target}")
         if source.is_dir():
             lines.append(f"mkdir -p {inside}")
-        lines.append(f"mount --bind {source} {inside}")
+        lines.append(f"mount --bind {q(str(source))} {inside}")
     return " && ".join(lines)
 
 
@@ -320,7 +322,8 @@ class Cluster:
             # munged from the root, in a mount namespace of its own that holds the binds.
             mounts = root_mounts(self.root, [(self.base, self.base)])
             prefix = ["unshare", "--mount", "--propagation", "private", "--"]
-            prefix += ["sh", "-c", f'{mounts} && exec chroot {self.root} "$@"', "munged"]
+            chroot = f'exec chroot {shlex.quote(str(self.root))} "$@"'
+            prefix += ["sh", "-c", f"{mounts} && {chroot}", "munged"]
         self.munged = subprocess.Popen(
             [
                 *prefix,
