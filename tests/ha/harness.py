@@ -15,7 +15,7 @@ Another Slurm than the host's: with ``PWBHA_SLURM_ROOT`` set to a Debian root (b
 process and command (munged, slurmctld, slurmd, the clients, controller-ha.sh and
 reconcile.py) runs chrooted in that root, still in the host's namespaces. Each host's
 holder mounts, in its own mount namespace only, a tmpfs on the root's /run and /tmp,
-/proc, /dev, the host's local directory on /run/pwbha, its hosts file on /etc/hosts and
+/proc, /dev, /sys (read-only), the host's local directory on /run/pwbha, its hosts file on /etc/hosts and
 the cluster's base directory (slurm.conf, the shared directory, the munge socket, the
 copied HA scripts) at the same path as outside; munged gets the same in a mount namespace
 of its own. Nothing is mounted in the host's namespace, so the mounts go with the
@@ -92,13 +92,17 @@ def user_ids(user: str, root: Path | None = None) -> tuple[int, int]:
 
 def root_mounts(root: Path, binds: Sequence[tuple[Path, Path]]) -> str:
     """Shell commands, run in a private mount namespace, that make `root` usable by a
-    chrooted Slurm: tmpfs on /run and /tmp, /proc, /dev, then each (source, target)."""
+    chrooted Slurm: tmpfs on /run and /tmp, /proc, /dev, /sys (read-only), then each
+    (source, target)."""
     q = shlex.quote
     lines = [
         f"mount -t tmpfs -o mode=0755 pwbha-run {q(f'{root}/run')}",
         f"mount -t tmpfs -o mode=1777 pwbha-tmp {q(f'{root}/tmp')}",
         f"mount -t proc proc {q(f'{root}/proc')}",
         f"mount --bind /dev {q(f'{root}/dev')}",
+        # hwloc's CPU topology and 22.05's cgroup plugin (/sys/fs/cgroup), as natively.
+        f"mount --rbind /sys {q(f'{root}/sys')}",
+        f"mount -o remount,bind,ro {q(f'{root}/sys')}",
     ]
     for source, target in binds:
         inside = q(f"{root}{target}")
