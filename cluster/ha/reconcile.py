@@ -376,7 +376,14 @@ def hung(settings: Settings, pid: int) -> bool:
 # controller.c, _shutdown_backup_controller, reply timeout CONTROL_TIMEOUT). The backup
 # answers once it has stopped its primary threads and saved its state (proc_req.c,
 # _slurm_rpc_shutdown_controller). A backup that hangs there (seen with 22.05 in "Saving
-# all slurm state") keeps the head waiting: no controller answers. The watcher runs
+# all slurm state") keeps the head waiting: no controller answers. Since the conmgr
+# rework (24.11, 25.11 and 26.05 alike) every hand-back hangs so: the REQUEST_CONTROL
+# handler waits (up to CONTROL_TIMEOUT - 1, 29 s) for backup_finish_cond, which run_backup
+# signals only after the main thread's shutdown, and that shutdown first waits in
+# conmgr_quiesce for every RPC in flight, this one included (proc_req.c,
+# _slurm_rpc_request_control; controller.c, _slurmctld_background). In the lab the reply
+# came after 29 s with "REQUEST_CONTROL reply but backup not completely done relinquishing
+# control" on 24.11, so on those versions this watcher ends every failback. The watcher runs
 # beside the backup slurmctld and kills it once it has been silent for a few seconds
 # while it was, or was becoming, the controller in charge. Killing loses nothing the
 # state files do not already hold: Slurm writes each one to a temporary file and renames
