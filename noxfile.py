@@ -1,4 +1,4 @@
-"""nox sessions: `nox -l` lists them; `nox -s lint typecheck tests bats security` is what CI runs.
+"""nox sessions: `nox -l` lists them; CI runs `nox -s lint typecheck tests bats security ha_versions`.
 
 Dependencies come from pyproject.toml's dependency groups; extra arguments after `--`
 reach the tool (for example `nox -s tests -- -k config -x`).
@@ -117,3 +117,54 @@ def security(session: nox.Session) -> None:
         "security/checkov-inherent.yaml",
         *SECURITY_DEPLOYMENTS.values(),
     )
+
+
+# The controller-HA tests that prove, on each Slurm: takeover after kill -9 of the head
+# with the running job kept and new jobs accepted, failback to the head, and a hung
+# hand-back ended by the watcher within seconds (the module's fixture sets up HA with
+# controller-ha.sh and checks idempotence on the way). The rest of the module (login nodes
+# leaving and joining, pcluster rewrites, concurrent runs) is Slurm-version-neutral file
+# handling, run on the host's Slurm by the tests session.
+HA_VERSION_TESTS = [
+    "tests/ha/test_controller_failover.py::test_ha_settings_come_from_the_scripts",
+    "tests/ha/test_controller_failover.py::test_reconciler_twice_changes_nothing",
+    "tests/ha/test_controller_failover.py::test_failover_keeps_running_job_and_accepts_new_ones",
+    "tests/ha/test_controller_failover.py::test_control_returns_to_the_head",
+    "tests/ha/test_controller_failover.py::test_hung_hand_back_is_killed_within_seconds",
+]
+
+
+@nox.session(default=False)
+def ha_versions(session: nox.Session) -> None:
+    """Controller-HA tests on Debian 12, 13 and testing's Slurm (debootstrap roots, cached)."""
+    # `nox -s ha_versions -- trixie forky` picks suites; named suites run even when native.
+    from_args = [a for a in session.posargs if not a.startswith("-")]
+    pytest_args = [a for a in session.posargs if a.startswith("-")]
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
+    require_tool(session, "debootstrap", "debootstrap")
+    for suite in from_args or ["bookworm", "trixie", "forky"]:
+        resolved = session.run(
+            "python", "-m", "pwbcluster.lab.rootfs", "resolve", suite, silent=True
+        )
+        root = str(resolved or "").strip().splitlines()[-1]
+        if root == "native" and not from_args:
+            session.log(f"{suite}: the host's own Slurm; its HA tests run in the tests session")
+            continue
+        env = {"PWBHA_SLURM_ROOT": "" if root == "native" else root}
+        # A skipped HA test is not a passed one: say why it cannot run and fail.
+        session.run(
+            "python",
+            "-c",
+            "import sys; sys.path.insert(0, 'tests/ha'); import harness; "
+            "r = harness.unavailable_reason(); sys.exit(f'cannot run: {r}' if r else 0)",
+            env=env,
+        )
+        session.log(f"{suite}: HA tests with Slurm from {root}")
+        session.run(
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            *pytest_args,
+            *HA_VERSION_TESTS,
+            env=env,
+        )

@@ -3,7 +3,12 @@
 lost and the failback gap.
 
     sudo .venv/bin/python benchmarks/controller_failover.py [--rounds 5] [--slurmctld-timeout N]
-        [--hang] [--no-watch] [--watch-grace S]
+        [--hang] [--no-watch] [--watch-grace S] [--suite bookworm|trixie|forky|all]
+
+--suite runs the rounds on that Debian suite's Slurm (22.05, 24.11, 26.05): natively when
+it is the host's own, else chrooted in a debootstrap root (src/pwbcluster/lab/rootfs.py,
+cached, built when absent; tests/ha/harness.py PWBHA_SLURM_ROOT), and ends with one table
+row per suite. Without it: the host's Slurm (or PWBHA_SLURM_ROOT's).
 
 Hosts head, login1 and compute1 (tests/ha/harness.py: 10.77.7.0/24, bridge pwbha0) are
 set up from a ParallelCluster-shaped slurm.conf by cluster/ha/controller-ha.sh, with
@@ -43,8 +48,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "ha"))
+sys.path.insert(0, str(REPO / "src"))
 
 import harness  # noqa: E402
+
+from pwbcluster.errors import ToolkitError  # noqa: E402
+from pwbcluster.lab import rootfs  # noqa: E402
 
 
 def configured_slurmctld_timeout() -> int:
@@ -199,50 +208,12 @@ def run_round(cluster: harness.Cluster, index: int, args: argparse.Namespace) ->
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=5, help="kill-and-takeover rounds")
-    parser.add_argument(
-        "--slurmctld-timeout",
-        type=int,
-        default=None,
-        help="SlurmctldTimeout (default: cluster.ha.slurmctld_timeout)",
-    )
-    parser.add_argument(
-        "--run-before", type=float, default=8.0, help="seconds the running job runs before the kill"
-    )
-    parser.add_argument(
-        "--burst",
-        type=float,
-        default=6.0,
-        help="submit held jobs during this many seconds before the kill",
-    )
-    parser.add_argument("--every", type=float, default=0.5, help="seconds between burst jobs")
-    parser.add_argument(
-        "--hang",
-        action="store_true",
-        help="freeze (SIGSTOP) the backup in charge just before the head returns",
-    )
-    parser.add_argument(
-        "--no-watch",
-        action="store_true",
-        help="do not run the hand-back watcher on login1 (the behaviour before it)",
-    )
-    parser.add_argument(
-        "--watch-grace",
-        type=float,
-        default=4.0,
-        help="the watcher's --watch-grace (controller-ha.sh --handback-grace) [4]",
-    )
-    args = parser.parse_args()
-    args.slurmctld_timeout = args.slurmctld_timeout or configured_slurmctld_timeout()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up when killed
-    reason = harness.unavailable_reason()
-    if reason:
-        print(f"cannot run: {reason}", file=sys.stderr)
-        return 2
-    cluster = harness.Cluster()
-    rounds = []
+def run_suite(args: argparse.Namespace, root: Path | None) -> tuple[list[dict], str]:
+    """All rounds on one Slurm (root None: the host's). Returns the rounds and the version."""
+    version = harness.slurm_version(root)
+    print(f"\n=== Slurm {version} ({root or 'the host'})", flush=True)
+    cluster = harness.Cluster(root=root)
+    rounds: list[dict] = []
     try:
         cluster.start(("head", "login1", "compute1"))
         cluster.start_slurmctld("head")
@@ -257,7 +228,7 @@ def main() -> int:
         for index in range(args.rounds):
             try:
                 result = run_round(cluster, index, args)
-            except (TimeoutError, SystemExit) as exc:
+            except (TimeoutError, SystemExit, RuntimeError) as exc:
                 print(f"round {index + 1} failed: {exc}", flush=True)
                 for name in ("head", "login1"):
                     log = cluster.base / "hosts" / name / "slurmctld.log"
@@ -281,16 +252,14 @@ def main() -> int:
             )
     finally:
         cluster.close()
-    if not rounds:
-        print("no round completed")
-        return 1
+    return rounds, version
+
+
+def summarize(args: argparse.Namespace, rounds: list[dict], version: str) -> None:
     client = [r["client"] for r in rounds]
     logged = [r["logged"] for r in rounds if r["logged"] is not None]
     lost_ages = [a for r in rounds for a in r["lost_ages"]]
-    print(
-        f"\nSlurmctldTimeout={args.slurmctld_timeout}, {len(rounds)} rounds, Slurm "
-        f"{harness._run(['slurmctld', '-V']).strip()}"
-    )
+    print(f"\nSlurmctldTimeout={args.slurmctld_timeout}, {len(rounds)} rounds, Slurm {version}")
     print(
         f"takeover (kill -9 -> sbatch accepted): median {statistics.median(client):.2f} s, "
         f"max {max(client):.2f} s"
@@ -329,7 +298,99 @@ def main() -> int:
         f"{max(lost_ages, default=0):.1f} s before the kill; their ids given to another "
         f"job after takeover: {sum(r['reused'] for r in rounds)}"
     )
-    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=5, help="kill-and-takeover rounds")
+    parser.add_argument(
+        "--slurmctld-timeout",
+        type=int,
+        default=None,
+        help="SlurmctldTimeout (default: cluster.ha.slurmctld_timeout)",
+    )
+    parser.add_argument(
+        "--run-before", type=float, default=8.0, help="seconds the running job runs before the kill"
+    )
+    parser.add_argument(
+        "--burst",
+        type=float,
+        default=6.0,
+        help="submit held jobs during this many seconds before the kill",
+    )
+    parser.add_argument("--every", type=float, default=0.5, help="seconds between burst jobs")
+    parser.add_argument(
+        "--hang",
+        action="store_true",
+        help="freeze (SIGSTOP) the backup in charge just before the head returns",
+    )
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="do not run the hand-back watcher on login1 (the behaviour before it)",
+    )
+    parser.add_argument(
+        "--suite",
+        choices=[*rootfs.MATRIX, "all"],
+        default=None,
+        help="Debian suite whose Slurm to run on, or all three [the host's]",
+    )
+    parser.add_argument(
+        "--watch-grace",
+        type=float,
+        default=4.0,
+        help="the watcher's --watch-grace (controller-ha.sh --handback-grace) [4]",
+    )
+    args = parser.parse_args()
+    args.slurmctld_timeout = args.slurmctld_timeout or configured_slurmctld_timeout()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up when killed
+    reason = harness.unavailable_reason()
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return 2
+    suites = list(rootfs.MATRIX) if args.suite == "all" else [args.suite] if args.suite else []
+    results: list[tuple[str, str, list[dict]]] = []
+    try:
+        for suite in suites or [""]:
+            root = harness.slurm_root()
+            if suite:
+                root = (
+                    None if rootfs.runs_natively(suite) else rootfs.ensure(rootfs.RootSpec(suite))
+                )
+            rounds, version = run_suite(args, root)
+            if not rounds:
+                print("no round completed")
+            else:
+                summarize(args, rounds, version)
+            results.append((suite or "host", version, rounds))
+    except ToolkitError as exc:  # no debootstrap, not root, a failed build
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if len(results) > 1:
+        print_table(results)
+    return 0 if all(rounds for _, _, rounds in results) else 1
+
+
+def print_table(results: list[tuple[str, str, list[dict]]]) -> None:
+    """One row per Slurm: the figures issue 16 asks for, per version."""
+    print(
+        "\n| suite | Slurm | rounds | takeover median / max (s) | running jobs lost | "
+        "accepted-before-kill lost | failback no-controller gap median / max (s) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for suite, version, rounds in results:
+        if not rounds:
+            print(f"| {suite} | {version} | 0 | no round completed | | | |")
+            continue
+        client = [r["client"] for r in rounds]
+        silence = [r["silence"] for r in rounds]
+        print(
+            f"| {suite} | {version.split()[-1]} | {len(rounds)} | "
+            f"{statistics.median(client):.2f} / {max(client):.2f} | "
+            f"{sum(r['running_lost'] for r in rounds)} of {len(rounds)} | "
+            f"{sum(r['burst_lost'] for r in rounds)} of {sum(r['burst'] for r in rounds)} | "
+            f"{statistics.median(silence):.2f} / {max(silence):.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -356,7 +356,8 @@ def hung(settings: Settings, pid: int) -> bool:
     """The process lives but its controller does not answer, twice, SlurmctldTimeout apart.
 
     Seen with Slurm 22.05: a backup that hands control back to the returning primary can
-    stay stuck in "Saving all slurm state"; it then never takes over again.
+    stay stuck in "Saving all slurm state"; it then never takes over again. (The code
+    paths are the same in 24.11, 25.11 and 26.05: proc_req.c, backup.c.)
     """
     if process_age(pid) < 2 * settings.slurmctld_timeout:
         return False
@@ -375,14 +376,22 @@ def hung(settings: Settings, pid: int) -> bool:
 # controller.c, _shutdown_backup_controller, reply timeout CONTROL_TIMEOUT). The backup
 # answers once it has stopped its primary threads and saved its state (proc_req.c,
 # _slurm_rpc_shutdown_controller). A backup that hangs there (seen with 22.05 in "Saving
-# all slurm state") keeps the head waiting: no controller answers. The watcher runs
+# all slurm state") keeps the head waiting: no controller answers. Since the conmgr
+# rework (24.11, 25.11 and 26.05 alike) every hand-back hangs so: the REQUEST_CONTROL
+# handler waits (up to CONTROL_TIMEOUT - 1, 29 s) for backup_finish_cond, which run_backup
+# signals only after the main thread's shutdown, and that shutdown first waits in
+# conmgr_quiesce for every RPC in flight, this one included (proc_req.c,
+# _slurm_rpc_request_control; controller.c, _slurmctld_background). In the lab the reply
+# came after 29 s with "REQUEST_CONTROL reply but backup not completely done relinquishing
+# control" on 24.11, so on those versions this watcher ends every failback. The watcher runs
 # beside the backup slurmctld and kills it once it has been silent for a few seconds
 # while it was, or was becoming, the controller in charge. Killing loses nothing the
 # state files do not already hold: Slurm writes each one to a temporary file and renames
 # it, so a kill leaves the last complete save (at most SAVE_MAX_WAIT, 5 s, old: the same
 # window as a kill -9 of the head), and the head reads that once the connection drops.
 
-# Control events a backup writes to its log (Slurm 22.05), the last one tells its role.
+# Control events a backup writes to its log, the last one tells its role: the same
+# strings in Slurm 22.05, 24.11, 25.11 and 26.05 (backup.c, controller.c, proc_req.c).
 STANDBY_EVENTS = ("running in background mode",)
 CHARGE_EVENTS = ("taking over", "Running as primary controller", "REQUEST_CONTROL")
 
@@ -522,6 +531,43 @@ def start_local(settings: Settings, restart: bool, grace: float = 20.0) -> None:
     raise ReconcileError(f"slurmctld on {settings.hostname} exited at once: see its log")
 
 
+# How long a controller may take to answer again after `scontrol reconfigure`: longer than
+# Slurm's CONTROL_TIMEOUT (30 s), the most its REQUEST_CONTROL to a silent backup waits.
+RECONFIGURE_SETTLE = 45.0
+
+
+def tell_first(settings: Settings) -> bool:
+    """`scontrol reconfigure` to the controller in charge before this node's slurmctld
+    starts with a changed list, then wait until a controller answers again. Returns True
+    when it was told (False: no other controller answers, there is nobody to tell).
+
+    Since Slurm 23.11 a reconfigured slurmctld restarts (controller.c, _try_to_reconfig)
+    and, as primary, first sends REQUEST_CONTROL to every listed backup and waits up to
+    CONTROL_TIMEOUT (30 s) for each reply (_shutdown_backup_controller), answering nothing
+    meanwhile. A backup that has just started keeps its listeners quiesced until the
+    primary's heartbeat file exists in StateSaveLocation, and 5 s more (backup.c,
+    run_backup; 23.11+). The primary writes that file only after the REQUEST_CONTROL
+    round, and only when it started with a backup listed (heartbeat.c): so the first
+    backup started before the primary's restart left no controller answering for 30 s
+    (seen with 24.11 and 26.05 in the lab). Told first, the primary's REQUEST_CONTROL to
+    this node is refused at once (nothing listens yet) and the backup starts after it.
+    On 22.05 the reconfigure is in place and the wait ends at the first answer."""
+    others = [host for host, state in ping(settings) if state == "UP"]
+    if not [host for host in others if host != settings.hostname]:
+        return False
+    result = run([settings.tool("scontrol"), "reconfigure"], timeout=60)
+    if result.returncode != 0:
+        log.warning("scontrol reconfigure: %s", result.stderr.strip())
+        return True
+    deadline = time.monotonic() + RECONFIGURE_SETTLE
+    while time.monotonic() < deadline:
+        if any(h != settings.hostname and st == "UP" for h, st in ping(settings)):
+            return True
+        time.sleep(0.5)
+    log.warning("no controller answered within %.0f s of scontrol reconfigure", RECONFIGURE_SETTLE)
+    return True
+
+
 def apply_locally(settings: Settings, list_changed: bool) -> str:
     """Step 5. Returns what was done (for the log and the tests)."""
     gen = generation(settings)
@@ -532,23 +578,30 @@ def apply_locally(settings: Settings, list_changed: bool) -> str:
     if index < 0:
         action = "not-listed"
     elif pid is None:
-        start_local(settings, restart=False)
         action = "started"
     elif hung(settings, pid):
         log.warning("slurmctld %d runs but does not answer: restarting it", pid)
-        start_local(settings, restart=True, grace=5.0)
         action = "restarted-hung"
     elif applied[:1] == [gen] or (not applied and not list_changed):
         action = "unchanged"
     elif applied[2:3] == [str(index)] and in_control(settings):
+        action = "reconfigured"
+    else:
+        action = "restarted"
+    # A slurmctld about to start with a new list: the controller in charge learns it
+    # first (tell_first says why).
+    told = list_changed and action in {"started", "restarted"} and tell_first(settings)
+    if action == "started":
+        start_local(settings, restart=False)
+    elif action == "restarted-hung":
+        start_local(settings, restart=True, grace=5.0)
+    elif action == "reconfigured":
         result = run([settings.tool("scontrol"), "reconfigure"], timeout=60)
         if result.returncode != 0:
             raise ReconcileError(f"scontrol reconfigure failed: {result.stderr.strip()}")
-        action = "reconfigured"
-    else:
+    elif action == "restarted":
         start_local(settings, restart=True)
-        action = "restarted"
-    if list_changed and action != "reconfigured":
+    if list_changed and action != "reconfigured" and not told:
         # Tell the controller in charge (and through it every slurmd) at once rather than
         # on its own next run; failure is not fatal, its own reconciler will do it.
         result = run([settings.tool("scontrol"), "reconfigure"], timeout=60)

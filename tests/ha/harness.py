@@ -9,6 +9,19 @@ A host is a network namespace plus a holder process that owns the host's UTS (ho
 and mount namespace; a per-host directory is bind-mounted on /run/pwbha (pid files, logs,
 local state: the host's "local disk"). One munged serves every host through its socket
 (filesystem sockets are not isolated by network namespaces).
+
+Another Slurm than the host's: with ``PWBHA_SLURM_ROOT`` set to a Debian root (built by
+``pwbcluster.lab.rootfs``; the nox session ``ha_versions`` does it), every Slurm-side
+process and command (munged, slurmctld, slurmd, the clients, controller-ha.sh and
+reconcile.py) runs chrooted in that root, still in the host's namespaces. Each host's
+holder mounts, in its own mount namespace only, a tmpfs on the root's /run and /tmp,
+/proc, /dev, /sys (read-only), the host's local directory on /run/pwbha, its hosts file on /etc/hosts and
+the cluster's base directory (slurm.conf, the shared directory, the munge socket, the
+copied HA scripts) at the same path as outside; munged gets the same in a mount namespace
+of its own. Nothing is mounted in the host's namespace, so the mounts go with the
+processes. The cached root is not written: the mount points are made under its /run and
+/tmp, which are tmpfs (only a base directory outside /tmp, from TMPDIR, gets an empty
+mount point created in the root itself).
 """
 
 from __future__ import annotations
@@ -17,6 +30,8 @@ import contextlib
 import itertools
 import logging
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -30,7 +45,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-CONTROLLER_HA = REPO / "cluster" / "ha" / "controller-ha.sh"
+HA_SCRIPTS = REPO / "cluster" / "ha"
+SLURM_ROOT_ENV = "PWBHA_SLURM_ROOT"
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BRIDGE = "pwbha0"
 SUBNET = "10.77.7"
 LOCAL_MOUNT = Path("/run/pwbha")
@@ -44,8 +61,67 @@ def _run(argv: Sequence[str], check: bool = True, timeout: float = 30) -> str:
     return proc.stdout
 
 
+def slurm_root() -> Path | None:
+    """The Debian root Slurm runs in (PWBHA_SLURM_ROOT), or None for the host's own."""
+    value = os.environ.get(SLURM_ROOT_ENV, "").strip()
+    return Path(value) if value else None
+
+
+def slurm_version(root: Path | None = None) -> str:
+    """`slurmctld -V` of the host's Slurm or of the root's."""
+    argv = ["slurmctld", "-V"]
+    return _run(["chroot", str(root), *argv] if root is not None else argv).strip()
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """(24, 11, 5) from "slurm 24.11.5" or "slurm-wlm 24.11.5"."""
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if not match:
+        raise RuntimeError(f"cannot read a Slurm version from {version!r}")
+    return tuple(int(g or 0) for g in match.groups())
+
+
+def user_ids(user: str, root: Path | None = None) -> tuple[int, int]:
+    """uid and gid of a user on the host or in the root (their munge uids differ)."""
+    for line in ((root or Path("/")) / "etc" / "passwd").read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) > 3 and fields[0] == user:
+            return int(fields[2]), int(fields[3])
+    raise RuntimeError(f"no user {user} in {(root or Path('/')) / 'etc' / 'passwd'}")
+
+
+def root_mounts(root: Path, binds: Sequence[tuple[Path, Path]]) -> str:
+    """Shell commands, run in a private mount namespace, that make `root` usable by a
+    chrooted Slurm: tmpfs on /run and /tmp, /proc, /dev, /sys (read-only), then each
+    (source, target)."""
+    q = shlex.quote
+    lines = [
+        f"mount -t tmpfs -o mode=0755 pwbha-run {q(f'{root}/run')}",
+        f"mount -t tmpfs -o mode=1777 pwbha-tmp {q(f'{root}/tmp')}",
+        f"mount -t proc proc {q(f'{root}/proc')}",
+        f"mount --bind /dev {q(f'{root}/dev')}",
+        # hwloc's CPU topology and 22.05's cgroup plugin (/sys/fs/cgroup), as natively.
+        f"mount --rbind /sys {q(f'{root}/sys')}",
+        f"mount -o remount,bind,ro {q(f'{root}/sys')}",
+    ]
+    for source, target in binds:
+        inside = q(f"{root}{target}")
+        if source.is_dir():
+            lines.append(f"mkdir -p {inside}")
+        lines.append(f"mount --bind {q(str(source))} {inside}")
+    return " && ".join(lines)
+
+
 def unavailable_reason() -> str | None:
     """Why these tests cannot run here, or None when they can."""
+    root = slurm_root()
+    if root is not None:
+        for tool in ("usr/sbin/slurmctld", "usr/sbin/slurmd", "usr/bin/sbatch", "usr/sbin/munged"):
+            if not (root / tool).exists():
+                return f"{SLURM_ROOT_ENV}={root} has no /{tool} (build it: nox -s ha_versions)"
+        for tool in ("nsenter", "unshare", "chroot", "mount"):
+            if shutil.which(tool) is None:
+                return f"needs {tool} on the host (util-linux, coreutils)"
     if os.geteuid() != 0:
         return "needs root (network namespaces, bind mounts, daemons as other users)"
     if (
@@ -54,7 +130,7 @@ def unavailable_reason() -> str | None:
     ):
         return "needs `ip netns` (iproute2) with network-namespace support"
     for tool in ("slurmctld", "slurmd", "sbatch", "scontrol", "munged", "nsenter", "unshare"):
-        if shutil.which(tool) is None:
+        if root is None and shutil.which(tool) is None:
             return f"needs {tool} (requirements/apt-test.txt: slurmctld slurmd slurm-client munge)"
     return None
 
@@ -153,6 +229,7 @@ class Host:
     local_dir: Path
     env: dict[str, str]
     holder: subprocess.Popen[str] | None = None
+    root: Path | None = None  # the Debian root its Slurm runs in (None: the host's)
 
     @property
     def netns(self) -> str:
@@ -166,7 +243,8 @@ class Host:
         assert self.holder is not None, f"{self.name} is not up"
         pid = str(self.holder.pid)
         env = [f"{k}={v}" for k, v in self.env.items()]
-        return ["nsenter", "-t", pid, "-n", "-u", "-m", "--", "env", *env, *argv]
+        chroot = ["chroot", str(self.root)] if self.root is not None else []
+        return ["nsenter", "-t", pid, "-n", "-u", "-m", "--", *chroot, "env", *env, *argv]
 
     def run(self, argv: Sequence[str], check: bool = True, timeout: float = 60) -> str:
         return _run(self.argv(argv), check=check, timeout=timeout)
@@ -194,6 +272,16 @@ class Cluster:
     munged: subprocess.Popen[str] | None = None
     notes: dict[str, str] = field(default_factory=dict)  # test scratch: job ids and such
     watchers: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    root: Path | None = field(default_factory=slurm_root)  # PWBHA_SLURM_ROOT
+
+    @property
+    def scripts(self) -> Path:
+        """cluster/ha copied under base: reachable inside a root at the same path."""
+        return self.base / "cluster-ha"
+
+    @property
+    def controller_ha_script(self) -> Path:
+        return self.scripts / "controller-ha.sh"
 
     @property
     def etc(self) -> Path:
@@ -214,6 +302,9 @@ class Cluster:
         self.base.chmod(0o755)
         for sub in ("etc", "efs", "munge", "hosts"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copytree(HA_SCRIPTS, self.scripts, dirs_exist_ok=True)
+        if self.root is not None and Path("/etc/localtime").is_file():
+            shutil.copy("/etc/localtime", self.base / "localtime")
         LOCAL_MOUNT.mkdir(parents=True, exist_ok=True)
         self._start_munge()
         self._write_slurm_conf()
@@ -224,13 +315,22 @@ class Cluster:
 
     def _start_munge(self) -> None:
         mdir = self.base / "munge"
-        shutil.copy("/etc/munge/munge.key", mdir / "munge.key")
-        shutil.chown(mdir, "munge", "munge")
-        shutil.chown(mdir / "munge.key", "munge", "munge")
+        shutil.copy((self.root or Path("/")) / "etc" / "munge" / "munge.key", mdir / "munge.key")
+        uid, gid = user_ids("munge", self.root)
+        os.chown(mdir, uid, gid)
+        os.chown(mdir / "munge.key", uid, gid)
         (mdir / "munge.key").chmod(0o600)
         mdir.chmod(0o755)
+        prefix: list[str] = []
+        if self.root is not None:
+            # munged from the root, in a mount namespace of its own that holds the binds.
+            mounts = root_mounts(self.root, [(self.base, self.base)])
+            prefix = ["unshare", "--mount", "--propagation", "private", "--"]
+            chroot = f'exec chroot {shlex.quote(str(self.root))} "$@"'
+            prefix += ["sh", "-c", f"{mounts} && {chroot}", "munged"]
         self.munged = subprocess.Popen(
             [
+                *prefix,
                 "setpriv",
                 "--reuid=munge",
                 "--regid=munge",
@@ -273,6 +373,11 @@ class Cluster:
             "include slurm_parallelcluster.conf\n"
         )
         (self.etc / "slurm_parallelcluster.conf").write_text(self.pcluster_include())
+        if version_tuple(slurm_version(self.root)) >= (24, 5):
+            # Nothing here uses cgroups (proctrack/linuxproc, no task plugin), but slurmd
+            # 24.05+ initialises the cgroup plugin anyway and fails where /sys/fs/cgroup is
+            # not mounted (a root's chroot). "disabled" exists from 24.05 (cgroup.conf(5)).
+            (self.etc / "cgroup.conf").write_text("CgroupPlugin=disabled\n")
 
     def pcluster_include(self) -> str:
         """slurm_parallelcluster.conf as pcluster (re)writes it: the one head controller."""
@@ -289,13 +394,18 @@ class Cluster:
         local = self.base / "hosts" / name
         local.mkdir(parents=True, exist_ok=True)
         (local / "slurmd").mkdir(exist_ok=True)
-        shutil.chown(local, "slurm", "slurm")
+        os.chown(local, *user_ids("slurm", self.root))
         hosts_file = local / "hosts"
         hosts_file.write_text(
             "127.0.0.1 localhost\n" + "".join(f"{SUBNET}.{n} {h}\n" for h, n in ADDRESSES.items())
         )
-        env = {"SLURM_CONF": str(self.etc / "slurm.conf"), "PATH": os.environ["PATH"]}
-        host = Host(name, address, local, env)
+        path = ROOT_PATH if self.root is not None else os.environ["PATH"]
+        env = {"SLURM_CONF": str(self.etc / "slurm.conf"), "PATH": path}
+        if self.root is not None and (self.base / "localtime").is_file():
+            # Logs in the host's time zone (a minbase root has none: UTC), as the
+            # benchmark reads their time stamps as local time.
+            env["TZ"] = f":{self.base / 'localtime'}"
+        host = Host(name, address, local, env, root=self.root)
         self.hosts[name] = host
         _run(["ip", "netns", "add", host.netns])
         _run(
@@ -318,9 +428,13 @@ class Cluster:
         _run([*ns, "addr", "add", f"{address}/24", "dev", "eth0"])
         _run([*ns, "link", "set", "eth0", "up"])
         _run([*ns, "link", "set", "lo", "up"])
+        chroot = ""
+        if self.root is not None:
+            binds = [(local, LOCAL_MOUNT), (hosts_file, Path("/etc/hosts")), (self.base, self.base)]
+            chroot = root_mounts(self.root, binds) + " && "
         script = (
             f"hostname {name} && mount --bind {local} {LOCAL_MOUNT} && "
-            f"mount --bind {hosts_file} /etc/hosts && echo ready && exec sleep infinity"
+            f"mount --bind {hosts_file} /etc/hosts && {chroot}echo ready && exec sleep infinity"
         )
         host.holder = subprocess.Popen(
             [
@@ -364,7 +478,7 @@ class Cluster:
         return host.run(
             [
                 "bash",
-                str(CONTROLLER_HA),
+                str(self.controller_ha_script),
                 "--role",
                 role,
                 "--shared-dir",

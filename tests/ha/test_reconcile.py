@@ -204,10 +204,58 @@ def standby(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_apply_records_and_then_leaves_a_running_controller_alone(standby) -> None:
     login, calls, _ = standby
     assert rc.apply_locally(login, list_changed=True) == "restarted"
-    assert calls == ["restart", "reconfigure"]
+    # No controller answered the ping: nobody to tell first, so told after the restart.
+    assert calls == ["ping", "restart", "reconfigure"]
     calls.clear()
     assert rc.apply_locally(login, list_changed=False) == "unchanged"
     assert calls == []
+
+
+def test_a_new_list_reaches_the_controller_in_charge_before_the_backup_starts(
+    standby, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slurm 23.11+: a primary restarted by reconfigure waits up to 30 s on a backup that
+    has just started (its listeners are quiesced until the primary's heartbeat exists):
+    the reconfigure goes first, the backup starts once a controller answers again."""
+    login, calls, state = standby
+    state["pid"] = None
+    answers = iter(
+        [
+            "Slurmctld(primary) at head is UP\nSlurmctld(backup) at login1 is DOWN\n",
+            "Slurmctld(primary) at head is DOWN\nSlurmctld(backup) at login1 is DOWN\n",
+            "Slurmctld(primary) at head is UP\nSlurmctld(backup) at login1 is DOWN\n",
+        ]
+    )
+
+    def fake_run(argv, timeout=30):
+        calls.append(" ".join(argv[1:]))
+        out = next(answers) if argv[-1] == "ping" else ""
+        return rc.subprocess.CompletedProcess(argv, 0, out, "")
+
+    monkeypatch.setattr(rc, "run", fake_run)
+    monkeypatch.setattr(rc.time, "sleep", lambda secs: None)
+    assert rc.apply_locally(login, list_changed=True) == "started"
+    assert calls == ["ping", "reconfigure", "ping", "ping", "start"]
+
+
+def test_tell_first_gives_up_waiting_after_the_settle_time(
+    standby, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    login, calls, state = standby
+    state["pid"] = None
+    up_once = iter(["Slurmctld(primary) at head is UP\n"])
+
+    def fake_run(argv, timeout=30):
+        calls.append(" ".join(argv[1:]))
+        out = next(up_once, "Slurmctld(primary) at head is DOWN\n") if argv[-1] == "ping" else ""
+        return rc.subprocess.CompletedProcess(argv, 0, out, "")
+
+    monkeypatch.setattr(rc, "run", fake_run)
+    monkeypatch.setattr(rc, "RECONFIGURE_SETTLE", 0.3)
+    assert rc.apply_locally(login, list_changed=True) == "started"
+    assert calls[:2] == ["ping", "reconfigure"] and calls[-1] == "start"
+    assert calls.count("reconfigure") == 1
+    assert "no controller answered within" in caplog.text
 
 
 def test_apply_starts_a_stopped_controller(standby) -> None:
