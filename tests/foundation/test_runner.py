@@ -259,6 +259,10 @@ def test_ctrl_c_answers_at_once_and_records_the_running_stage_as_interrupted(
     r = runner(tmp_path, fakes)
     r.on_event = lambda e: events.append((e.stage, e.kind))
     handler = signal.getsignal(signal.SIGINT)
+    # Python's own Ctrl-C handler, as in a terminal: a process started in the background
+    # by a non-interactive shell inherits SIGINT ignored, and interrupt_main() then does
+    # nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             r.run()
@@ -268,7 +272,7 @@ def test_ctrl_c_answers_at_once_and_records_the_running_stage_as_interrupted(
         assert state["stages"]["image"]["status"] == "interrupted"
         assert "cluster" not in state["stages"]  # nothing started after the interrupt
         # A second Ctrl-C would now leave at once.
-        assert signal.getsignal(signal.SIGINT) is not handler
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, handler)
         release.set()
