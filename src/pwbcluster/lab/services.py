@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import ipaddress
 import os
 import shutil
 import signal
@@ -302,37 +301,15 @@ class Lab:
 
     def _aws_tls(self) -> None:
         """A certificate for the AWS stand-in's address (the sandbox's own names 127.0.0.1)."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
+        from pwbcluster.sandbox.server import self_signed, write_private
 
         cert_path = self.aws_ca
         if cert_path.exists():
             return
         self.ledger.directory(cert_path.parent, 0o700)
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pwbcluster lab AWS stand-in")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address(self.addr("aws")))]
-                ),
-                critical=False,
-            )
-            .sign(key, hashes.SHA256())
-        )
-        _write_key(cert_path.with_name("key.pem"), key)
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        cert, key = self_signed("pwbcluster lab AWS stand-in", ips=[self.addr("aws")])
+        write_private(cert_path.with_name("key.pem"), key)
+        cert_path.write_bytes(cert)
 
     def _pipeline(self, fresh: bool) -> None:
         """The sandbox pipeline, against the lab's moto, capturing the LDAPS front's

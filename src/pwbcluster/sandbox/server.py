@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,55 +86,65 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def tls_material(build_dir: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, so the sandbox speaks HTTPS like AWS.
-
-    The scripts bucket's policy denies requests without TLS (aws:SecureTransport), and
-    moto enforces it: over plain HTTP the sandbox would have to weaken the policy.
-    """
+def self_signed(
+    common_name: str, ips: Sequence[str] = (), dns_names: Sequence[str] = (), days: int = 30
+) -> tuple[bytes, bytes]:
+    """A self-signed CA certificate naming ``ips`` and ``dns_names`` (PEM), and its key
+    (PEM, PKCS8, unencrypted: write it with mode 0600)."""
     import datetime
+    import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    directory = build_dir / "sandbox-tls"
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    if cert_path.exists() and key_path.exists():
-        return cert_path, key_path
-    directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pwbcluster sandbox")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
-    import ipaddress
-
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
     )
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    names += [x509.DNSName(dns) for dns in dns_names]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    key_path.chmod(0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """``data`` into ``path``, readable by its owner only from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    path.chmod(0o600)
+
+
+def tls_material(build_dir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, so the sandbox speaks HTTPS like AWS.
+
+    The scripts bucket's policy denies requests without TLS (aws:SecureTransport), and
+    moto enforces it: over plain HTTP the sandbox would have to weaken the policy.
+    """
+    directory = build_dir / "sandbox-tls"
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = self_signed("pwbcluster sandbox", ips=["127.0.0.1"], dns_names=["localhost"])
+    write_private(key_path, key)
+    cert_path.write_bytes(cert)
     return cert_path, key_path
 
 
