@@ -14,6 +14,7 @@ the next call reinstalls. A file lock keeps two processes from building it at on
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -239,8 +240,15 @@ def site_packages() -> Path:
         raise MissingDependency(
             f"the pcluster venv {venv_path()} does not exist: run `invoke pcluster.setup`"
         )
+    return _purelib(str(python))
+
+
+@functools.cache
+def _purelib(python: str) -> Path:
+    """An interpreter's purelib directory (asked once per process: a plan needs it three
+    times, and each ask starts that interpreter)."""
     out = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
         text=True,
         check=True,
