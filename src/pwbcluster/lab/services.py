@@ -319,6 +319,7 @@ class Lab:
         from pwbcluster.pcluster import warm
         from pwbcluster.pipeline import orchestrate
         from pwbcluster.sandbox import moto_handlers
+        from pwbcluster.sandbox import server as sandbox_server
 
         state = orchestrate.state_path(self.config)
         if fresh and state.exists():
@@ -343,7 +344,7 @@ class Lab:
             with open(logs / "lab-pipeline.log", "a", encoding="utf-8") as out:
                 console = Console(file=out, width=200, force_terminal=False)
                 # No warm pcluster worker: it would outlive `lab.down` (pwbcluster.pcluster.warm).
-                with _environment({**self.aws_env(), warm.ENV_SWITCH: "0"}):
+                with sandbox_server.environment({**self.aws_env(), warm.ENV_SWITCH: "0"}):
                     orchestrate.up(self.config, "sandbox", console)
         finally:
             moto_handlers.HANDLERS["aws:acm/certificate:Certificate"] = original
@@ -636,20 +637,6 @@ def status(net: Net = LAB) -> dict[str, Any]:
         if o["kind"] == "process"
     }
     return {"meta": ledger.meta, "processes": processes, "present": leftovers(net)}
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _write_secret(path: Path, text: str) -> None:

@@ -277,12 +277,12 @@ def _is_moto(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def aws_environment(server: SandboxServer, region: str) -> Iterator[None]:
-    """Point every boto3 client in this process at the sandbox, then restore."""
-    saved = {k: os.environ.get(k) for k in (*server.env(region), *SHADOWED)}
-    for key in SHADOWED:
+def environment(values: dict[str, str], removed: Sequence[str] = ()) -> Iterator[None]:
+    """This process's environment with ``values`` set and ``removed`` unset, then as it was."""
+    saved = {k: os.environ.get(k) for k in (*values, *removed)}
+    for key in removed:
         os.environ.pop(key, None)
-    os.environ.update(server.env(region))
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -291,3 +291,10 @@ def aws_environment(server: SandboxServer, region: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def aws_environment(server: SandboxServer, region: str) -> Iterator[None]:
+    """Point every boto3 client in this process at the sandbox, then restore."""
+    with environment(server.env(region), SHADOWED):
+        yield
