@@ -14,7 +14,10 @@ build/example/ is left alone), then, per run and per tree, one after another:
   PWBCLUSTER_VENVS_DIR;
 - warm, unchanged: the same config again;
 - Workbench edit: cluster.workbench.license_server changed (Workbench files only);
-- queue edit: the first queue's max_count changed;
+- queue edit: the first queue's max_count changed (pcluster puts it in the config it
+  uploads: validation and synthesis again, every template the same bytes);
+- queue type edit: the first queue's instance type changed (its compute fleet template and
+  the root change: their lint is redone too);
 - image edit: image.root_volume_gb changed.
 
 Each edit differs from the one before it (run r writes value r), so every timed plan
@@ -50,7 +53,9 @@ from pwbcluster.pcluster import warm
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "planbench"
 SCENARIOS = ["cold", "cold, new environment", "warm, unchanged", "Workbench edit",
-             "queue edit", "image edit"]  # fmt: skip
+             "queue edit", "queue type edit", "image edit"]  # fmt: skip
+# x86_64 types, as the image is: run r uses TYPES[r % 3], each differing from the last.
+TYPES = ["t3.2xlarge", "m5.xlarge", "c5.2xlarge"]
 
 
 def load_yaml(path: Path) -> Any:
@@ -137,6 +142,9 @@ class Tree:
         data["cluster"]["queues"] = queues
         self.write(data)
         self.times["queue edit"].append(self.plan(env))
+        queues[0]["instance_type"] = TYPES[run % len(TYPES)]
+        self.write(data)
+        self.times["queue type edit"].append(self.plan(env))
         data.setdefault("image", {})["root_volume_gb"] = 101 + run
         self.write(data)
         self.times["image edit"].append(self.plan(env))

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +19,11 @@ from pwbcluster.pcluster import offline, warm
 
 from .conftest import render
 
-# What pcluster stamps from the clock into a cluster template, and what follows from it:
-# the log group's minute, the head node's wait condition's second, the asset hashes of
-# the nested templates that carry them (cluster_stack.py in aws-parallelcluster 3.16.1).
-STAMPS = [
-    (re.compile(r"(/aws/parallelcluster/[\w-]+?-)\d{12}\b"), r"\1STAMP"),
-    (re.compile(r"(WaitCondition(?:Handle)?)\d{14}"), r"\1STAMP"),
-    (re.compile(r"[0-9a-f]{64}"), "HASH"),
-    (re.compile(r"(AssetParametersHASH\w+?)[0-9A-F]{8}\b"), r"\1ID"),
-]
 
-
-def normalised(path: Path) -> str:
-    text = path.read_text()
-    for pattern, replacement in STAMPS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def synthesise(config: dict[str, Any], out_dir: Path) -> offline.JobResult:
-    job = offline.cluster_job(config, "warmcheck", out_dir=out_dir)
+def synthesise(
+    config: dict[str, Any], out_dir: Path, clock: str | None = offline.PLAN_CLOCK
+) -> offline.JobResult:
+    job = offline.cluster_job(config, "warmcheck", out_dir=out_dir, clock=clock)
     (result,) = offline.run_jobs([job], "eu-west-1")
     return result
 
@@ -85,14 +71,52 @@ def test_a_warm_worker_writes_what_a_fresh_one_writes(
 
     names = sorted(p.name for p in (tmp_path / "fresh2").glob("*.json"))
     assert names and names == sorted(p.name for p in (tmp_path / "warm2").glob("*.json"))
-    for name in names:
-        assert normalised(tmp_path / "warm2" / name) == normalised(tmp_path / "fresh2" / name), name
+    for name in names:  # byte for byte: pcluster's clock is pinned (offline.PLAN_CLOCK)
+        assert (tmp_path / "warm2" / name).read_bytes() == (
+            tmp_path / "fresh2" / name
+        ).read_bytes(), name
     assert warm_second.failures == fresh_second.failures
     assert warm_second.placeholders == fresh_second.placeholders
     # The edit shows in the templates: the second request did not answer from the first.
     assert volume_sizes(tmp_path / "warm1") != volume_sizes(tmp_path / "warm2")
     assert 77 in volume_sizes(tmp_path / "warm2")
     assert warm_first.files and warm_second.files
+
+
+def stamps(out_dir: Path) -> tuple[set[str], set[str]]:
+    """The log group suffixes and wait condition stamps in a synthesised cluster's templates."""
+    text = "".join(p.read_text() for p in out_dir.glob("*.json"))
+    groups = set(re.findall(r"/aws/parallelcluster/warmcheck-(\d{12})\b", text))
+    waits = set(re.findall(r"HeadNodeWaitCondition(?:Handle)?(\d{14})", text))
+    return groups, waits
+
+
+def test_the_plan_pins_pclusters_clock_and_only_the_plan(
+    pcluster_site: Path, example: Config, tmp_path: Path, worker_dir: Path
+) -> None:
+    config = render(example)
+    before = datetime.now(UTC)
+    synthesise(config, tmp_path / "real", clock=None)
+    after = datetime.now(UTC)
+    synthesise(config, tmp_path / "pinned")
+    synthesise(config, tmp_path / "pinned-again")
+
+    # Unpinned, the stamps are the time of the synthesis, as create-cluster's are.
+    groups, waits = stamps(tmp_path / "real")
+    assert len(groups) == 1 and len(waits) == 1, (groups, waits)
+    wait = datetime.strptime(waits.pop(), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    assert before.replace(microsecond=0) <= wait <= after
+    assert groups.pop() == wait.strftime("%Y%m%d%H%M")
+    # Pinned: the plan's instant, same width, and the same bytes every time.
+    assert stamps(tmp_path / "pinned") == ({"200001010000"}, {"20000101000000"})
+    names = sorted(p.name for p in (tmp_path / "pinned").glob("*.json"))
+    assert len(names) == 3
+    for name in names:
+        pinned = (tmp_path / "pinned" / name).read_bytes()
+        assert pinned == (tmp_path / "pinned-again" / name).read_bytes(), name
+    assert (tmp_path / "real" / names[0]).read_bytes() != (
+        tmp_path / "pinned" / names[0]
+    ).read_bytes()
 
 
 def volume_sizes(out_dir: Path) -> set[int]:

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,12 +85,22 @@ def bins(files: Sequence[Path], count: int) -> list[list[Path]]:
 def lint(files: Sequence[Path]) -> LintResult:
     """Run cfn-lint on ``files``, in one process per core; never raises for findings
     (see ``raise_for``)."""
+    return merge(list(files), lint_each(files).values())
+
+
+def lint_each(files: Sequence[Path]) -> dict[Path, LintResult]:
+    """cfn-lint's result for each of ``files`` (cfn-lint reads each template on its own),
+    the files spread over one process per core."""
     groups = bins(files, os.cpu_count() or 1)
     if len(groups) < 2:
         return _lint_one(files)
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
         parts = list(pool.map(_lint_one, groups))
-    result = LintResult(files=list(files))
+    return {path: part[path] for part in parts for path in part}
+
+
+def merge(files: list[Path], parts: Iterable[LintResult]) -> LintResult:
+    result = LintResult(files=files)
     for part in parts:
         result.errors.extend(part.errors)
         result.warnings.extend(part.warnings)
@@ -98,10 +108,11 @@ def lint(files: Sequence[Path]) -> LintResult:
     return result
 
 
-def _lint_one(files: Sequence[Path]) -> LintResult:
-    result = LintResult(files=list(files))
+def _lint_one(files: Sequence[Path]) -> dict[Path, LintResult]:
+    results = {path: LintResult(files=[path]) for path in files}
     if not files:
-        return result
+        return results
+    by_name = {str(path): result for path, result in results.items()}
     argv = [cfn_lint_binary(), "--format", "json", "--", *map(str, files)]
     run = subprocess.run(argv, capture_output=True, text=True, timeout=LINT_TIMEOUT_SECONDS)
     try:
@@ -118,13 +129,16 @@ def _lint_one(files: Sequence[Path]) -> LintResult:
             line=int(match.get("Location", {}).get("Start", {}).get("LineNumber", 0)),
             message=match["Message"],
         )
+        result = by_name.get(finding.file)
+        if result is None:
+            raise PclusterError(f"cfn-lint reported on a file it was not given: {finding}")
         if finding.level == "Error":
             result.errors.append(finding)
         elif finding.rule in PCLUSTER_INHERENT:
             result.ignored[finding.rule] += 1
         elif finding.level == "Warning":
             result.warnings.append(finding)
-    return result
+    return results
 
 
 def raise_for(result: LintResult) -> None:

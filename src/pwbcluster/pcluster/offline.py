@@ -43,6 +43,17 @@ WORKER_TIMEOUT_SECONDS = 600
 # Beside synthesised templates: the stand-in id written in them -> the id it stands for.
 PLACEHOLDERS_FILE = "placeholders.json"
 DEFAULT_ACCOUNT = STAND_IN_ACCOUNT
+# A planned cluster template is stamped with this instant where pcluster stamps the time
+# it synthesises (the log group's suffix, the head node's wait condition ids): a re-plan of
+# the same config is then the same bytes, and its lint can be reused. Same width as a real
+# stamp, so name lengths are checked as AWS would see them; `pcluster create-cluster`
+# stamps the time it runs.
+PLAN_CLOCK = "2000-01-01T00:00:00+00:00"
+PLAN_CLOCK_NOTE = (
+    "pcluster: the planned cluster templates carry 2000-01-01 00:00 UTC where pcluster stamps "
+    "the time (log group suffix 200001010000, wait condition ids); create-cluster stamps "
+    "the time it runs"
+)
 
 # The only validators switched off offline, each because moto cannot serve what it
 # asks (the real `pcluster create-cluster` runs them all against AWS).
@@ -93,6 +104,8 @@ class Job:
     public_subnets: Sequence[str] = ()
     suppress: Sequence[str] = tuple(SUPPRESSED_VALIDATORS)
     instance_types: dict[str, Any] = field(default_factory=dict)
+    # What pcluster's clock reads while it synthesises (see PLAN_CLOCK); None: the real one.
+    clock: str | None = None
 
     def request(self) -> dict[str, Any]:
         return {
@@ -106,6 +119,7 @@ class Job:
             "public_subnets": list(self.public_subnets),
             "suppress": list(self.suppress),
             "instance_types": self.instance_types,
+            "clock": self.clock,
         }
 
 

@@ -20,7 +20,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,7 +140,11 @@ def _synthesise(ctx: PlanContext) -> None:
     image_name = str(ctx.image_config.get("Image", {}).get("Name") or f"{ctx.config.name}-image")
     jobs = [
         offline.cluster_job(
-            dict(ctx.cluster.config), ctx.config.name, out_dir=out_dir, public_subnets=public
+            dict(ctx.cluster.config),
+            ctx.config.name,
+            out_dir=out_dir,
+            public_subnets=public,
+            clock=offline.PLAN_CLOCK,
         ),
         offline.image_job(ctx.image_config, image_name, out_dir=out_dir, public_subnets=public),
     ]
@@ -222,6 +225,7 @@ def _synthesise(ctx: PlanContext) -> None:
     _timed(ctx, "cfn-lint", started)
     notes.extend(f"cfn-lint warning: {w}" for w in linted.warnings)
     notes.append(linted.summary())
+    notes.append(offline.PLAN_CLOCK_NOTE)
     if any(r.placeholders for r in results):
         notes.append(
             f"pcluster: planned ids appear in the templates as fixed stand-in ids; "
@@ -239,44 +243,46 @@ def _finding_json(finding: lint.Finding) -> dict[str, Any]:
 def _lint(
     ctx: PlanContext, cache: StepCache, results: Sequence[offline.JobResult]
 ) -> lint.LintResult:
-    """cfn-lint on each job's templates, redone only for templates whose bytes (or
-    cfn-lint's version) changed; the groups left to lint run at the same time."""
+    """cfn-lint on each template, redone only for a template whose name or bytes (or
+    cfn-lint's version) changed: cfn-lint reads each template on its own, and pcluster's
+    clock is pinned in a plan, so a queue edit leaves the login nodes' template as it was.
+    The templates left to lint run at the same time."""
     tool = (versions("cfn-lint"), code_digest())
     groups = {r.job.kind: list(r.files) for r in results}
-    keys = {kind: digest("cfn-lint", tool, files_digest(files)) for kind, files in groups.items()}
-    done: dict[str, lint.LintResult] = {}
-    for kind, files in groups.items():
-        value = cache.get(f"cfn-lint-{kind}", keys[kind])
-        if isinstance(value, dict):
-            note_reused(ctx, f"cfn-lint {kind}")
-            done[kind] = lint.LintResult(
-                files=files,
-                errors=[lint.Finding(**f) for f in value["errors"]],
-                warnings=[lint.Finding(**f) for f in value["warnings"]],
-                ignored=Counter(value["ignored"]),
-            )
-    todo = [kind for kind in groups if kind not in done]
-    if todo:
-        with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            for kind, result in zip(
-                todo, pool.map(lambda k: lint.lint(groups[k]), todo), strict=True
-            ):
-                done[kind] = result
-                cache.put(
-                    f"cfn-lint-{kind}",
-                    keys[kind],
-                    {
-                        "errors": [_finding_json(f) for f in result.errors],
-                        "warnings": [_finding_json(f) for f in result.warnings],
-                        "ignored": dict(result.ignored),
-                    },
+    done: dict[Path, lint.LintResult] = {}
+    keys: dict[Path, str] = {}
+    for files in groups.values():
+        for path in files:
+            keys[path] = digest("cfn-lint", tool, files_digest([path]))
+            value = cache.get(f"cfn-lint-{path.name}", keys[path])
+            if isinstance(value, dict):
+                done[path] = lint.LintResult(
+                    files=[path],
+                    errors=[lint.Finding(**f) for f in value["errors"]],
+                    warnings=[lint.Finding(**f) for f in value["warnings"]],
+                    ignored=Counter(value["ignored"]),
                 )
-    merged = lint.LintResult(files=[f for kind in groups for f in groups[kind]])
-    for kind in groups:
-        merged.errors.extend(done[kind].errors)
-        merged.warnings.extend(done[kind].warnings)
-        merged.ignored.update(done[kind].ignored)
-    return merged
+    todo = [path for files in groups.values() for path in files if path not in done]
+    for path, result in lint.lint_each(todo).items():
+        done[path] = result
+        cache.put(
+            f"cfn-lint-{path.name}",
+            keys[path],
+            {
+                "errors": [_finding_json(f) for f in result.errors],
+                "warnings": [_finding_json(f) for f in result.warnings],
+                "ignored": dict(result.ignored),
+            },
+        )
+    for kind, files in groups.items():
+        kept = [path for path in files if path not in todo]
+        if files and len(kept) == len(files):
+            note_reused(ctx, f"cfn-lint {kind}")
+        else:
+            for path in kept:
+                note_reused(ctx, f"cfn-lint {path.name}")
+    all_files = [path for files in groups.values() for path in files]
+    return lint.merge(all_files, (done[path] for path in all_files))
 
 
 def _write_placeholders(out_dir: Path, results: Sequence[offline.JobResult]) -> Path:

@@ -9,7 +9,8 @@ pcluster, moto and boto3, never pwbcluster.
 
 Request: {region, account_id, endpoint_url (a moto server; otherwise moto's in-process
 mock), jobs: [{kind ("cluster" | "image"), config, name, validate, synthesise, out_dir,
-suppress (validator class names), standins, public_subnets, instance_types}]}.
+suppress (validator class names), standins, public_subnets, instance_types, clock (an
+ISO 8601 instant pcluster's clock reads while it synthesises, or null for the real one)}]}.
 Response: {results: [{failures: [{level, validator, message, path}], files, timings,
 mapping, placeholders, error}]}, one per job.
 
@@ -30,7 +31,8 @@ import re
 import sys
 import time
 import traceback
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +66,40 @@ def write_json(path: Path, body: Any, mapping: dict[str, str]) -> Path:
     from worker_standins import substitute_text
 
     text = body if isinstance(body, str) else json.dumps(body, indent=1, sort_keys=True)
-    path.write_text(substitute_text(text, mapping))
+    text = substitute_text(text, mapping)
+    if not isinstance(body, str):
+        # Sorted after the ids are replaced: a key naming one (an asset's parameters) sorts
+        # by the id written, not by moto's.
+        text = json.dumps(json.loads(text), indent=1, sort_keys=True)
+    path.write_text(text)
     return path
+
+
+@contextmanager
+def pinned_clock(instant: str | None) -> Iterator[None]:
+    """pcluster's cluster stack reads the clock twice (cluster_stack.py, ClusterCdkStack:
+    the log group's minute suffix and the head node's wait condition ids, to the second);
+    with ``instant`` it reads that instead, so the same config gives the same bytes."""
+    if not instant:
+        yield
+        return
+    import pcluster.templates.cluster_stack as cluster_stack
+
+    real = cluster_stack.datetime
+    fixed = real.fromisoformat(instant)
+    if fixed.tzinfo is None:
+        raise ValueError(f"clock {instant!r}: give an instant with its offset")
+
+    class Pinned(real):  # type: ignore[misc, valid-type]
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return fixed.astimezone(tz) if tz is not None else fixed.replace(tzinfo=None)
+
+    cluster_stack.datetime = Pinned
+    try:
+        yield
+    finally:
+        cluster_stack.datetime = real
 
 
 def synthesise_cluster(request: dict[str, Any], config: Any, mapping: dict[str, str]) -> list[str]:
@@ -80,18 +114,58 @@ def synthesise_cluster(request: dict[str, Any], config: Any, mapping: dict[str, 
     added = {PCLUSTER_CLUSTER_NAME_TAG: name, PCLUSTER_VERSION_TAG: get_installed_version()}
     config.tags = [t for t in (config.tags or []) if t.key not in added]
     config.tags += [Tag(key=k, value=v) for k, v in added.items()]
-    template, assets = CDKTemplateBuilder().build_cluster_template(
-        cluster_config=config, bucket=bucket, stack_name=name
-    )
+    with pinned_clock(request.get("clock")):
+        template, assets = CDKTemplateBuilder().build_cluster_template(
+            cluster_config=config, bucket=bucket, stack_name=name
+        )
     out = Path(request["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
     reverse = display_ids(mapping)
     root = json.loads(template) if isinstance(template, str) else template
-    files = [write_json(out / f"{name}.json", root, reverse)]
+    nested_files, renamed = [], {}
     for asset in assets or []:
         nested = nested_stack_name(root, asset["s3_bucket_parameter"]["key"])
-        files.append(write_json(out / f"{name}-{nested}.json", asset["content"], reverse))
+        path = write_json(out / f"{name}-{nested}.json", asset["content"], reverse)
+        nested_files.append(path)
+        renamed.update(asset_renames(asset, path.read_bytes()))
+    files = [write_json(out / f"{name}.json", root, {**reverse, **renamed}), *nested_files]
     return [str(f) for f in files]
+
+
+ASSET_PARAMETER = re.compile(
+    r"^AssetParameters(?P<hash>[0-9a-f]{64})(?P<kind>[A-Za-z0-9]+?)[0-9A-F]{8}$"
+)
+
+
+def cdk_parameter_id(asset_hash: str, kind: str) -> str:
+    """The logical id CDK gives an asset's parameter: the path's parts, then the first 8 hex
+    digits of the md5 of the path (makeUniqueId in aws-cdk core's uniqueid.ts)."""
+    path_hash = hashlib.md5(
+        f"AssetParameters/{asset_hash}/{kind}".encode(), usedforsecurity=False
+    ).hexdigest()
+    return f"AssetParameters{asset_hash}{kind}{path_hash[:8].upper()}"
+
+
+def asset_renames(asset: dict[str, Any], written: bytes) -> dict[str, str]:
+    """CDK names a nested template's parameters in the root after the hash of the template it
+    synthesised, which holds moto's ids for the stand-ins (random, and drawn in a different
+    order by a warm worker than by a fresh one). As the template is written with the planned
+    ids instead, the root names it by the hash of what was written (sha256), with the
+    parameter ids CDK would derive from that hash: the same config, the same root."""
+    keys = [
+        asset[p]["key"]
+        for p in ("s3_bucket_parameter", "s3_object_key_parameter", "hash_parameter")
+    ]
+    matches = [ASSET_PARAMETER.match(key) for key in keys]
+    hashes = {m["hash"] for m in matches if m}
+    if len(hashes) != 1 or not all(
+        m and cdk_parameter_id(m["hash"], m["kind"]) == m[0] for m in matches
+    ):
+        return {}  # not the naming this code knows: leave CDK's names as they are
+    (old,) = hashes
+    new = hashlib.sha256(written).hexdigest()
+    renames = {m[0]: cdk_parameter_id(new, m["kind"]) for m in matches if m}
+    return {**renames, old: new}
 
 
 def nested_stack_name(root: dict[str, Any], bucket_parameter: str) -> str:
