@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from . import accounting
-from .harness import unavailable_reason
+from .harness import slurm_root, slurm_version, unavailable_reason, version_tuple
 
 pytestmark = [
     pytest.mark.root,
@@ -21,6 +21,17 @@ pytestmark = [
 ]
 
 
+def _slurm() -> tuple[int, ...]:
+    return version_tuple(slurm_version(slurm_root())) if unavailable_reason() is None else ()
+
+
+@pytest.mark.xfail(
+    _slurm() >= (26, 5),
+    strict=True,
+    reason="on Debian testing's Slurm 26.05 the backup slurmdbd took control and then no "
+    "longer answered slurmctld (connection refused on login1:6819 about 30 s later); the "
+    "jobs ending after the kill were not recorded: not yet explained",
+)
 def test_backup_slurmdbd_records_every_job_across_a_head_kill() -> None:
     record = accounting.head_kill_round(with_backup=True)
     assert record.dbd_answer_s is not None, "no slurmdbd answered after the head kill"
