@@ -31,6 +31,13 @@ cluster/cluster.yaml). Each round:
      cluster/ha/reconcile.py --watch) runs unless --no-watch (the old behaviour: only
      the backup's next reconciler run, here right after the head is primary, ends it).
 
+Then, unless --accounting-rounds 0, Slurm accounting (tests/ha/accounting.py: a real
+MariaDB standing in for RDS, ParallelCluster's slurmdbd on the head): --accounting-rounds
+fresh clusters with cluster/ha/slurmdbd-backup.sh's backup slurmdbd on login1, and one
+without it, each running 7 jobs before, across and after `kill -9` of the head's slurmctld
+and slurmdbd; prints jobs recorded (end time in the database) of jobs run, and the time
+from the kill until a slurmdbd answers sacctmgr again.
+
 Figures only; nothing here asserts a time.
 """
 
@@ -49,11 +56,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "ha"))
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))
 
 import harness  # noqa: E402
 
 from pwbcluster.errors import ToolkitError  # noqa: E402
 from pwbcluster.lab import rootfs  # noqa: E402
+from tests.ha import accounting  # noqa: E402
 
 
 def configured_slurmctld_timeout() -> int:
@@ -255,6 +264,51 @@ def run_suite(args: argparse.Namespace, root: Path | None) -> tuple[list[dict], 
     return rounds, version
 
 
+def run_accounting(args: argparse.Namespace, root: Path | None) -> dict:
+    """Accounting rounds on one Slurm: with the backup slurmdbd, then once without."""
+    result: dict = {"with": [], "without": []}
+    for with_backup, count in ((True, args.accounting_rounds), (False, 1)):
+        for _ in range(count):
+            try:
+                record = accounting.head_kill_round(
+                    with_backup, slurmctld_timeout=args.slurmctld_timeout, root=root
+                )
+            except RuntimeError as exc:
+                print(f"accounting round failed: {exc}", flush=True)
+                continue
+            result["with" if with_backup else "without"].append(record)
+            answer = record.dbd_answer_s
+            print(
+                f"accounting {'with' if with_backup else 'without'} the backup slurmdbd: "
+                f"recorded {len(record.run & record.recorded)} of {len(record.run)} jobs run "
+                f"(missing {sorted(record.missing, key=int)}), slurmdbd answering "
+                f"{f'{answer:.2f} s after the kill' if answer is not None else 'never (15 s)'}",
+                flush=True,
+            )
+    return result
+
+
+def summarize_accounting(result: dict) -> str:
+    """One line; also the table's cell."""
+    with_backup, without = result["with"], result["without"]
+    parts = []
+    if with_backup:
+        run = sum(len(r.run) for r in with_backup)
+        got = sum(len(r.run & r.recorded) for r in with_backup)
+        answers = [r.dbd_answer_s for r in with_backup if r.dbd_answer_s is not None]
+        timing = (
+            f"{statistics.median(answers):.2f} / {max(answers):.2f} s"
+            if answers
+            else "never answered"
+        )
+        parts.append(f"backup: {got} of {run} recorded, dbd answers {timing}")
+    if without:
+        run = sum(len(r.run) for r in without)
+        got = sum(len(r.run & r.recorded) for r in without)
+        parts.append(f"no backup: {got} of {run} recorded")
+    return "; ".join(parts) or "no accounting round completed"
+
+
 def summarize(args: argparse.Namespace, rounds: list[dict], version: str) -> None:
     client = [r["client"] for r in rounds]
     logged = [r["logged"] for r in rounds if r["logged"] is not None]
@@ -336,6 +390,12 @@ def main() -> int:
         help="Debian suite whose Slurm to run on, or all three [the host's]",
     )
     parser.add_argument(
+        "--accounting-rounds",
+        type=int,
+        default=1,
+        help="accounting rounds with the backup slurmdbd (plus one without); 0 skips [1]",
+    )
+    parser.add_argument(
         "--watch-grace",
         type=float,
         default=4.0,
@@ -349,7 +409,7 @@ def main() -> int:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
     suites = list(rootfs.MATRIX) if args.suite == "all" else [args.suite] if args.suite else []
-    results: list[tuple[str, str, list[dict]]] = []
+    results: list[tuple[str, str, list[dict], str]] = []
     try:
         for suite in suites or [""]:
             root = harness.slurm_root()
@@ -362,25 +422,33 @@ def main() -> int:
                 print("no round completed")
             else:
                 summarize(args, rounds, version)
-            results.append((suite or "host", version, rounds))
+            acct = ""
+            if args.accounting_rounds > 0 and accounting.unavailable_reason() is None:
+                acct = summarize_accounting(run_accounting(args, root))
+                print(f"accounting (kill -9 of the head's slurmctld and slurmdbd): {acct}")
+            elif args.accounting_rounds > 0:
+                acct = f"not run: {accounting.unavailable_reason()}"
+                print(f"accounting {acct}")
+            results.append((suite or "host", version, rounds, acct))
     except ToolkitError as exc:  # no debootstrap, not root, a failed build
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if len(results) > 1:
         print_table(results)
-    return 0 if all(rounds for _, _, rounds in results) else 1
+    return 0 if all(rounds for _, _, rounds, _ in results) else 1
 
 
-def print_table(results: list[tuple[str, str, list[dict]]]) -> None:
+def print_table(results: list[tuple[str, str, list[dict], str]]) -> None:
     """One row per Slurm: the figures issue 16 asks for, per version."""
     print(
         "\n| suite | Slurm | rounds | takeover median / max (s) | running jobs lost | "
-        "accepted-before-kill lost | failback no-controller gap median / max (s) |"
+        "accepted-before-kill lost | failback no-controller gap median / max (s) | "
+        "accounting across a head kill |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for suite, version, rounds in results:
+    print("|---|---|---|---|---|---|---|---|")
+    for suite, version, rounds, acct in results:
         if not rounds:
-            print(f"| {suite} | {version} | 0 | no round completed | | | |")
+            print(f"| {suite} | {version} | 0 | no round completed | | | | {acct} |")
             continue
         client = [r["client"] for r in rounds]
         silence = [r["silence"] for r in rounds]
@@ -389,7 +457,7 @@ def print_table(results: list[tuple[str, str, list[dict]]]) -> None:
             f"{statistics.median(client):.2f} / {max(client):.2f} | "
             f"{sum(r['running_lost'] for r in rounds)} of {len(rounds)} | "
             f"{sum(r['burst_lost'] for r in rounds)} of {sum(r['burst'] for r in rounds)} | "
-            f"{statistics.median(silence):.2f} / {max(silence):.2f} |"
+            f"{statistics.median(silence):.2f} / {max(silence):.2f} | {acct} |"
         )
 
 

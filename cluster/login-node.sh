@@ -109,6 +109,14 @@ controller_ha() {
     --slurmctld-timeout "${SLURMCTLD_TIMEOUT}" --scaling-sums-uri "${HA_SCALING_SUMS_URI}"
 }
 
+# slurmdbd_backup: backup slurmdbd here (cluster/ha/slurmdbd-backup.sh); never fails the node.
+slurmdbd_backup() {
+  [[ "${SLURMDBD_BACKUP:-false}" == "true" ]] || return 0
+  require_env SLURMDB_PASSWORD_SECRET_ARN REGION
+  bash "${PWB_HOME}/cluster/ha/slurmdbd-backup.sh" --shared-dir "${HA_SHARED_DIR}" \
+    --password-secret-arn "${SLURMDB_PASSWORD_SECRET_ARN}" --region "${REGION}"
+}
+
 main() {
   trap 'printf "[%s] ERROR: a command failed near line %s\n" "${SCRIPT_NAME}" "${LINENO}" >&2' ERR
   parse_args "$@"
@@ -122,6 +130,7 @@ main() {
   [[ "${before}" == "${after}" ]] || changed=1
   start_workbench "${changed}" || die "Workbench (rstudio-launcher, rstudio-server) did not start"
   run_optional controller-ha controller_ha
+  run_optional slurmdbd-backup slurmdbd_backup
   run_optional health-check health_check
   if [[ -n "${OPTIONAL_FAILURES:-}" ]]; then
     warn "login node up with Workbench; these optional steps failed: ${OPTIONAL_FAILURES}"

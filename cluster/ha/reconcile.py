@@ -109,6 +109,11 @@ class Settings:
         return self.slurm_etc / "pwb_ha_controllers.conf"
 
     @property
+    def accounting_conf(self) -> Path:
+        """AccountingStorageBackupHost, written by slurmdbd-backup.sh when it runs."""
+        return self.slurm_etc / "pwb_ha_accounting.conf"
+
+    @property
     def state_dir(self) -> Path:
         return self.shared_dir / "state"
 
@@ -210,6 +215,12 @@ def ensure_include_last(settings: Settings) -> bool:
 
 
 def render_ha_conf(settings: Settings) -> str:
+    accounting = ""
+    if settings.accounting_conf.exists():
+        accounting = (
+            "# The backup slurmdbd (cluster/ha/slurmdbd-backup.sh).\n"
+            f"include {settings.accounting_conf}\n"
+        )
     return (
         f"{MANAGED}\n"
         "# Shared state, so a backup controller recovers what the primary saved.\n"
@@ -217,6 +228,7 @@ def render_ha_conf(settings: Settings) -> str:
         "# Measured with benchmarks/controller_failover.py (cluster.ha.slurmctld_timeout).\n"
         f"SlurmctldTimeout={settings.slurmctld_timeout}\n"
         f"include {settings.controllers_conf}\n"
+        f"{accounting}"
     )
 
 

@@ -171,3 +171,27 @@ def test_ssh_off_the_balancer_is_a_tag_the_patch_reads(data: dict[str, Any]) -> 
         "Tags"
     ]
     assert {"Key": LB_SSH_TAG, "Value": "off"} in tags
+
+
+@pytest.mark.parametrize("ha", [True, False])
+def test_login_nodes_run_a_backup_slurmdbd_only_with_accounting_and_controller_ha(
+    data: dict[str, Any], ha: bool
+) -> None:
+    data["cluster"]["slurm_accounting"] = True
+    data["cluster"]["ha"]["controllers"] = ha
+    network, services, image = upstream()
+    import dataclasses
+
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t/slurmdb-AbCdEf"
+    services = dataclasses.replace(
+        services,
+        slurm_accounting_db=dataclasses.replace(
+            services.workbench_db, engine="mariadb", password_secret_arn=arn
+        ),
+    )
+    env = node_env(model_of(data), network, services, "example", PREFIX)
+    rendered = render_cluster_config(model_of(data), network, services, image, PREFIX, {})
+    database = rendered.config["Scheduling"]["SlurmSettings"]["Database"]
+    assert database["PasswordSecretArn"] == arn  # ParallelCluster's slurmdbd reads the same
+    assert env["SLURMDBD_BACKUP"] == ("true" if ha else "false")
+    assert env["SLURMDB_PASSWORD_SECRET_ARN"] == (arn if ha else "")

@@ -51,7 +51,8 @@ ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BRIDGE = "pwbha0"
 SUBNET = "10.77.7"
 LOCAL_MOUNT = Path("/run/pwbha")
-ADDRESSES = {"head": 10, "login1": 11, "login2": 12, "login3": 13, "compute1": 20}
+# rds: the accounting database (tests/ha/accounting.py), MariaDB standing in for RDS.
+ADDRESSES = {"head": 10, "login1": 11, "login2": 12, "login3": 13, "compute1": 20, "rds": 30}
 
 
 def _run(argv: Sequence[str], check: bool = True, timeout: float = 30) -> str:
@@ -273,6 +274,8 @@ class Cluster:
     notes: dict[str, str] = field(default_factory=dict)  # test scratch: job ids and such
     watchers: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     root: Path | None = field(default_factory=slurm_root)  # PWBHA_SLURM_ROOT
+    # Scheduling.SlurmSettings.Database set: pcluster's accounting lines in its include.
+    accounting: bool = False
 
     @property
     def scripts(self) -> Path:
@@ -387,6 +390,17 @@ class Cluster:
             "State=UNKNOWN\n"
             "PartitionName=q Nodes=compute1 Default=YES MaxTime=INFINITE State=UP "
             "OverSubscribe=FORCE:8\n"
+            + (
+                # slurm_parallelcluster.conf with Database (cookbook's template).
+                "AccountingStorageType=accounting_storage/slurmdbd\n"
+                "AccountingStorageHost=head\nAccountingStoragePort=6819\n"
+                "AccountingStorageUser=slurm\n"
+                # Lab only, like AuthInfo above: for slurmdbd connections Slurm takes the
+                # munge socket from AccountingStoragePass (slurm.conf(5)).
+                f"AccountingStoragePass={self.munge_socket}\n"
+                if self.accounting
+                else ""
+            )
         )
 
     def add_host(self, name: str) -> Host:
@@ -574,7 +588,7 @@ class Cluster:
             with contextlib.suppress(Exception):
                 self.stop_watcher(name)
         for host in list(self.hosts.values()):
-            for daemon in ("slurmctld", "slurmd"):
+            for daemon in ("slurmctld", "slurmd", "slurmdbd"):
                 pid = host.daemon_pid(daemon)
                 if pid is not None:
                     stop_pid(pid, grace=5)

@@ -94,6 +94,8 @@ LICENCE_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pwb-licence-
 def _all_databases(data: dict[str, Any]) -> None:
     data["aux"]["databases"]["audit"]["enabled"] = True
     data["aux"]["databases"]["slurm_accounting"]["enabled"] = True
+    # Accounting with controller HA: the login nodes run the backup slurmdbd.
+    data["cluster"]["slurm_accounting"] = True
     data["aux"]["databases"]["workbench"]["multi_az"] = True
     data["cluster"]["workbench"]["license_secret_arn"] = LICENCE_ARN
     data["cluster"]["workbench"]["audit_database"] = True

@@ -49,7 +49,15 @@ MARKER = ".pwbcluster-rootfs.json"
 # Slurm's daemons and clients, munge, and what cluster/ha's scripts call (bash, python3's
 # standard library, ip; coreutils, findutils, diffutils, mawk and util-linux's setpriv are
 # in every minbase root).
-SLURM_PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge", "python3", "iproute2")
+SLURM_PACKAGES = (
+    "slurmctld",
+    "slurmd",
+    "slurmdbd",
+    "slurm-client",
+    "munge",
+    "python3",
+    "iproute2",
+)
 # The Slurm matrix: Debian 12, 13 and testing (22.05, 24.11, 26.05 when written).
 MATRIX = ("bookworm", "trixie", "forky")
 SUITE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")

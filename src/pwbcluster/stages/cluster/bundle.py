@@ -103,6 +103,8 @@ def node_env(
     wb = cluster.workbench
     ports, cert = lb_listeners(wb, services.workbench_certificate_arn)
     audit = services.audit_db if wb.audit_database else None
+    slurmdb = services.slurm_accounting_db
+    slurmdbd_backup = bool(cluster.slurm_accounting and cluster.ha.controllers and slurmdb)
     env = {
         "DEPLOYMENT": model.deployment.name,
         "REGION": model.deployment.region,
@@ -134,6 +136,12 @@ def node_env(
         # may write there); login nodes install only files that match.
         "HA_SCALING_SUMS_URI": f"s3://{network.bucket_name}/{HA_SCALING_SUMS_KEY}",
         "SLURMCTLD_TIMEOUT": str(cluster.ha.slurmctld_timeout),
+        # A backup slurmdbd on a login node (cluster/ha/slurmdbd-backup.sh) when accounting
+        # and controller HA are both on; the secret is the one SlurmSettings.Database names.
+        "SLURMDBD_BACKUP": "true" if slurmdbd_backup else "false",
+        "SLURMDB_PASSWORD_SECRET_ARN": slurmdb.password_secret_arn
+        if slurmdbd_backup and slurmdb
+        else "",
         "CONTAINER_SESSIONS": "true" if wb.container_sessions else "false",
         "CONTAINER_IMAGES": " ".join(wb.container_images),
         # os@sha256:... for the images pinned by digest (pulled by digest on the head node).

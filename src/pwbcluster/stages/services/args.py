@@ -155,6 +155,8 @@ class ServicesArgs:
     # Backup slurmctlds on the login nodes (cluster.ha.controllers): the login nodes then
     # need what ParallelCluster's resume and suspend programs call.
     login_node_scaling: bool = False
+    # The login nodes run the backup slurmdbd (accounting and controller HA both on).
+    login_node_slurmdb: bool = False
     # cluster.workbench.port: the cluster group admits it between its members.
     workbench_port: int = 8787
     # The balancer's Workbench listener and the NAT addresses the callbacks come from.
@@ -218,6 +220,7 @@ def services_args(
         secret_recovery_days=recovery,
         license_secret_arn=model.cluster.workbench.license_secret_arn or None,
         login_node_scaling=bool(model.cluster.ha.controllers),
+        login_node_slurmdb=bool(model.cluster.ha.controllers and model.cluster.slurm_accounting),
         workbench_port=int(model.cluster.workbench.port),
         callback_port=workbench_listener_port(int(wb_cfg.port), wb_cfg.serves_tls),
         nat_public_ips=tuple(getattr(network, "nat_public_ips", ()) or ()),

@@ -49,7 +49,10 @@ def _endpoint(db: Database, engine: str, name: str, master: str, role: str | Non
 
 
 def node_secret_arns(
-    cookie: Any, license_arn: str | None, databases: list[Database]
+    cookie: Any,
+    license_arn: str | None,
+    databases: list[Database],
+    slurmdb: Database | None = None,
 ) -> dict[str, list[Any]]:
     """The secrets each node role's scripts read (tests/stacks derive them from the
     scripts and compare): the head node creates each database's role with its master
@@ -67,6 +70,7 @@ def node_secret_arns(
             cookie.arn,
             *(db.client_secret.arn for db in databases),
             *([license_arn] if license_arn else []),
+            *([slurmdb.client_secret.arn] if slurmdb is not None else []),
         ],
         "compute-node": [],
     }
@@ -171,7 +175,13 @@ def services_program(args: ServicesArgs) -> dict[str, Any]:
         NodePoliciesArgs(
             deployment=name,
             bucket_arn=args.bucket_arn,
-            secrets=node_secret_arns(cookie, args.license_secret_arn, workbench_dbs),
+            secrets=node_secret_arns(
+                cookie,
+                args.license_secret_arn,
+                workbench_dbs,
+                # The backup slurmdbd on a login node reads the accounting password.
+                slurmdb=slurm if args.login_node_slurmdb else None,
+            ),
             tags=tags,
             login_extra=login_scaling_statements(args.region, name, args.private_subnet_ids)
             if args.login_node_scaling
