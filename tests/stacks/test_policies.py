@@ -29,6 +29,7 @@ from pwbcluster.contracts import (
 from pwbcluster.sandbox.mockrun import Registered
 from pwbcluster.stages.cluster.bundle import node_env
 from pwbcluster.stages.services.program import SECRET_OUTPUTS
+from pwbcluster.stages.services.secrets import SAFE_SPECIALS
 from pwbcluster.stages.stack_outputs import contract_fields
 
 from .conftest import LICENCE_ARN, Deployed, policy_of
@@ -481,3 +482,25 @@ def test_login_nodes_may_scale_the_cluster_only_with_controller_ha(
     assert dns["route53:ChangeResourceRecordSetsNormalizedRecordNames"] == [f"*.{name}.pcluster"]
     off = _login_statements(deployments["no-controller-ha"])
     assert not [sid for sid in off if sid.startswith("Scaling")], off
+
+
+def test_generated_passwords_hold_what_pulumi_random_would_draw(default: Deployed) -> None:
+    """The stand-in draws from the inputs the program gives pulumi_random (length, classes,
+    minimums, its special set), so the consumers downstream (slurmdbd.conf, database.conf,
+    the directory's complexity rules) meet the characters a real deployment's hold."""
+    passwords = [
+        r for r in default.registered if r.type == "random:index/randomPassword:RandomPassword"
+    ]
+    assert passwords
+    for r in passwords:
+        value, inputs = r.outputs["result"], r.inputs
+        assert len(value) == int(inputs["length"]), r.urn
+        specials = [c for c in value if not c.isalnum()]
+        if inputs.get("special"):
+            assert set(specials) <= set(SAFE_SPECIALS), r.urn
+            assert len(specials) >= int(inputs.get("minSpecial", 0)) >= 1, r.urn
+        else:
+            assert not specials, r.urn
+        # Slurm's config parser ends a line at "#" (parse_config.c): no generated value
+        # may hold one, since ParallelCluster writes the accounting password unescaped.
+        assert "#" not in value, r.urn

@@ -152,6 +152,33 @@ def tls_state(typ: str, inputs: dict[str, Any]) -> dict[str, Any]:
     raise KeyError(typ)
 
 
+def random_password(inputs: dict[str, Any]) -> str:
+    """A value as pulumi_random's RandomPassword draws it from its inputs: its length, its
+    classes (specials from ``overrideSpecial`` when given) and each class's minimum, so
+    that every consumer downstream sees the characters a real deployment's passwords hold."""
+    classes = {
+        "upper": (string.ascii_uppercase, inputs.get("upper", True), inputs.get("minUpper", 0)),
+        "lower": (string.ascii_lowercase, inputs.get("lower", True), inputs.get("minLower", 0)),
+        "numeric": (string.digits, inputs.get("numeric", True), inputs.get("minNumeric", 0)),
+        "special": (
+            inputs.get("overrideSpecial") or "!@#$%&*()-_=+[]{}<>:?",
+            inputs.get("special", True),
+            inputs.get("minSpecial", 0),
+        ),
+    }
+    length = int(inputs.get("length") or 32)
+    chosen = [
+        secrets.choice(chars)
+        for chars, on, least in classes.values()
+        if on
+        for _ in range(int(least or 0))
+    ]
+    alphabet = "".join(chars for chars, on, _ in classes.values() if on)
+    chosen += [secrets.choice(alphabet) for _ in range(length - len(chosen))]
+    secrets.SystemRandom().shuffle(chosen)
+    return "".join(chosen)
+
+
 def plausible(
     typ: str, name: str, inputs: dict[str, Any], region: str, account: str = ACCOUNT
 ) -> tuple[str, dict[str, Any]]:
@@ -164,9 +191,7 @@ def plausible(
         state.update(tls_state(typ, inputs))
         return f"{name}-{sfx[:8]}", state
     if typ == "random:index/randomPassword:RandomPassword":
-        alphabet = string.ascii_letters + string.digits
-        length = int(inputs.get("length") or 32)
-        state["result"] = "".join(secrets.choice(alphabet) for _ in range(length))
+        state["result"] = random_password(inputs)
         return f"{name}-none", state
     prefixes = {
         "aws:ec2/vpc:Vpc": "vpc",

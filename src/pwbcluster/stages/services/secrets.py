@@ -17,8 +17,12 @@ import pulumi_random as random
 import pulumi
 
 # Characters every consumer accepts: RDS refuses / @ " and space, shells and URLs dislike
-# others. Upper, lower, digit and special are all required (AD complexity rules).
-SAFE_SPECIALS = "!#%^*-_=+"
+# others. Upper, lower, digit and special are all required (AD complexity rules). No "#":
+# ParallelCluster writes the accounting database's password into slurmdbd.conf as it is
+# (the cookbook's update_slurm_database_password.sh), and Slurm's config parser ends a
+# line at an unescaped "#" (src/common/parse_config.c, _strip_comments): slurmdbd would
+# log in with the part before it.
+SAFE_SPECIALS = "!%^*-_=+"
 
 
 @dataclass(frozen=True)
