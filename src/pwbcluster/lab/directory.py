@@ -9,8 +9,9 @@ secretsmanager get-secret-value`` on PasswordSecretArn *from the node*, LdapTlsR
 LdapTlsCaCert, LdapAccessFilter with access_provider = ldap, ldap_schema = AD,
 ldap_id_mapping = True), root-owned 0600, copied to
 ``/opt/parallelcluster/shared*/directory_service/``; the login and compute nodes copy
-it from there; then sssd is (re)started on each node. What the cookbook does besides
-(ssh password authentication, pam_mkhomedir, the ssh key generation hook) is not done:
+it from there; then ``pam-auth-update --enable mkhomedir`` (its Debian
+system_authentication) and sssd (re)started on each node. What the cookbook does besides
+(ssh password authentication, the ssh key generation hook) is not done:
 the lab has no sshd.
 
 ``ldap_id_mapping = True`` means sssd derives each uid and gid from the object's SID
@@ -116,4 +117,6 @@ def configure_other(cluster: Cluster, node: Node) -> None:
 
 
 def restart_sssd(node: Node) -> None:
+    # system_authentication (partial/_system_authentication_debian.rb): pam_mkhomedir.
+    node.run(["pam-auth-update", "--enable", "mkhomedir"], check=True)
     node.run(["systemctl", "restart", "sssd"], check=True)
