@@ -29,7 +29,9 @@ class JobResult:
     owner_uid: int
 
 
-def submit(cluster: Cluster, login: str, user: str, password: str, timeout: float = 90) -> JobResult:
+def submit(
+    cluster: Cluster, login: str, user: str, password: str, timeout: float = 90
+) -> JobResult:
     node = cluster.nodes[login]
     session = users.pam(node, user, password, "authenticate", "acct_mgmt", "open_session")
     if session.returncode != 0:

@@ -55,6 +55,8 @@ NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # so not part of the "second run changes nothing" digest.
 VOLATILE = ("var/log/", "var/spool/", "var/lib/sss/", "var/lib/munge/", "var/cache/",
             "root/.cache/", "var/lib/pwb-ha/", "var/lib/private/", "etc/.pwd.lock")  # fmt: skip
+SHARED_VOLATILE = ("internal_pcluster_shared/slurm/pwb-ha/state/",
+                   "internal_pcluster_shared/slurm/pwb-ha/controllers/")  # fmt: skip
 SLURM_TOOLS = ("sbatch", "squeue", "scontrol", "sinfo", "srun", "scancel", "sacct", "salloc")
 
 INIT = r"""
@@ -197,6 +199,21 @@ class Node:
             ["bash", "-c", f"set -o errexit -o pipefail\n{script}"], timeout, check
         ).stdout
 
+    def workbench_config(self) -> dict[str, bytes]:
+        """/etc/rstudio's files (a login node's Workbench configuration)."""
+        etc = self.path("/etc/rstudio")
+        return {p.name: p.read_bytes() for p in sorted(etc.iterdir()) if p.is_file()}
+
+    def health(self, port: int = 8787) -> tuple[int, str]:
+        """What Workbench's /health-check answers on this node: (HTTP status, body)."""
+        done = self.run(
+            ["curl", "--silent", "--max-time", "10", "--write-out", "\\n%{http_code}",
+             f"http://127.0.0.1:{port}/health-check"],
+            timeout=30,
+        )  # fmt: skip
+        body, _, code = done.stdout.rpartition("\n")
+        return int(code or 0), body.strip()
+
     def digest(self) -> dict[str, str]:
         """Every file the node changed (its upper layer) with mode, owner and content
         digest, daemons' logs and caches left out (VOLATILE)."""
@@ -206,13 +223,7 @@ class Node:
             rel = str(path.relative_to(root)) + ("/" if path.is_dir() else "")
             if rel.startswith(VOLATILE):
                 continue
-            st = path.lstat()
-            what = f"{st.st_mode:o} {st.st_uid}:{st.st_gid}"
-            if path.is_symlink():
-                what += f" -> {os.readlink(path)}"
-            elif path.is_file():
-                what += " " + hashlib.sha256(path.read_bytes()).hexdigest()
-            found[rel] = what
+            found[rel] = _state(path)
         return found
 
 
@@ -438,6 +449,31 @@ class Cluster:
         self._finalize(node)
         return BootRecord(spec.name, time.perf_counter() - started, logs)
 
+    def login_load_balancer(self) -> str:
+        """The login pool's network load balancer ParallelCluster creates, tagged with the
+        cluster's name (login_lb_dns in cluster/lib/workbench.sh finds it by that tag),
+        in the lab's moto: a **stand-in** record only (its DNS name resolves nowhere
+        here; the lab's nodes are reached at their own addresses)."""
+        elb = self.lab.client("elbv2")
+        name = f"{self.lab.config.name}-login"[:32]
+        for lb in elb.describe_load_balancers()["LoadBalancers"]:
+            if lb["LoadBalancerName"] == name:
+                return str(lb["DNSName"])
+        pool = self.config["LoginNodes"]["Pools"][0]
+        cluster = next(
+            line.split("=", 1)[1]
+            for line in self.lab.node_env().decode().splitlines()
+            if line.startswith("CLUSTER_NAME=")
+        )
+        made = elb.create_load_balancer(
+            Name=name,
+            Type="network",
+            Scheme="internet-facing",
+            Subnets=list(pool["Networking"]["SubnetIds"]),
+            Tags=[{"Key": "parallelcluster:cluster-name", "Value": cluster}],
+        )
+        return str(made["LoadBalancers"][0]["DNSName"])
+
     def up(self, progress: Any = None) -> list[BootRecord]:
         """Boot the head node, then the login and compute nodes (in parallel, as
         ParallelCluster launches them once the head's wait condition is signalled)."""
@@ -445,6 +481,7 @@ class Cluster:
         say("nodes: head node (init, OnNodeStart, config, OnNodeConfigured)...")
         records = [self.boot(SPECS[0])]
         say(f"nodes: head ready ({records[0].seconds:.1f} s); login and compute nodes...")
+        self.login_load_balancer()
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             futures = {s.name: pool.submit(self.boot, s) for s in SPECS[1:]}
             for name, future in futures.items():
@@ -469,18 +506,37 @@ class Cluster:
             run(["ip", "link", "del", veth], check=False)
         ledger.forget("link", veth)
 
+    def shared_digest(self) -> dict[str, str]:
+        """The shared file systems' files as digest() has a node's (Slurm's and the HA
+        reconciler's running state left out)."""
+        found: dict[str, str] = {}
+        for name, fs in sorted((self.lab.ledger.meta.get("shared") or {}).items()):
+            root = Path(fs["path"])
+            for path in sorted(root.rglob("*")):
+                rel = f"{name}/{path.relative_to(root)}"
+                if rel.startswith(SHARED_VOLATILE) or "/lab-job-" in rel:
+                    continue
+                found[rel] = _state(path)
+        return found
+
     def rerun(self) -> dict[str, list[str]]:
-        """Every node's scripts again; per node, the files whose state changed."""
+        """Every node's scripts again, in boot order; per node (and "shared"), the files
+        whose content, mode or owner changed."""
         changed: dict[str, list[str]] = {}
-        for spec in SPECS:
+        shared_before = self.shared_digest()
+
+        def again(spec: NodeSpec) -> list[str]:
             node = self.nodes[spec.name]
             before = node.digest()
             for event in ("OnNodeStart", "OnNodeConfigured"):
                 self.custom_action(node, event)
-            after = node.digest()
-            changed[spec.name] = sorted(
-                k for k in set(before) | set(after) if before.get(k) != after.get(k)
-            )
+            return _differences(before, node.digest())
+
+        changed[SPECS[0].name] = again(SPECS[0])
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            for spec, result in zip(SPECS[1:], pool.map(again, SPECS[1:]), strict=True):
+                changed[spec.name] = result
+        changed["shared"] = _differences(shared_before, self.shared_digest())
         return changed
 
     # -- ParallelCluster's cookbook, stood in for ---------------------------------------
@@ -553,6 +609,20 @@ class Cluster:
             "Default=YES MaxTime=INFINITE State=UP\n",
         )
         node.sh("mkdir -p /var/log/slurm && chown slurm: /var/log/slurm")
+
+
+def _state(path: Path) -> str:
+    st = path.lstat()
+    what = f"{st.st_mode:o} {st.st_uid}:{st.st_gid}"
+    if path.is_symlink():
+        what += f" -> {os.readlink(path)}"
+    elif path.is_file():
+        what += " " + hashlib.sha256(path.read_bytes()).hexdigest()
+    return what
+
+
+def _differences(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
 def boot(lab: Lab, progress: Any = None) -> list[BootRecord]:
