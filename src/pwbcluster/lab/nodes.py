@@ -625,5 +625,19 @@ def _differences(before: dict[str, str], after: dict[str, str]) -> list[str]:
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
+def node_states(ledger: Any) -> dict[str, str]:
+    """Per booted node: its address, type and whether its init still runs."""
+    states = {}
+    for spec in SPECS:
+        for obj in ledger.objects:
+            if obj["kind"] == "process" and obj["name"] == init_process(spec.name):
+                up = "running" if ledger.process_alive(obj["name"]) else "stopped"
+                states[spec.name] = (
+                    f"{spec.kind} {ledger.net.address(spec.host)} "
+                    f"({'ip-' + ledger.net.address(spec.host).replace('.', '-')}): {up}"
+                )
+    return states
+
+
 def boot(lab: Lab, progress: Any = None) -> list[BootRecord]:
     return Cluster(lab).up(progress)
