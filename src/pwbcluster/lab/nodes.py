@@ -54,7 +54,7 @@ NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # What a node's own daemons write as they run (logs, caches, queues): not configuration,
 # so not part of the "second run changes nothing" digest.
 VOLATILE = ("var/log/", "var/spool/", "var/lib/sss/", "var/lib/munge/", "var/cache/",
-            "root/.cache/", "var/lib/pwb-ha/", "var/lib/private/", "etc/.pwd.lock")  # fmt: skip
+            "root/.cache/", "var/lib/pwb-ha/applied", "var/lib/private/", "etc/.pwd.lock")  # fmt: skip
 SHARED_VOLATILE = ("internal_pcluster_shared/slurm/pwb-ha/state/",
                    "internal_pcluster_shared/slurm/pwb-ha/controllers/")  # fmt: skip
 SLURM_TOOLS = ("sbatch", "squeue", "scontrol", "sinfo", "srun", "scancel", "sacct", "salloc")
@@ -392,6 +392,9 @@ class Cluster:
                    (STANDINS / "systemctl_standin.py").read_bytes(), 0o755)  # fmt: skip
         node.sh("ln -sfn pwblab-systemctl-standin /usr/local/sbin/systemctl")
         node.write(CUSTOM_ACTION, (STANDINS / "custom_action_standin.sh").read_bytes(), 0o755)
+        # No logind without systemd as PID 1: pam_systemd would wait ~25 s for it at
+        # every session opened on the node.
+        node.run(["pam-auth-update", "--disable", "systemd"], check=True)
         # Debian's Slurm, linked where ParallelCluster installs it (/opt/slurm, shared);
         # /etc/slurm points at /opt/slurm/etc so daemons and clients read one slurm.conf.
         node.sh(
@@ -519,9 +522,9 @@ class Cluster:
                 found[rel] = _state(path)
         return found
 
-    def rerun(self) -> dict[str, list[str]]:
-        """Every node's scripts again, in boot order; per node (and "shared"), the files
-        whose content, mode or owner changed."""
+    def rerun(self, only: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """Every node's scripts again (or ``only`` these nodes'), in boot order; per node
+        (and "shared"), the files whose content, mode or owner changed."""
         changed: dict[str, list[str]] = {}
         shared_before = self.shared_digest()
 
@@ -532,9 +535,11 @@ class Cluster:
                 self.custom_action(node, event)
             return _differences(before, node.digest())
 
-        changed[SPECS[0].name] = again(SPECS[0])
+        specs = [s for s in SPECS if only is None or s.name in only]
+        if specs and specs[0].kind == "HeadNode":
+            changed[specs[0].name] = again(specs.pop(0))
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-            for spec, result in zip(SPECS[1:], pool.map(again, SPECS[1:]), strict=True):
+            for spec, result in zip(specs, pool.map(again, specs), strict=True):
                 changed[spec.name] = result
         changed["shared"] = _differences(shared_before, self.shared_digest())
         return changed
