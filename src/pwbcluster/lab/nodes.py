@@ -537,7 +537,8 @@ class Cluster:
 
         specs = [s for s in SPECS if only is None or s.name in only]
         if specs and specs[0].kind == "HeadNode":
-            changed[specs[0].name] = again(specs.pop(0))
+            head = specs.pop(0)
+            changed[head.name] = again(head)
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             for spec, result in zip(specs, pool.map(again, specs), strict=True):
                 changed[spec.name] = result
