@@ -392,9 +392,10 @@ class Cluster:
                    (STANDINS / "systemctl_standin.py").read_bytes(), 0o755)  # fmt: skip
         node.sh("ln -sfn pwblab-systemctl-standin /usr/local/sbin/systemctl")
         node.write(CUSTOM_ACTION, (STANDINS / "custom_action_standin.sh").read_bytes(), 0o755)
-        # No logind without systemd as PID 1: pam_systemd would wait ~25 s for it at
-        # every session opened on the node.
-        node.run(["pam-auth-update", "--disable", "systemd"], check=True)
+        # No logind without systemd as PID 1 (pam_systemd would wait for it at every
+        # session); pam_krb5 is the host's (tests/users), not in ParallelCluster's AMI,
+        # where sssd alone authenticates.
+        node.run(["pam-auth-update", "--disable", "systemd", "krb5"], check=True)
         # Debian's Slurm, linked where ParallelCluster installs it (/opt/slurm, shared);
         # /etc/slurm points at /opt/slurm/etc so daemons and clients read one slurm.conf.
         node.sh(
