@@ -456,6 +456,9 @@ SELF_CHANGING = {
     # Stands up namespaces and daemons on the machine, as root (tests/lab runs it, and
     # takes it down again).
     "lab.up",
+    # Removes the machine's one lab (the ledger in /run is machine-wide, not the test
+    # project's): run here as root it tore down a lab tests/lab was using.
+    "lab.down",
 }
 
 

@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,6 +138,8 @@ class Ledger:
     def __init__(self, net: Net, path: Path | None = None) -> None:
         self.net = net
         self.path = path or net.ledger_path
+        # The nodes boot in threads: one writer of the ledger at a time.
+        self.lock = threading.RLock()
         self.data: dict[str, Any] = {"net": net.__dict__, "meta": {}, "objects": []}
         if self.path.exists():
             try:
@@ -154,8 +157,9 @@ class Ledger:
         return dict(self.data.setdefault("meta", {}))
 
     def set_meta(self, **values: Any) -> None:
-        self.data.setdefault("meta", {}).update(values)
-        self.save()
+        with self.lock:
+            self.data.setdefault("meta", {}).update(values)
+            self.save()
 
     @property
     def objects(self) -> list[dict[str, Any]]:
@@ -167,22 +171,28 @@ class Ledger:
     def record(self, kind: str, name: str, **extra: Any) -> None:
         if kind not in self.KINDS:
             raise ValueError(kind)
-        objects = self.data.setdefault("objects", [])
-        for obj in objects:
-            if obj["kind"] == kind and obj["name"] == name:
-                obj.update(extra)
-                break
-        else:
-            objects.append({"kind": kind, "name": name, **extra})
-        self.save()
+        with self.lock:
+            objects = self.data.setdefault("objects", [])
+            for obj in objects:
+                if obj["kind"] == kind and obj["name"] == name:
+                    obj.update(extra)
+                    break
+            else:
+                objects.append({"kind": kind, "name": name, **extra})
+            self.save()
 
     def forget(self, kind: str, name: str) -> None:
-        self.data["objects"] = [
-            o for o in self.objects if not (o["kind"] == kind and o["name"] == name)
-        ]
-        self.save()
+        with self.lock:
+            self.data["objects"] = [
+                o for o in self.objects if not (o["kind"] == kind and o["name"] == name)
+            ]
+            self.save()
 
     def save(self) -> None:
+        with self.lock:
+            self._save()
+
+    def _save(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -25,7 +25,7 @@
 
 Names resolve through /etc/netns/pwblab-<ns>/hosts (``ip netns exec`` binds it over
 /etc/hosts): the load balancer's and the database's DNS names point at the lab's
-addresses. Nodes are not booted here (a later step adds them on this network).
+addresses. Nodes are booted by ``pwbcluster.lab.nodes`` on this network.
 """
 
 from __future__ import annotations
@@ -636,7 +636,14 @@ def status(net: Net = LAB) -> dict[str, Any]:
         for o in ledger.objects
         if o["kind"] == "process"
     }
-    return {"meta": ledger.meta, "processes": processes, "present": leftovers(net)}
+    from pwbcluster.lab.nodes import node_states
+
+    return {
+        "meta": ledger.meta,
+        "processes": processes,
+        "present": leftovers(net),
+        "nodes": node_states(ledger),
+    }
 
 
 def _write_secret(path: Path, text: str) -> None:

@@ -4,8 +4,10 @@
 there (the AWS stand-in) and runs the sandbox pipeline against it into
 build/<deployment>/lab/, then stands up a Samba AD DC, its TLS front on 636 with the
 services stage's certificate, PostgreSQL with TLS and Workbench's role, and a directory
-per file system. Nodes are not booted yet. ``lab.down`` removes everything the lab's
-ledger (/run/pwbcluster-lab/pwblab.json) lists, also after a crash or a failed up.
+per file system. With ``--nodes`` it then boots the head, two login and two compute nodes
+(pwbcluster.lab.nodes) running the project's node scripts, and makes two directory users
+and one outside the allowed groups with pwb-users. ``lab.down`` removes everything the
+lab's ledger (/run/pwbcluster-lab/pwblab.json) lists, also after a crash or a failed up.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ from rich.console import Console
 from pwbcluster.errors import ToolkitError
 from pwbcluster.tasks.common import CONFIG_HELP, require_config, task, wired
 
-NOT_YET = "Nodes (head, login, compute) are not booted yet: the lab has the services only."
+NOT_YET = "Nodes are not booted (`invoke lab.up --nodes` boots head, login and compute nodes)."
 
 
-@task(help={"config": CONFIG_HELP})
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "nodes": "also boot the head, two login and two compute nodes and make lab users",
+    }
+)
 @wired
-def up(c: Context, config: str | None = None) -> None:
+def up(c: Context, config: str | None = None, nodes: bool = False) -> None:
     """Stand up the deployment's services in network namespaces on this machine (root).
 
     Idempotent: a second run keeps what runs and redoes what is missing."""
@@ -45,9 +52,27 @@ def up(c: Context, config: str | None = None) -> None:
         lab.up()
     except ToolkitError as exc:
         raise ToolkitError(f"{exc} (what was made is in the ledger: `invoke lab.down`)") from exc
+    if nodes:
+        from pwbcluster.lab import nodes as lab_nodes
+        from pwbcluster.lab import users
+
+        try:
+            records = lab_nodes.Cluster(lab).up(progress)
+            made = users.make(lab)
+        except ToolkitError as exc:
+            raise ToolkitError(
+                f"{exc} (what was made is in the ledger: `invoke lab.down`)"
+            ) from exc
+        for record in records:
+            progress(f"node {record.node}: booted in {record.seconds:.1f} s")
+        progress(
+            f"users (pwb-users): {', '.join(made.allowed)}; outside the allowed groups: "
+            f"{', '.join(made.outsiders)} (passwords in {users.store(lab)})"
+        )
     console.print(f"lab: up in {time.perf_counter() - started:.1f} s", highlight=False)
     _print_status(console, services.status())
-    console.print(NOT_YET, highlight=False)
+    if not nodes:
+        console.print(NOT_YET, highlight=False)
 
 
 @task(help={"config": "ignored (the lab's ledger says what to remove); accepted like the others"})
@@ -111,6 +136,8 @@ def _print_status(console: Console, doc: dict) -> None:
             + "\n    ".join(meta["hosts"].strip().splitlines()),
             highlight=False,
         )
+    for name, state in (doc.get("nodes") or {}).items():
+        console.print(f"  node {name}: {state}", highlight=False)
     console.print(
         "  stand-ins: moto for AWS APIs, a TLS proxy for the LDAPS load balancer, a lab "
         "CA for Amazon's RDS CA, plain directories for EFS/FSx",
