@@ -23,12 +23,7 @@ shared /home needs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pwbcluster.errors import ToolkitError
-
-if TYPE_CHECKING:
-    from pwbcluster.lab.nodes import Cluster, Node
 
 SSSD_CONF = "/etc/sssd/sssd.conf"
 
@@ -79,44 +74,3 @@ def render(props: dict[str, str]) -> str:
         "[nss]\nfilter_users = nobody,root\nfilter_groups = nobody,root\n\n"
         "[pam]\noffline_credentials_expiration = 7\n"
     )
-
-
-def settings(cluster: Cluster) -> dict[str, str] | None:
-    found = cluster.config.get("DirectoryService")
-    return dict(found) if found else None
-
-
-def configure_head(cluster: Cluster, node: Node) -> None:
-    from pwbcluster.lab.nodes import SHARED, SHARED_LOGIN
-
-    ds = settings(cluster)
-    if ds is None:
-        return
-    # The cookbook reads the secret on the node, with the head node's instance role.
-    password = node.run(
-        ["aws", "secretsmanager", "get-secret-value", "--secret-id", ds["PasswordSecretArn"],
-         "--region", cluster.lab.config.region, "--query", "SecretString", "--output", "text"],
-        check=True,
-    ).stdout.strip()  # fmt: skip
-    node.write(SSSD_CONF, render(domain_properties(ds, password)), 0o600)
-    node.sh(
-        f"for d in {SHARED}/directory_service {SHARED_LOGIN}/directory_service; do\n"
-        f"  mkdir -p $d && chmod 0600 $d && cp {SSSD_CONF} $d/sssd.conf\ndone"
-    )
-    restart_sssd(node)
-
-
-def configure_other(cluster: Cluster, node: Node) -> None:
-    from pwbcluster.lab.nodes import SHARED, SHARED_LOGIN
-
-    if settings(cluster) is None:
-        return
-    source = SHARED_LOGIN if node.spec.kind == "LoginNode" else SHARED
-    node.sh(f"cp {source}/directory_service/sssd.conf {SSSD_CONF}\nchmod 0600 {SSSD_CONF}")
-    restart_sssd(node)
-
-
-def restart_sssd(node: Node) -> None:
-    # system_authentication (partial/_system_authentication_debian.rb): pam_mkhomedir.
-    node.run(["pam-auth-update", "--enable", "mkhomedir"], check=True)
-    node.run(["systemctl", "restart", "sssd"], check=True)

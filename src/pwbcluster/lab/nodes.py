@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from pwbcluster.errors import ToolkitError
 from pwbcluster.lab import directory
-from pwbcluster.lab.network import link_exists, run, stop_pid
+from pwbcluster.lab.network import LAB, Ledger, Net, link_exists, run, stop_pid
 
 if TYPE_CHECKING:
     from pwbcluster.lab.services import Lab
@@ -553,7 +553,7 @@ class Cluster:
         if spec.kind == "HeadNode":
             self._munge_head(node)
             self._slurm_conf(node)
-            directory.configure_head(self, node)
+            configure_directory_head(self, node)
             node.run(["systemctl", "start", "munge"], check=True)
             node.sh("mkdir -p /var/spool/slurm.state && chown slurm: /var/spool/slurm.state")
             node.run(["systemctl", "start", "slurmctld"], check=True)
@@ -565,7 +565,7 @@ class Cluster:
                 "chown munge:munge /etc/munge/munge.key\nchmod 0600 /etc/munge/munge.key"
             )
             node.run(["systemctl", "start", "munge"], check=True)
-            directory.configure_other(self, node)
+            configure_directory_other(self, node)
 
     def _finalize(self, node: Node) -> None:
         spec = node.spec
@@ -646,5 +646,55 @@ def node_states(ledger: Any) -> dict[str, str]:
     return states
 
 
+def status(net: Net = LAB) -> dict[str, Any]:
+    """The lab's status (services.status) with each booted node's."""
+    from pwbcluster.lab import services
+
+    return {**services.status(net), "nodes": node_states(Ledger(net))}
+
+
 def boot(lab: Lab, progress: Any = None) -> list[BootRecord]:
     return Cluster(lab).up(progress)
+
+
+# The directory on a node, as the cookbook's DirectoryService recipe does it
+# (directory.py renders sssd.conf).
+def directory_settings(cluster: Cluster) -> dict[str, str] | None:
+    found = cluster.config.get("DirectoryService")
+    return dict(found) if found else None
+
+
+def configure_directory_head(cluster: Cluster, node: Node) -> None:
+    ds = directory_settings(cluster)
+    if ds is None:
+        return
+    # The cookbook reads the secret on the node, with the head node's instance role.
+    password = node.run(
+        ["aws", "secretsmanager", "get-secret-value", "--secret-id", ds["PasswordSecretArn"],
+         "--region", cluster.lab.config.region, "--query", "SecretString", "--output", "text"],
+        check=True,
+    ).stdout.strip()  # fmt: skip
+    node.write(
+        directory.SSSD_CONF, directory.render(directory.domain_properties(ds, password)), 0o600
+    )
+    node.sh(
+        f"for d in {SHARED}/directory_service {SHARED_LOGIN}/directory_service; do\n"
+        f"  mkdir -p $d && chmod 0600 $d && cp {directory.SSSD_CONF} $d/sssd.conf\ndone"
+    )
+    restart_sssd(node)
+
+
+def configure_directory_other(cluster: Cluster, node: Node) -> None:
+    if directory_settings(cluster) is None:
+        return
+    source = SHARED_LOGIN if node.spec.kind == "LoginNode" else SHARED
+    node.sh(
+        f"cp {source}/directory_service/sssd.conf {directory.SSSD_CONF}\nchmod 0600 {directory.SSSD_CONF}"
+    )
+    restart_sssd(node)
+
+
+def restart_sssd(node: Node) -> None:
+    # system_authentication (partial/_system_authentication_debian.rb): pam_mkhomedir.
+    node.run(["pam-auth-update", "--enable", "mkhomedir"], check=True)
+    node.run(["systemctl", "restart", "sssd"], check=True)

@@ -636,14 +636,7 @@ def status(net: Net = LAB) -> dict[str, Any]:
         for o in ledger.objects
         if o["kind"] == "process"
     }
-    from pwbcluster.lab.nodes import node_states
-
-    return {
-        "meta": ledger.meta,
-        "processes": processes,
-        "present": leftovers(net),
-        "nodes": node_states(ledger),
-    }
+    return {"meta": ledger.meta, "processes": processes, "present": leftovers(net)}
 
 
 def _write_secret(path: Path, text: str) -> None:

@@ -35,6 +35,7 @@ def up(c: Context, config: str | None = None, nodes: bool = False) -> None:
 
     Idempotent: a second run keeps what runs and redoes what is missing."""
     from pwbcluster.config import load_config
+    from pwbcluster.lab import nodes as lab_nodes
     from pwbcluster.lab import services
 
     reason = services.unavailable_reason()
@@ -53,7 +54,6 @@ def up(c: Context, config: str | None = None, nodes: bool = False) -> None:
     except ToolkitError as exc:
         raise ToolkitError(f"{exc} (what was made is in the ledger: `invoke lab.down`)") from exc
     if nodes:
-        from pwbcluster.lab import nodes as lab_nodes
         from pwbcluster.lab import users
 
         try:
@@ -70,7 +70,7 @@ def up(c: Context, config: str | None = None, nodes: bool = False) -> None:
             f"{', '.join(made.outsiders)} (passwords in {users.store(lab)})"
         )
     console.print(f"lab: up in {time.perf_counter() - started:.1f} s", highlight=False)
-    _print_status(console, services.status())
+    _print_status(console, lab_nodes.status())
     if not nodes:
         console.print(NOT_YET, highlight=False)
 
@@ -97,10 +97,10 @@ def down(c: Context, config: str | None = None) -> None:
 @wired
 def status(c: Context, config: str | None = None) -> None:
     """Show what the lab runs and where (exits 1 when a recorded process has stopped)."""
-    from pwbcluster.lab import services
+    from pwbcluster.lab import nodes as lab_nodes
 
     console = Console()
-    doc = services.status()
+    doc = lab_nodes.status()
     _print_status(console, doc)
     stopped = [name for name, state in doc["processes"].items() if state != "running"]
     if stopped:
