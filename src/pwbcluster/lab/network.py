@@ -165,8 +165,12 @@ class Ledger:
     def objects(self) -> list[dict[str, Any]]:
         return list(self.data.get("objects", []))
 
+    def find(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The recorded object of that kind and name, or None."""
+        return next((o for o in self.objects if o["kind"] == kind and o["name"] == name), None)
+
     def has(self, kind: str, name: str) -> bool:
-        return any(o["kind"] == kind and o["name"] == name for o in self.objects)
+        return self.find(kind, name) is not None
 
     def record(self, kind: str, name: str, **extra: Any) -> None:
         if kind not in self.KINDS:
@@ -264,10 +268,8 @@ class Ledger:
         self.record("process", what, pid=pid, starttime=_starttime(pid), signal=stop_signal)
 
     def process_alive(self, what: str) -> bool:
-        for obj in self.objects:
-            if obj["kind"] == "process" and obj["name"] == what:
-                return alive(int(obj["pid"]), obj.get("starttime"))
-        return False
+        obj = self.find("process", what)
+        return obj is not None and alive(int(obj["pid"]), obj.get("starttime"))
 
     def exec(self, netns: str, argv: Sequence[str]) -> list[str]:
         """``argv`` in ``netns`` (its /etc/hosts from /etc/netns/<netns>/ when written)."""

@@ -124,19 +124,19 @@ class Node:
         self.disk = lab.workdir / "nodes" / spec.name
         self.netns = lab.net.netns(spec.name)
 
+    def _init(self) -> dict[str, Any]:
+        obj = self.lab.ledger.find("process", init_process(self.spec.name))
+        if obj is None:
+            raise ToolkitError(f"node {self.spec.name} is not booted")
+        return obj
+
     @property
     def pid(self) -> int:
-        for obj in self.lab.ledger.objects:
-            if obj["kind"] == "process" and obj["name"] == init_process(self.spec.name):
-                return int(obj["init_pid"])
-        raise ToolkitError(f"node {self.spec.name} is not booted")
+        return int(self._init()["init_pid"])
 
     @property
     def outer_pid(self) -> int:
-        for obj in self.lab.ledger.objects:
-            if obj["kind"] == "process" and obj["name"] == init_process(self.spec.name):
-                return int(obj["pid"])
-        raise ToolkitError(f"node {self.spec.name} is not booted")
+        return int(self._init()["pid"])
 
     def alive(self) -> bool:
         return self.lab.ledger.process_alive(init_process(self.spec.name))
@@ -497,10 +497,10 @@ class Cluster:
         """Take one node away as an instance termination does: every process in its
         namespace killed (its mounts go with the last), its namespace and veth deleted."""
         node, ledger = self.nodes[name], self.lab.ledger
-        for obj in ledger.objects:
-            if obj["kind"] == "process" and obj["name"] == init_process(name):
-                stop_pid(int(obj["pid"]), obj.get("starttime"), grace=3, sig=signal.SIGKILL)
-                ledger.forget("process", obj["name"])
+        obj = ledger.find("process", init_process(name))
+        if obj is not None:
+            stop_pid(int(obj["pid"]), obj.get("starttime"), grace=3, sig=signal.SIGKILL)
+            ledger.forget("process", obj["name"])
         for pid in run(["ip", "netns", "pids", node.netns], check=False).split():
             stop_pid(int(pid), grace=3, sig=signal.SIGKILL)
         run(["ip", "netns", "del", node.netns], check=False)
@@ -636,13 +636,12 @@ def node_states(ledger: Any) -> dict[str, str]:
     """Per booted node: its address, type and whether its init still runs."""
     states = {}
     for spec in SPECS:
-        for obj in ledger.objects:
-            if obj["kind"] == "process" and obj["name"] == init_process(spec.name):
-                up = "running" if ledger.process_alive(obj["name"]) else "stopped"
-                states[spec.name] = (
-                    f"{spec.kind} {ledger.net.address(spec.host)} "
-                    f"({'ip-' + ledger.net.address(spec.host).replace('.', '-')}): {up}"
-                )
+        if ledger.has("process", init_process(spec.name)):
+            up = "running" if ledger.process_alive(init_process(spec.name)) else "stopped"
+            states[spec.name] = (
+                f"{spec.kind} {ledger.net.address(spec.host)} "
+                f"({'ip-' + ledger.net.address(spec.host).replace('.', '-')}): {up}"
+            )
     return states
 
 

@@ -249,20 +249,20 @@ def _lint(
     The templates left to lint run at the same time."""
     tool = (versions("cfn-lint"), code_digest())
     groups = {r.job.kind: list(r.files) for r in results}
+    all_files = [path for files in groups.values() for path in files]
     done: dict[Path, lint.LintResult] = {}
     keys: dict[Path, str] = {}
-    for files in groups.values():
-        for path in files:
-            keys[path] = digest("cfn-lint", tool, files_digest([path]))
-            value = cache.get(f"cfn-lint-{path.name}", keys[path])
-            if isinstance(value, dict):
-                done[path] = lint.LintResult(
-                    files=[path],
-                    errors=[lint.Finding(**f) for f in value["errors"]],
-                    warnings=[lint.Finding(**f) for f in value["warnings"]],
-                    ignored=Counter(value["ignored"]),
-                )
-    todo = [path for files in groups.values() for path in files if path not in done]
+    for path in all_files:
+        keys[path] = digest("cfn-lint", tool, files_digest([path]))
+        value = cache.get(f"cfn-lint-{path.name}", keys[path])
+        if isinstance(value, dict):
+            done[path] = lint.LintResult(
+                files=[path],
+                errors=[lint.Finding(**f) for f in value["errors"]],
+                warnings=[lint.Finding(**f) for f in value["warnings"]],
+                ignored=Counter(value["ignored"]),
+            )
+    todo = [path for path in all_files if path not in done]
     for path, result in lint.lint_each(todo).items():
         done[path] = result
         cache.put(
@@ -281,7 +281,6 @@ def _lint(
         else:
             for path in kept:
                 note_reused(ctx, f"cfn-lint {path.name}")
-    all_files = [path for files in groups.values() for path in files]
     return lint.merge(all_files, (done[path] for path in all_files))
 
 
